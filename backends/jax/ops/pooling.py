@@ -1,0 +1,58 @@
+"""torch pooling in NHWC with ``lax.reduce_window``.
+
+``ceil_mode`` becomes extra padding at the end of each axis; the average's divisor is
+computed exactly as torch does (declared padding counts when ``count_include_pad``,
+the ceil-mode overhang never does; PARITY.md §5).
+"""
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from dsl import Node
+from dsl.ops.pooling import pool_output_size
+
+from .base import JaxOp
+
+
+def _window(node: Node, x):
+    """(window, strides, padding, dilation) for NHWC, with ceil-mode end padding added."""
+    p = node.params
+    dilation = getattr(p, "dilation", (1, 1))
+    pads = []
+    for size, k, s, q, d in zip(x.shape[1:3], p.kernel_size, p.stride, p.padding, dilation):
+        out = pool_output_size(size, k, s, q, d, p.ceil_mode)
+        extra = max((out - 1) * s + d * (k - 1) + 1 - (size + 2 * q), 0)
+        pads.append((q, q + extra))
+    return (1, *p.kernel_size, 1), (1, *p.stride, 1), ((0, 0), *pads, (0, 0)), (1, *dilation, 1)
+
+
+def _max_pool2d(node: Node, x, *, train: bool):
+    window, strides, padding, dilation = _window(node, x)
+    init = np.array(-np.inf, x.dtype)  # a concrete scalar: jax then uses its differentiable max-pool
+    return lax.reduce_window(x, init, lax.max, window, strides, padding, window_dilation=dilation)
+
+
+def _avg_pool2d(node: Node, x, *, train: bool):
+    window, strides, padding, _ = _window(node, x)
+    total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, window, strides, padding)
+    return total / jnp.asarray(_divisor(node, x.shape[1:3], total.shape[1:3]), x.dtype)
+
+
+def _divisor(node: Node, size: tuple[int, int], out: tuple[int, int]) -> np.ndarray:
+    """torch's per-window divisor, shaped (1, Ho, Wo, 1)."""
+    p = node.params
+    if p.divisor_override:
+        return np.full((1, *out, 1), p.divisor_override)
+    counts = []
+    for n, o, k, s, q in zip(size, out, p.kernel_size, p.stride, p.padding):
+        start = np.arange(o) * s - q
+        low, high = (-q, n + q) if p.count_include_pad else (0, n)
+        counts.append(np.minimum(start + k, high) - np.maximum(start, low))
+    return np.outer(*counts)[None, :, :, None]
+
+
+LOWERINGS = {
+    "max_pool2d": JaxOp(_max_pool2d, "channels_last"),
+    "avg_pool2d": JaxOp(_avg_pool2d, "channels_last"),
+}

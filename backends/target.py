@@ -1,0 +1,61 @@
+"""The contract between the one training driver and each backend.
+
+A target owns a model and its optimizer state in its framework's native form. The
+driver (``backends/loop.py``) and the parity checker (``backends/parity.py``) only
+talk to it in numpy and canonical state dicts, so both targets run the same loop on
+the same batches.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import numpy as np
+
+from dsl import Graph
+from dsl.schema import TrainSpec
+
+from .weights import StateDict
+
+TARGETS = ("torch", "jax")
+
+
+class Target(Protocol):
+    name: str
+
+    def load_state(self, state: StateDict) -> None:
+        """Sets the weights from canonical arrays and resets the optimizer."""
+
+    def export_state(self) -> StateDict:
+        """The weights as canonical arrays."""
+
+    def put(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """Moves a dataset split to where the steps read it (device memory, tensors)."""
+
+    def compile(self, train_data: Any, test_data: Any, batch_sizes: list[int], eval_batch_size: int) -> float:
+        """Prepares the steps for these batch sizes; returns seconds spent compiling."""
+
+    def train_steps(self, data: Any, batches: list[np.ndarray]) -> tuple[Any, Any]:
+        """One optimizer step per index batch; returns (loss sum, correct count) without a host sync."""
+
+    def evaluate(self, data: Any, index: np.ndarray, mask: np.ndarray) -> tuple[Any, Any]:
+        """(loss sum, correct count) over padded index batches, ignoring masked rows."""
+
+    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        """Model outputs in evaluation mode."""
+
+    def forward(self, x: np.ndarray, capture: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Evaluation-mode outputs and, with ``capture``, every node's output (channels-first)."""
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, StateDict]:
+        """Mean loss of one batch and its gradient for every weight, canonical names and layouts."""
+
+
+def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
+                **options) -> Target:
+    """Builds the named target; its framework is imported only now."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
+    module = importlib.import_module(f"backends.{name}.target")
+    return module.TARGET(graph, train, seed=seed, dtype=dtype, **options)

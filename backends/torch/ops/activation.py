@@ -1,0 +1,14 @@
+from torch import nn
+
+from dsl import Node
+
+LOWERINGS = {
+    "relu": lambda node: nn.ReLU(),
+    "leaky_relu": lambda node: nn.LeakyReLU(node.params.negative_slope),
+    "gelu": lambda node: nn.GELU(approximate=node.params.approximate),
+    "tanh": lambda node: nn.Tanh(),
+    "sigmoid": lambda node: nn.Sigmoid(),
+    "silu": lambda node: nn.SiLU(),
+    "softmax": lambda node: nn.Softmax(dim=node.params.dim),
+    "log_softmax": lambda node: nn.LogSoftmax(dim=node.params.dim),
+}

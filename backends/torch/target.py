@@ -1,0 +1,103 @@
+"""The torch target: eager torch steps over in-memory tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dsl import Graph
+from dsl.schema import TrainSpec
+
+from ..weights import StateDict
+from .module import DTYPES, build_module, export_state, load_state
+from .training import correct_count, make_loss, make_optimizer
+
+
+class TorchTarget:
+    name = "torch"
+
+    def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32"):
+        torch.manual_seed(seed)
+        self.graph, self.train, self.dtype = graph, train, DTYPES[dtype]
+        self.module = build_module(graph, dtype=dtype)
+        self.loss_name = train.loss.name if train else "cross_entropy"
+        self.loss = make_loss(train.loss) if train else None
+        self.optimizer = None
+
+    def load_state(self, state: StateDict) -> None:
+        load_state(self.module, self.graph, state)
+        self.optimizer = None
+
+    def export_state(self) -> StateDict:
+        return export_state(self.module)
+
+    def put(self, x: np.ndarray, y: np.ndarray):
+        return self._tensor(x), torch.from_numpy(y).to(self.dtype if y.dtype.kind == "f" else torch.int64)
+
+    def compile(self, train_data, test_data, batch_sizes: list[int], eval_batch_size: int) -> float:
+        return 0.0
+
+    def train_steps(self, data, batches: list[np.ndarray]):
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(self.train.optimizer, self.module.parameters())
+        self.module.train()
+        x_all, y_all = data
+        loss_sum = correct = torch.zeros((), dtype=self.dtype)
+        for index in batches:
+            index = torch.from_numpy(index)
+            x, y = x_all[index], y_all[index]
+            out = self.module(x)
+            loss = self.loss(out, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum = loss_sum + loss.detach() * len(index)
+            correct = correct + correct_count(self.loss_name, out.detach(), y)
+        return loss_sum, correct
+
+    @torch.no_grad()
+    def evaluate(self, data, index: np.ndarray, mask: np.ndarray):
+        self.module.eval()
+        x_all, y_all = data
+        loss_sum = correct = torch.zeros((), dtype=self.dtype)
+        for rows, weights in zip(index, mask):
+            rows, weights = torch.from_numpy(rows), torch.from_numpy(weights).to(self.dtype)
+            out = self.module(x_all[rows])
+            loss_sum = loss_sum + (self.loss(out, y_all[rows], reduction="none") * weights).sum()
+            correct = correct + correct_count(self.loss_name, out, y_all[rows], weights)
+        return loss_sum, correct
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        self.module.eval()
+        x = self._tensor(x)
+        return torch.cat([self.module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+
+    @torch.no_grad()
+    def forward(self, x: np.ndarray, capture: bool = False):
+        self.module.eval()
+        captured = {}
+        hooks = [getattr(self.module, n.name).register_forward_hook(
+            lambda mod, args, out, name=n.name: captured.__setitem__(name, out.numpy().copy()))
+            for n in self.graph.nodes] if capture else []
+        try:
+            out = self.module(self._tensor(x)).numpy()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return out, captured
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray):
+        self.module.eval()
+        self.module.zero_grad(set_to_none=True)
+        x_t, y_t = self.put(x, y)
+        loss = self.loss(self.module(x_t), y_t)
+        loss.backward()
+        grads = {k: p.grad.numpy().copy() for k, p in self.module.named_parameters()}
+        return float(loss), grads
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
+
+
+TARGET = TorchTarget

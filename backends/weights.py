@@ -1,0 +1,86 @@
+"""Canonical weights: the torch ``state_dict`` names and layouts, as numpy arrays.
+
+This is the one weight format of dslc. Both backends start from it (so one seed
+gives both targets the same initial weights) and save to it, as safetensors, so a
+torch or Hugging Face checkpoint with the same names is a dslc checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_bytes
+from safetensors.numpy import save as save_bytes
+
+from dsl import Graph, WeightsError
+from dsl.ops import Constant, Uniform
+
+StateDict = dict[str, np.ndarray]
+
+
+def init_weights(graph: Graph, seed: int, dtype: str = "float32") -> StateDict:
+    """Samples every weight from its op's declared init (torch's defaults), reproducibly."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, weight in graph.state_dict_spec().items():
+        if isinstance(weight.init, Uniform):
+            values = rng.uniform(-weight.init.bound, weight.init.bound, weight.shape)
+        elif isinstance(weight.init, Constant):
+            values = np.full(weight.shape, weight.init.value)
+        else:
+            raise TypeError(f"no sampler for init {weight.init!r}")
+        state[key] = values.astype(dtype)
+    return state
+
+
+def check_state_dict(graph: Graph, state: StateDict, origin: str = "weights") -> None:
+    """Raises ``WeightsError`` unless names and shapes are exactly the model's."""
+    expected = {k: w.shape for k, w in graph.state_dict_spec().items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = [f"missing {', '.join(missing[:5])}" if missing else "",
+                 f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""]
+        raise WeightsError(f"{origin}: names do not match model '{graph.name}': {'; '.join(filter(None, parts))}")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != tuple(shape):
+            raise WeightsError(f"{origin}: {key} has shape {list(state[key].shape)}, the model needs {list(shape)}")
+
+
+def save_weights(path: str | Path, state: StateDict, metadata: dict[str, str] | None = None) -> None:
+    """Writes safetensors atomically: a crash leaves the previous file intact."""
+    data = save_bytes({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata={"format": "pt", **(metadata or {})})
+    write_atomic(path, data)
+
+
+def load_weights(path: str | Path, graph: Graph | None = None) -> StateDict:
+    """Reads safetensors; with ``graph``, also checks names and shapes."""
+    try:
+        state = load_bytes(Path(path).read_bytes())
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read weights: {err.strerror}") from None
+    except (SafetensorError, ValueError) as err:
+        raise WeightsError(f"{path}: not a safetensors file ({err})") from None
+    if graph is not None:
+        check_state_dict(graph, state, str(path))
+    return state
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Writes to a temporary file in the same folder, fsyncs, then renames over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,32 @@
+"""The op catalog: every op of the spec language, declared once.
+
+To add an op: declare its ``OpDef`` in the category module here (or a new one added
+to ``_CATEGORIES``), then one lowering in ``backends/torch/ops`` and one in
+``backends/jax/ops``. ``tests/test_catalog.py`` fails until all three exist, and
+``tests/test_op_parity.py`` runs the op's examples through both backends.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from . import activation, conv, dropout, linear, pooling, reshape
+from .base import Constant, Example, OpDef, ShapeError, Uniform, Weight
+
+_CATEGORIES = (linear, conv, pooling, activation, reshape, dropout)
+
+
+def _register(categories) -> MappingProxyType:
+    table: dict[str, OpDef] = {}
+    for category in categories:
+        for op in category.OPS:
+            if op.name in table:
+                raise ValueError(f"op '{op.name}' is declared twice (in {category.__name__})")
+            table[op.name] = op
+    return MappingProxyType(table)
+
+
+OPS = _register(_CATEGORIES)
+"""Op name -> OpDef, read-only."""
+
+__all__ = ["OPS", "OpDef", "Example", "ShapeError", "Weight", "Uniform", "Constant"]

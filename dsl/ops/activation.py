@@ -1,0 +1,90 @@
+"""Element-wise activations and the softmax family.
+
+Defaults are torch's, stated here once because Flax differs: ``gelu`` is exact
+(erf) unless ``approximate: tanh`` (jax.nn.gelu defaults to tanh), ``leaky_relu``
+slopes at 0.01. ``softmax`` and ``log_softmax`` take ``dim`` counted on the batched
+tensor as in torch, default -1 (the last axis, as in Keras and jax.nn).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..tensors import TensorType, format_shape
+from ..types import Float, Int, Params
+from .base import Example, OpDef, ShapeError, require_float
+
+
+class NoArgs(Params):
+    pass
+
+
+class LeakyReluParams(Params):
+    negative_slope: Float = 0.01
+
+
+class GeluParams(Params):
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class SoftmaxParams(Params):
+    dim: Int = -1
+
+
+def _infer_elementwise(p: Params, x: TensorType) -> tuple[Params, TensorType]:
+    require_float(x)
+    return p, x
+
+
+def resolve_dim(dim: int, x: TensorType) -> int:
+    """A torch-style dim of the batched tensor as a non-negative axis; never the batch axis."""
+    rank = x.rank + 1
+    axis = dim + rank if dim < 0 else dim
+    if not 1 <= axis < rank:
+        raise ShapeError(
+            f"dim {dim} is out of range for input {format_shape(x.shape)} "
+            f"(valid: 1..{rank - 1} or -{rank - 1}..-1; dim 0 is the batch)",
+            param="dim",
+        )
+    return axis
+
+
+def _infer_softmax(p: SoftmaxParams, x: TensorType) -> tuple[SoftmaxParams, TensorType]:
+    require_float(x)
+    return p.model_copy(update={"dim": resolve_dim(p.dim, x)}), x
+
+
+def _elementwise(name: str, doc: str, params=NoArgs, examples=({},)) -> OpDef:
+    return OpDef(
+        name=name,
+        params=params,
+        infer=_infer_elementwise,
+        doc=doc,
+        examples=tuple(Example((3, 5, 4), e) for e in examples) + tuple(Example((6,), e) for e in examples),
+    )
+
+
+OPS = (
+    _elementwise("relu", "max(x, 0)."),
+    _elementwise("leaky_relu", "x if x > 0 else negative_slope·x (default 0.01).", LeakyReluParams,
+                 ({}, {"negative_slope": 0.2})),
+    _elementwise("gelu", "x·Φ(x); approximate: none (exact erf, the default) or tanh.", GeluParams,
+                 ({}, {"approximate": "tanh"})),
+    _elementwise("tanh", "Hyperbolic tangent."),
+    _elementwise("sigmoid", "1 / (1 + exp(-x))."),
+    _elementwise("silu", "x·sigmoid(x), also called swish."),
+    OpDef(
+        name="softmax",
+        params=SoftmaxParams,
+        infer=_infer_softmax,
+        doc="exp(x) normalized along dim (default -1, counted on the batched tensor).",
+        examples=(Example((5,)), Example((3, 4, 4), {"dim": 1}), Example((3, 4, 5), {"dim": -2})),
+    ),
+    OpDef(
+        name="log_softmax",
+        params=SoftmaxParams,
+        infer=_infer_softmax,
+        doc="log(softmax(x)) computed stably along dim (default -1).",
+        examples=(Example((5,)), Example((3, 4, 4), {"dim": 1})),
+    ),
+)

@@ -1,0 +1,66 @@
+"""Linear layers: ``linear`` and ``identity`` (torch.nn groups them the same way)."""
+
+from __future__ import annotations
+
+import math
+
+from ..tensors import TensorType, format_shape
+from ..types import Bool, Params, PositiveInt
+from .base import Example, OpDef, ShapeError, Uniform, Weight, require_float
+
+
+class LinearParams(Params):
+    in_features: PositiveInt | None = None
+    out_features: PositiveInt
+    bias: Bool = True
+
+
+def _infer_linear(p: LinearParams, x: TensorType) -> tuple[LinearParams, TensorType]:
+    require_float(x)
+    features = x.shape[-1]
+    if p.in_features is not None and p.in_features != features:
+        raise ShapeError(
+            f"in_features is {p.in_features} but its input has {features} features "
+            f"(input shape {format_shape(x.shape)}); set in_features: {features} or leave it out to infer it",
+            param="in_features",
+        )
+    return p.model_copy(update={"in_features": features}), x.with_shape(x.shape[:-1] + (p.out_features,))
+
+
+def _linear_weights(p: LinearParams) -> dict[str, Weight]:
+    bound = 1 / math.sqrt(p.in_features)
+    weights = {"weight": Weight((p.out_features, p.in_features), Uniform(bound))}
+    if p.bias:
+        weights["bias"] = Weight((p.out_features,), Uniform(bound))
+    return weights
+
+
+class IdentityParams(Params):
+    pass
+
+
+def _infer_identity(p: IdentityParams, x: TensorType) -> tuple[IdentityParams, TensorType]:
+    return p, x
+
+
+OPS = (
+    OpDef(
+        name="linear",
+        params=LinearParams,
+        infer=_infer_linear,
+        weights=_linear_weights,
+        doc="y = x Wᵀ + b over the last axis (torch.nn.Linear); in_features is inferred.",
+        examples=(
+            Example((7,), {"out_features": 5}),
+            Example((12,), {"out_features": 3, "bias": False}),
+            Example((4, 6), {"out_features": 2}),
+        ),
+    ),
+    OpDef(
+        name="identity",
+        params=IdentityParams,
+        infer=_infer_identity,
+        doc="Returns its input unchanged (torch.nn.Identity).",
+        examples=(Example((3, 4, 4)),),
+    ),
+)

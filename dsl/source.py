@@ -1,0 +1,168 @@
+"""Safe YAML loading that remembers where every value came from.
+
+PyYAML's ``safe_load`` forgets positions, silently keeps the last of two duplicate
+keys, reads ``1e-3`` as a string and expands aliases without limit. dslc instead
+composes the node tree (composition never constructs Python objects, so no tag can
+run code), then builds plain dicts, lists and scalars itself while recording the
+line and column of each value. Only the standard YAML types are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import Location, SpecSyntaxError
+
+MAX_FILE_BYTES = 1_000_000
+MAX_VALUES = 100_000  # values after alias expansion: stops "billion laughs" documents
+MAX_DEPTH = 64
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+_FLOAT_12 = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)$")
+
+Path_ = tuple  # a path into the document: keys (str) and list indices (int)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as ``1e-3`` as numbers."""
+
+
+_Loader.add_implicit_resolver(_TAG + "float", _FLOAT_12, list("-+0123456789."))
+
+
+@dataclass
+class SourceMap:
+    """Where each value of a loaded document sits in its file."""
+
+    file: str
+    values: dict[Path_, Location] = field(default_factory=dict)
+    keys: dict[Path_, Location] = field(default_factory=dict)
+
+    def locate(self, path: Path_, *, key: bool = False) -> Location:
+        """The position of ``path``, or of its nearest ancestor that exists in the file."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values.get(path, Location(self.file, 1, 1))
+
+
+def load_yaml(path: str | Path) -> tuple[object, SourceMap]:
+    """Read a YAML file into plain Python data plus a map of positions."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SpecSyntaxError(f"cannot read spec: {err.strerror}", Location(str(path), 1, 1)) from None
+    return parse_yaml(raw, str(path))
+
+
+def parse_yaml(raw: bytes | str, file: str = "<string>") -> tuple[object, SourceMap]:
+    """Parse YAML text; see :func:`load_yaml`."""
+    start = Location(file, 1, 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecSyntaxError(f"spec is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", start)
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SpecSyntaxError(f"spec is not UTF-8 text (byte {err.start})", start) from None
+    try:
+        root = yaml.compose(raw, Loader=_Loader)
+    except yaml.MarkedYAMLError as err:
+        raise SpecSyntaxError(_yaml_message(err), _mark(file, err.problem_mark or err.context_mark)) from None
+    except yaml.YAMLError as err:
+        raise SpecSyntaxError(f"invalid YAML: {err}", start) from None
+    if root is None:
+        raise SpecSyntaxError("spec is empty; it needs at least 'name', 'input' and 'model'", start)
+    builder = _Builder(SourceMap(file))
+    return builder.build(root, (), 0), builder.source
+
+
+def _mark(file: str, mark) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+
+
+def _yaml_message(err: yaml.MarkedYAMLError) -> str:
+    problem = (err.problem or err.context or "invalid YAML").strip()
+    if "'\\t'" in problem or "\\t" in problem:
+        return "tab character in indentation; YAML indents with spaces only"
+    if "expected a single document" in (err.context or "") + problem:
+        return "spec holds more than one YAML document ('---'); put one spec in each file"
+    if err.context and err.problem:
+        return f"invalid YAML: {err.context}, {err.problem}"
+    return f"invalid YAML: {problem}"
+
+
+class _Builder:
+    """Turns composed YAML nodes into Python data, with limits and positions."""
+
+    def __init__(self, source: SourceMap):
+        self.source = source
+        self.count = 0
+        self.constructor = _Loader("")
+
+    def build(self, node: yaml.Node, path: Path_, depth: int):
+        where = _mark(self.source.file, node.start_mark)
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise SpecSyntaxError(
+                f"spec expands to more than {MAX_VALUES:,} values; are aliases (*name) nested too deeply?", where
+            )
+        if depth > MAX_DEPTH:
+            raise SpecSyntaxError(f"spec nests deeper than {MAX_DEPTH} levels (a recursive alias?)", where)
+        self.source.values.setdefault(path, where)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, where)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, _TAG + "seq", where)
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        self._check_tag(node, _TAG + "map", where)
+        return self._mapping(node, path, depth)
+
+    def _scalar(self, node: yaml.ScalarNode, where: Location):
+        if node.tag not in _SCALAR_TAGS:
+            raise SpecSyntaxError(f"YAML tag '{_short(node.tag)}' is not allowed; specs hold plain values only", where)
+        return self.constructor.construct_object(node)
+
+    def _check_tag(self, node: yaml.Node, expected: str, where: Location) -> None:
+        if node.tag != expected:
+            raise SpecSyntaxError(f"YAML tag '{_short(node.tag)}' is not allowed; specs hold plain values only", where)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict:
+        result: dict[str, object] = {}
+        merged: dict[str, object] = {}
+        for key_node, value_node in node.value:
+            key_where = _mark(self.source.file, key_node.start_mark)
+            if key_node.tag == _TAG + "merge":
+                merged.update(self._merge(value_node, path, depth))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise SpecSyntaxError("mapping keys must be plain names", key_where)
+            key = key_node.value
+            if key in result:
+                raise SpecSyntaxError(f"duplicate key '{key}'; a later value would silently replace the earlier", key_where)
+            self.source.keys[path + (key,)] = key_where
+            result[key] = self.build(value_node, path + (key,), depth + 1)
+        return {**merged, **result}
+
+    def _merge(self, node: yaml.Node, path: Path_, depth: int) -> Mapping:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[str, object] = {}
+        for source in reversed(sources):
+            value = self.build(source, path, depth + 1)
+            if not isinstance(value, dict):
+                raise SpecSyntaxError("'<<' merges mappings only", _mark(self.source.file, source.start_mark))
+            merged.update(value)
+        return merged
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag

@@ -1,0 +1,80 @@
+"""The training vocabulary: losses, optimizers, metrics and dataset names.
+
+Defaults are torch's (optax often differs: AdamW decays by 0.01 here, not 1e-4;
+``adam``'s ``weight_decay`` is torch's coupled L2, not AdamW). Options that one
+backend cannot reproduce exactly (SGD dampening, amsgrad) are left out, so a spec
+that asks for them is refused instead of silently training differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Annotated, Literal
+
+from pydantic import Field, Strict, model_validator
+
+from .types import Bool, NonNegativeFloat, Params, PositiveFloat, Probability
+
+Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
+
+
+@dataclass(frozen=True)
+class LossDef:
+    """A loss; ``targets`` says what the dataset must yield: class ids or values shaped like the output."""
+
+    name: str
+    params: type[Params]
+    targets: Literal["classes", "values"]
+    doc: str
+
+
+class NoLossParams(Params):
+    pass
+
+
+class CrossEntropyParams(Params):
+    label_smoothing: Probability = 0.0
+
+
+class SgdParams(Params):
+    lr: PositiveFloat = 1e-3
+    momentum: NonNegativeFloat = 0.0
+    nesterov: Bool = False
+    weight_decay: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0 (as in torch)")
+        return self
+
+
+class AdamParams(Params):
+    lr: PositiveFloat = 1e-3
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = 0.0
+
+
+class AdamWParams(AdamParams):
+    weight_decay: NonNegativeFloat = 0.01
+
+
+LOSSES = MappingProxyType({
+    "cross_entropy": LossDef("cross_entropy", CrossEntropyParams, "classes",
+                             "Softmax cross-entropy of logits against class ids, class axis 1 (torch.nn.CrossEntropyLoss)."),
+    "mse": LossDef("mse", NoLossParams, "values", "Mean squared error (torch.nn.MSELoss), not optax's half-squared l2_loss."),
+    "bce_with_logits": LossDef("bce_with_logits", NoLossParams, "values",
+                               "Binary cross-entropy of logits against 0/1 targets (torch.nn.BCEWithLogitsLoss)."),
+})
+
+OPTIMIZERS = MappingProxyType({
+    "sgd": SgdParams,
+    "adam": AdamParams,
+    "adamw": AdamWParams,
+})
+"""Optimizer name -> parameter schema. Semantics are torch.optim's; see PARITY.md §13."""
+
+METRICS = ("accuracy",)
+DATASETS = ("digits", "mnist", "fashion_mnist", "synthetic")
