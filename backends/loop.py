@@ -155,3 +155,23 @@ class _Throughput:
     @property
     def rate(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+def predict(graph: Graph, target_name: str, state, x, *, batch_size: int = EVAL_BATCH_SIZE):
+    """Model outputs for an array of inputs: (N, *input shape), or one example without the batch axis."""
+    import numpy as np
+
+    from dsl.errors import DataError
+    from dsl.tensors import format_shape
+
+    (_, input_type), = graph.inputs
+    x = np.asarray(x)
+    single = x.shape == input_type.shape
+    if single:
+        x = x[None]
+    if x.shape[1:] != input_type.shape:
+        raise DataError(f"inputs have shape {list(x.shape)}; the model takes {format_shape(input_type.shape)}")
+    target = make_target(target_name, graph, None)
+    target.load_state(state)
+    out = target.predict(x.astype(input_type.dtype), batch_size)
+    return out[0] if single else out

@@ -94,7 +94,7 @@ class TorchTarget:
         loss = self.loss(self.module(x_t), y_t)
         loss.backward()
         grads = {k: p.grad.numpy().copy() for k, p in self.module.named_parameters()}
-        return float(loss), grads
+        return loss.item(), grads
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)

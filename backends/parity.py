@@ -1,0 +1,193 @@
+"""``dslc check``: proof that the torch and JAX lowerings compute the same function.
+
+Both targets start from the same canonical weights and see the same batches. The
+check compares evaluation-mode outputs, the loss, every weight's gradient, then the
+losses of K optimizer steps and the weights they end with. Errors are relative to
+the reference's scale (max |torch value|), the measure Keras uses between its own
+backends. Weights after training are compared in relative L2 norm instead: Adam
+divides each gradient by its own magnitude, so where a gradient is float32 noise
+around zero its sign can differ between frameworks and move that one weight by
+2·lr, while the model as a whole (its losses, its outputs) still agrees. Dropout is turned off for the comparison: the two frameworks' random
+streams cannot agree, and PARITY.md §8 checks dropout's formula separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from dsl import LOSSES, Graph, Spec
+
+from .target import make_target
+from .weights import init_weights
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Largest accepted relative error: outputs and loss at the start, gradients, and after K steps."""
+
+    output: float
+    grad: float
+    trained: float
+
+
+TOLERANCES = {
+    "float32": Tolerances(output=1e-5, grad=1e-4, trained=1e-4),
+    "float64": Tolerances(output=1e-9, grad=1e-9, trained=1e-9),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared quantity; ``relative`` is max|Δ|/max|ref|, or ‖Δ‖/‖ref‖ when ``norm`` is 'l2'."""
+
+    quantity: str
+    max_abs: float
+    scale: float
+    relative: float
+    tolerance: float
+    norm: str = "max"
+
+    @property
+    def ok(self) -> bool:
+        return self.relative <= self.tolerance
+
+
+@dataclass
+class Report:
+    dtype: str
+    steps: int
+    batch_size: int
+    rows: list[Row] = field(default_factory=list)
+    first_divergence: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    def add(self, quantity: str, jax_value, torch_value, tolerance: float, norm: str = "max") -> Row:
+        row = compare(quantity, jax_value, torch_value, tolerance, norm)
+        self.rows.append(row)
+        return row
+
+    def worst(self, prefix: str) -> float:
+        return max((r.relative for r in self.rows if r.quantity.startswith(prefix)), default=0.0)
+
+
+def compare(quantity: str, value, reference, tolerance: float, norm: str = "max") -> Row:
+    value, reference = np.asarray(value, np.float64), np.asarray(reference, np.float64)
+    if value.shape != reference.shape:
+        return Row(f"{quantity} (shape {value.shape} vs {reference.shape})", np.inf, 0.0, np.inf, tolerance)
+    diff = value - reference
+    max_abs = float(np.max(np.abs(diff), initial=0.0))
+    scale = float(np.max(np.abs(reference), initial=0.0))
+    if norm == "l2":
+        error, size = float(np.linalg.norm(diff)), float(np.linalg.norm(reference))
+    else:
+        error, size = max_abs, scale
+    return Row(quantity, max_abs, scale, error / size if size > 0 else error, tolerance, norm)
+
+
+def without_dropout(graph: Graph) -> Graph:
+    nodes = tuple(replace(n, params=n.params.model_copy(update={"p": 0.0})) if n.op == "dropout" else n
+                  for n in graph.nodes)
+    return replace(graph, nodes=nodes)
+
+
+def make_batch(graph: Graph, loss: str, batch_size: int, dtype: str, rng: np.random.Generator):
+    """Standard-normal inputs and targets that fit the loss (class ids, 0/1 or real values)."""
+    (_, input_type), = graph.inputs
+    out = graph.output_type.shape
+    x = rng.standard_normal((batch_size, *input_type.shape)).astype(dtype)
+    if LOSSES[loss].targets == "classes":
+        y = rng.integers(0, out[0], (batch_size, *out[1:])).astype(np.int64)
+    elif loss == "bce_with_logits":
+        y = rng.integers(0, 2, (batch_size, *out)).astype(dtype)
+    else:
+        y = rng.standard_normal((batch_size, *out)).astype(dtype)
+    return x, y
+
+
+def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, batch_size: int | None = None,
+          seed: int = 0) -> Report:
+    """Runs both targets side by side; see the module docstring."""
+    tol = TOLERANCES[dtype]
+    graph_ = without_dropout(graph)
+    recipe = spec.train
+    batch_size = batch_size or (recipe.batch_size if recipe else 16)
+    report = Report(dtype, steps if recipe else 0, batch_size)
+    if any(n.op == "dropout" and n.params.p > 0 for n in graph.nodes):
+        report.notes.append("dropout is off in both models: their random streams cannot match")
+    torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype) for name in ("torch", "jax"))
+    state = init_weights(graph, seed, dtype)
+    for target in (torch_t, jax_t):
+        target.load_state(state)
+    rng = np.random.default_rng(seed)
+    loss = recipe.loss.name if recipe else "cross_entropy"
+    x, y = make_batch(graph, loss, batch_size, dtype, rng)
+
+    (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
+    if not report.add("output", out_j, out_t, tol.output).ok:
+        report.first_divergence = first_divergence(graph_, torch_t, jax_t, x, tol.output)
+    if recipe:
+        (loss_j, grads_j), (loss_t, grads_t) = jax_t.loss_and_grads(x, y), torch_t.loss_and_grads(x, y)
+        report.add("loss", loss_j, loss_t, tol.output)
+        for key in grads_t:
+            report.add(f"grad {key}", grads_j[key], grads_t[key], tol.grad)
+        _compare_training(report, torch_t, jax_t, graph, loss, rng, tol)
+        (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
+        report.add(f"step {report.steps} output", out_j, out_t, tol.trained)
+    return report
+
+
+def _compare_training(report: Report, torch_t, jax_t, graph: Graph, loss: str, rng, tol: Tolerances) -> None:
+    batches = [make_batch(graph, loss, report.batch_size, report.dtype, rng) for _ in range(report.steps)]
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    index = np.arange(len(x), dtype=np.int32).reshape(report.steps, report.batch_size)
+    data = {t.name: t.put(x, y) for t in (torch_t, jax_t)}
+    for t in (torch_t, jax_t):
+        t.compile(data[t.name], data[t.name], [report.batch_size], report.batch_size)
+    for k, rows in enumerate(index, start=1):
+        losses = [float(t.train_steps(data[t.name], [rows])[0]) / report.batch_size for t in (jax_t, torch_t)]
+        report.add(f"step {k} loss", *losses, tol.trained)
+    final_j, final_t = jax_t.export_state(), torch_t.export_state()
+    for key in final_t:
+        report.add(f"step {report.steps} {key}", final_j[key], final_t[key], tol.trained, norm="l2")
+
+
+def print_report(report: Report, console=None) -> None:
+    from rich.table import Table
+
+    from dsl.console import make_console
+
+    console = console or make_console()
+    table = Table(title=f"dslc check: jax vs torch, {report.dtype}, batch {report.batch_size}, {report.steps} steps")
+    for column in ("quantity", "max |Δ|", "scale", "relative error", "norm", "tolerance", ""):
+        table.add_column(column, justify="left" if column in ("quantity", "norm") else "right", no_wrap=True)
+    for r in report.rows:
+        table.add_row(r.quantity, f"{r.max_abs:.2e}", f"{r.scale:.2e}", f"{r.relative:.2e}", r.norm,
+                      f"{r.tolerance:.0e}", "ok" if r.ok else "[red]FAIL[/red]")
+    console.print(table)
+    tol = TOLERANCES[report.dtype]
+    console.print(f"tolerances ({report.dtype}): outputs and loss {tol.output:.0e}, gradients {tol.grad:.0e}, "
+                  f"after training {tol.trained:.0e}; relative to max |torch value| (norm max) or ‖torch‖ (l2)")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    if report.first_divergence:
+        console.print(f"[red]first diverging layer:[/red] {report.first_divergence}")
+    failed = sum(not r.ok for r in report.rows)
+    console.print("[green]PASS[/green]: the two models agree" if report.ok else
+                  f"[red]FAIL[/red]: {failed} of {len(report.rows)} quantities differ beyond tolerance")
+
+
+def first_divergence(graph: Graph, torch_t, jax_t, x: np.ndarray, tolerance: float) -> str | None:
+    """The first node (in execution order) whose outputs differ beyond tolerance."""
+    (_, inner_j), (_, inner_t) = jax_t.forward(x, capture=True), torch_t.forward(x, capture=True)
+    for node in graph.nodes:
+        row = compare(node.name, inner_j[node.name], inner_t[node.name], tolerance)
+        if not row.ok:
+            return f"{node.name} ({node.op}): relative error {row.relative:.2e} > {tolerance:.0e}"
+    return None
