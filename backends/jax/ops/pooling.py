@@ -30,7 +30,21 @@ def _window(node: Node, x):
 def _max_pool2d(node: Node, x, *, train: bool):
     window, strides, padding, dilation = _window(node, x)
     init = np.array(-np.inf, x.dtype)  # a concrete scalar: jax then uses its differentiable max-pool
-    return lax.reduce_window(x, init, lax.max, window, strides, padding, window_dilation=dilation)
+    if dilation == (1, 1, 1, 1):
+        return lax.reduce_window(x, init, lax.max, window, strides, padding)
+    return _dilated_max(x, init, window, strides, padding, dilation)
+
+
+def _dilated_max(x, init, window, strides, padding, dilation):
+    """Max over the window's strided slices: jax has no gradient for a dilated reduce_window max."""
+    x = jnp.pad(x, padding, constant_values=init)
+    out = [(x.shape[a] - dilation[a] * (window[a] - 1) - 1) // strides[a] + 1 for a in (1, 2)]
+    slices = [
+        x[:, i * dilation[1]: i * dilation[1] + (out[0] - 1) * strides[1] + 1: strides[1],
+          j * dilation[2]: j * dilation[2] + (out[1] - 1) * strides[2] + 1: strides[2], :]
+        for i in range(window[1]) for j in range(window[2])
+    ]
+    return jnp.max(jnp.stack(slices), axis=0)
 
 
 def _avg_pool2d(node: Node, x, *, train: bool):

@@ -1,0 +1,35 @@
+"""The op catalog is the single source of truth: every op has both lowerings, examples and docs."""
+
+import dsl
+from backends.data import sources  # noqa: F401  (datasets are declared in dsl.DATASETS)
+from backends.jax.ops import JAX_OPS
+from backends.jax.training import JAX_LOSSES, JAX_OPTIMIZERS
+from backends.torch.ops import TORCH_OPS
+from backends.torch.training import TORCH_LOSSES, TORCH_OPTIMIZERS
+
+REQUIRED_OPS = {"linear", "conv2d", "max_pool2d", "avg_pool2d", "flatten", "dropout", "relu", "leaky_relu", "gelu",
+                "tanh", "sigmoid", "silu", "softmax", "log_softmax", "identity"}
+
+
+def test_every_op_has_a_torch_and_a_jax_lowering():
+    assert set(dsl.OPS) == set(TORCH_OPS) == set(JAX_OPS)
+
+
+def test_the_issue_ops_are_all_in_the_catalog():
+    assert REQUIRED_OPS <= set(dsl.OPS)
+
+
+def test_every_op_has_examples_and_a_doc():
+    for name, op in dsl.OPS.items():
+        assert op.name == name
+        assert op.examples, f"{name} has no examples for the parity tests"
+        assert op.doc.strip(), f"{name} has no doc line"
+
+
+def test_every_loss_and_optimizer_is_lowered_by_both_backends():
+    assert set(dsl.LOSSES) == set(TORCH_LOSSES) == set(JAX_LOSSES) == {"cross_entropy", "mse", "bce_with_logits"}
+    assert set(dsl.OPTIMIZERS) == set(TORCH_OPTIMIZERS) == set(JAX_OPTIMIZERS) == {"sgd", "adam", "adamw"}
+
+
+def test_datasets():
+    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "synthetic"}

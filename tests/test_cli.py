@@ -1,0 +1,117 @@
+"""End to end through the ``dslc`` command: train on the offline digits with both targets, swap weights, check."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+from tests.test_data import make_mnist_files
+
+
+def dslc(*args, check=True):
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dslc {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """digits_cnn trained by each target, as the README's quickstart does."""
+    runs = {}
+    for target in ("jax", "torch"):
+        out = tmp_path_factory.mktemp(target)
+        dslc("train", "specs/digits_cnn.yaml", "--target", target, "--out", out)
+        runs[target] = out
+    return runs
+
+
+@pytest.mark.parametrize("target", ["jax", "torch"])
+def test_training_reaches_97_percent_on_digits(trained, target):
+    summary = json.loads((trained[target] / "summary.json").read_text())
+    records = [json.loads(line) for line in (trained[target] / "metrics.jsonl").read_text().splitlines()]
+    assert summary["target"] == target and summary["epochs"] == 20 and len(records) == 20
+    assert summary["test_accuracy"] >= 0.97
+    assert records[0]["test_accuracy"] < summary["test_accuracy"]
+    assert records[-1]["train_loss"] < records[0]["train_loss"] / 10
+    for key in ("steps", "train_loss", "test_loss", "train_samples_per_sec", "compile_seconds", "wall_seconds"):
+        assert summary[key] >= 0, key
+    assert summary["steps"] == 20 * 45 and summary["train_samples_per_sec"] > 0
+    assert (trained[target] / "weights.safetensors").stat().st_size > 67_274 * 4
+
+
+def test_both_targets_learn_the_same_model_from_the_same_seed(trained):
+    jax_run, torch_run = (json.loads((trained[t] / "summary.json").read_text()) for t in ("jax", "torch"))
+    assert abs(jax_run["train_loss"] - torch_run["train_loss"]) < 0.1 * torch_run["train_loss"]
+    assert abs(jax_run["test_accuracy"] - torch_run["test_accuracy"]) <= 0.01
+
+
+@pytest.mark.parametrize("trained_by, evaluated_by", [("jax", "torch"), ("torch", "jax")])
+def test_weights_move_between_targets_with_the_same_accuracy(trained, trained_by, evaluated_by):
+    result = dslc("eval", "specs/digits_cnn.yaml", "--target", evaluated_by,
+                  "--weights", trained[trained_by] / "weights.safetensors")
+    evaluated = json.loads(result.stdout)
+    summary = json.loads((trained[trained_by] / "summary.json").read_text())
+    assert evaluated["examples"] == 360
+    assert abs(evaluated["test_accuracy"] - summary["test_accuracy"]) <= 0.002
+    assert evaluated["test_loss"] == pytest.approx(summary["test_loss"], rel=1e-4)
+
+
+def test_predict_gives_the_same_outputs_on_both_targets(trained, tmp_path):
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    weights = trained["jax"] / "weights.safetensors"
+    outputs = {}
+    for target in ("jax", "torch"):
+        dslc("predict", "specs/digits_cnn.yaml", "--target", target, "--weights", weights,
+             "--input", tmp_path / "x.npy", "--output", tmp_path / f"{target}.npy")
+        outputs[target] = np.load(tmp_path / f"{target}.npy")
+    assert outputs["jax"].shape == (5, 10)
+    np.testing.assert_allclose(outputs["jax"], outputs["torch"], rtol=0, atol=1e-5 * np.abs(outputs["torch"]).max())
+
+
+def test_summary_reports_the_parameter_counts():
+    assert "693,962" in dslc("summary", "specs/mnist_cnn.yaml").stdout
+    assert "101,770" in dslc("summary", "specs/mnist_mlp.yaml").stdout
+
+
+def test_validate_and_schema():
+    assert dslc("validate", "specs/digits_cnn.yaml").stdout.strip().endswith("67,274 parameters)")
+    schema = json.loads(dslc("schema").stdout)
+    assert {"name", "input", "model", "data", "train"} <= set(schema["properties"])
+    assert "conv2d" in json.dumps(schema["properties"]["model"])
+
+
+def test_check_passes_and_prints_its_tolerances():
+    result = dslc("check", "specs/digits_mlp.yaml", "--steps", "5")
+    assert "PASS" in result.stdout and "gradients 1e-04" in result.stdout
+
+
+def test_max_steps_and_overrides(tmp_path):
+    dslc("train", "specs/digits_mlp.yaml", "--target", "torch", "--max-steps", "7", "--batch-size", "16",
+         "--lr", "0.01", "--seed", "2", "--out", tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 7 and summary["batch_size"] == 16 and summary["epochs"] == 1
+
+
+def test_train_on_mnist_files_from_data_dir(tmp_path):
+    make_mnist_files(tmp_path / "data")
+    dslc("train", "specs/mnist_mlp.yaml", "--target", "jax", "--epochs", "2", "--data-dir", tmp_path / "data",
+         "--out", tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["dataset"] == "mnist" and summary["steps"] == 2 * 2
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path):
+    (tmp_path / "w.safetensors").write_bytes(b"junk")
+    result = dslc("eval", "specs/digits_cnn.yaml", "--weights", tmp_path / "w.safetensors", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a safetensors file" in result.stderr and "Traceback" not in result.stderr
+    np.save(tmp_path / "x.npy", np.zeros((2, 3)))
+    result = dslc("predict", "specs/digits_mlp.yaml", "--weights", tmp_path / "w.safetensors",
+                  "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,0 +1,96 @@
+"""The data pipeline: seeded order identical for every target, real offline digits, MNIST files on disk."""
+
+import struct
+
+import numpy as np
+import pytest
+
+import dsl
+from backends.data import epoch_batches, eval_batches, load_dataset
+from backends.data.sources import digits
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    a = epoch_batches(1000, 64, seed=3, epoch=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, epoch_batches(1000, 64, seed=3, epoch=1)))
+    assert not np.array_equal(a[0], epoch_batches(1000, 64, seed=3, epoch=2)[0])
+    assert not np.array_equal(a[0], epoch_batches(1000, 64, seed=4, epoch=1)[0])
+    assert [len(b) for b in a] == [64] * 15 + [40]
+    assert np.array_equal(np.sort(np.concatenate(a)), np.arange(1000))
+
+
+def test_eval_batches_pad_to_one_shape_and_mask_the_padding():
+    index, mask = eval_batches(10, 4)
+    assert index.shape == mask.shape == (3, 4)
+    assert mask.sum() == 10 and mask[-1].tolist() == [1, 1, 0, 0]
+    assert index[mask > 0].tolist() == list(range(10))
+
+
+def test_digits_is_a_fixed_stratified_80_20_split_scaled_to_unit_range():
+    source = digits()
+    assert source.train.x.shape == (1437, 1, 8, 8) and source.test.x.shape == (360, 1, 8, 8)
+    assert source.train.x.min() == 0.0 and source.train.x.max() == 1.0
+    train_share = np.bincount(source.train.y) / np.bincount(np.concatenate([source.train.y, source.test.y]))
+    assert np.all(np.abs(train_share - 0.8) < 0.02)
+    assert np.array_equal(digits().test.y, source.test.y)
+
+
+def test_spec_normalization_is_applied():
+    spec, graph = dsl.load("specs/digits_cnn.yaml")
+    data = load_dataset(spec, graph, seed=123)
+    np.testing.assert_allclose(data.train.x, (digits().train.x - 0.5) / 0.5)
+
+
+def test_a_dataset_that_does_not_fit_the_model_is_a_located_error():
+    spec, graph = dsl.load("specs/mnist_cnn.yaml")
+    with pytest.raises(dsl.SpecError, match=r"dataset digits has examples of shape \[N, 1, 8, 8\] but the model's "
+                                            r"input.shape is \[N, 1, 28, 28\]") as err:
+        load_dataset(spec, graph, name="digits")
+    assert (err.value.location.line, err.value.location.col) == (13, 12)
+
+
+def test_synthetic_data_is_seeded_and_learnable_targets():
+    spec, graph = dsl.load("specs/digits_mlp.yaml")
+    a = load_dataset(spec, graph, name="synthetic", seed=1)
+    b = load_dataset(spec, graph, name="synthetic", seed=1)
+    assert np.array_equal(a.train.x, b.train.x) and np.array_equal(a.test.y, b.test.y)
+    assert len(a.train) == 2048 and len(a.test) == 512
+    assert len(np.unique(a.train.y)) == 10
+
+
+def write_idx(folder, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{prefix}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.astype(np.uint8).tobytes())
+    with open(folder / f"{prefix}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
+
+
+def make_mnist_files(root, name="MNIST", train=96, test=32):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        write_idx(root / name / "raw", prefix, rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n))
+
+
+@pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_format_files_on_disk_are_read_through_torchvision(tmp_path, dataset, folder):
+    make_mnist_files(tmp_path, folder)
+    spec, graph = dsl.load("specs/mnist_mlp.yaml")
+    data = load_dataset(spec, graph, data_dir=tmp_path, name=dataset)
+    assert data.train.x.shape == (96, 1, 28, 28) and data.test.x.shape == (32, 1, 28, 28)
+    assert data.train.x.min() >= -1.0 and data.train.x.max() <= 1.0  # (x/255 - 0.5) / 0.5
+    raw = np.frombuffer((tmp_path / folder / "raw" / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
+    assert np.array_equal(data.test.y, raw)
+
+
+def test_missing_mnist_offline_says_where_to_put_the_files(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tv_mnist
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    spec, graph = dsl.load("specs/mnist_cnn.yaml")
+    with pytest.raises(dsl.DataError, match=rf"into {tmp_path}/MNIST/raw .*put train-images-idx3-ubyte"):
+        load_dataset(spec, graph, data_dir=tmp_path)
+

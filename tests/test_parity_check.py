@@ -1,0 +1,33 @@
+"""``dslc check`` passes on the whole zoo, and catches a lowering that is wrong."""
+
+import dataclasses
+
+import pytest
+
+import dsl
+from backends.jax import ops as jax_ops
+from backends.parity import check
+from tests.conftest import REPO
+
+SPECS = sorted(str(p.relative_to(REPO)) for p in (REPO / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("path", SPECS)
+def test_every_spec_passes_check(path, dtype):
+    spec, graph = dsl.load(REPO / path)
+    report = check(spec, graph, dtype=dtype, steps=5)
+    failures = [r for r in report.rows if not r.ok]
+    assert report.ok, failures
+    assert report.worst("output") <= (1e-5 if dtype == "float32" else 1e-9)
+    assert len([r for r in report.rows if r.quantity.startswith("step")]) == 5 + len(graph.state_dict_spec()) + 1
+
+
+def test_check_names_the_first_layer_that_diverges(monkeypatch):
+    wrong = dataclasses.replace(jax_ops.JAX_OPS["relu"], apply=lambda node, x, *, train: x)  # forgot the relu
+    monkeypatch.setattr(jax_ops, "JAX_OPS", {**jax_ops.JAX_OPS, "relu": wrong})
+    monkeypatch.setattr("backends.jax.model.JAX_OPS", jax_ops.JAX_OPS)
+    spec, graph = dsl.load(REPO / "specs/digits_cnn.yaml")
+    report = check(spec, graph, steps=1)
+    assert not report.ok
+    assert report.first_divergence.startswith("relu_1 (relu)")

@@ -1,0 +1,79 @@
+"""Canonical weights: torch state_dict names and layouts, safetensors on disk, exact round trips."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import dsl
+from backends.jax import FlaxModel, state_from_variables, variables_from_state
+from backends.torch import build_module, export_state
+from backends.weights import init_weights, load_weights, save_weights
+
+
+@pytest.fixture
+def cnn():
+    return dsl.load("specs/mnist_cnn.yaml")[1]
+
+
+def test_state_dict_keys_are_the_layer_names(cnn):
+    assert list(build_module(cnn).state_dict()) == [
+        "conv1.weight", "conv1.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    assert list(init_weights(cnn, 0)) == list(build_module(cnn).state_dict())
+
+
+def test_torch_to_flax_to_torch_round_trip_is_exact(cnn):
+    state = export_state(build_module(cnn))  # torch's own init
+    variables = variables_from_state(cnn, state)
+    assert variables["params"]["conv1"]["kernel"].shape == (3, 3, 1, 32)  # HWIO
+    assert variables["params"]["fc1"]["kernel"].shape == (5408, 128)  # (in, out)
+    back = state_from_variables(cnn, variables)
+    assert back.keys() == state.keys()
+    for key in state:
+        np.testing.assert_array_equal(back[key], state[key])
+
+
+def test_init_is_seeded_and_follows_torch_bounds(cnn):
+    a, b, c = init_weights(cnn, 0), init_weights(cnn, 0), init_weights(cnn, 1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["fc1.weight"], c["fc1.weight"])
+    bound = 1 / np.sqrt(5408)
+    assert np.abs(a["fc1.weight"]).max() <= bound and np.abs(a["fc1.weight"]).max() > 0.99 * bound
+    torch_default = build_module(cnn).fc1.weight.detach().abs().max().item()
+    assert torch_default <= bound and torch_default > 0.99 * bound
+
+
+def test_safetensors_written_by_torch_loads_into_both_targets(cnn, tmp_path):
+    module = build_module(cnn)
+    path = tmp_path / "torch_saved.safetensors"
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
+    state = load_weights(path, cnn)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    expected = module.eval()(torch.from_numpy(x)).detach().numpy()
+    out = np.asarray(FlaxModel(cnn).apply(variables_from_state(cnn, state), x))
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_save_then_load_is_identical(cnn, tmp_path):
+    state = init_weights(cnn, 3)
+    save_weights(tmp_path / "w.safetensors", state, {"spec": "mnist_cnn"})
+    loaded = load_weights(tmp_path / "w.safetensors", cnn)
+    assert all(np.array_equal(loaded[k], state[k]) for k in state)
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]  # no temporary file left behind
+
+
+def test_weights_that_do_not_fit_are_refused(cnn, tmp_path):
+    state = init_weights(cnn, 0)
+    del state["fc2.bias"]
+    state["head.weight"] = np.zeros((2, 2), np.float32)
+    save_weights(tmp_path / "bad.safetensors", state)
+    with pytest.raises(dsl.WeightsError, match="missing fc2.bias; unexpected head.weight"):
+        load_weights(tmp_path / "bad.safetensors", cnn)
+    state = init_weights(cnn, 0)
+    state["fc1.weight"] = state["fc1.weight"][:, :1152]
+    save_weights(tmp_path / "shape.safetensors", state)
+    with pytest.raises(dsl.WeightsError, match=r"fc1.weight has shape \[128, 1152\], the model needs \[128, 5408\]"):
+        load_weights(tmp_path / "shape.safetensors", cnn)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(dsl.WeightsError, match="not a safetensors file"):
+        load_weights(tmp_path / "junk.safetensors", cnn)
