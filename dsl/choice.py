@@ -8,6 +8,7 @@ point at the exact key in the file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from pydantic import ValidationError
@@ -62,7 +63,10 @@ def describe_error(error: dict, what: str = "") -> str:
     """One readable sentence for a pydantic error dict; ``what`` names the enclosing section."""
     loc = list(error["loc"])
     subject = " ".join(filter(None, [what, format_path(loc)]))
-    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
+    # pydantic names the value's type ("List should have at least 1 item after validation"); the
+    # subject already says which value, so drop it.
+    message = re.sub(r"^(Input|String|List|Tuple|Dictionary) should", "should",
+                     error["msg"].removeprefix("Value error, ")).replace(" after validation", "")
     if error["type"] == "missing":
         section = " ".join(filter(None, [what, format_path(loc[:-1])]))
         return f"missing required key '{loc[-1]}'" + (f" in {section}" if section else "")

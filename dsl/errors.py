@@ -10,12 +10,28 @@ compiler's: ``specs/cnn.yaml:7:25: message``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 
 class DslcError(Exception):
     """A problem in the user's input, shown as one line without a traceback."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line breaks escaped (a newline as ``\\n``).
+
+    Messages quote what the user wrote, and a quoted key may hold a newline; escaping
+    it keeps every error on one line, as editors and ``grep`` expect.
+    """
+    return _BREAKS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ class SpecError(DslcError):
         self.location = location
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}" if self.location else self.message
+        return one_line(f"{self.location}: {self.message}" if self.location else self.message)
 
 
 class SpecSyntaxError(SpecError):

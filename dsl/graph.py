@@ -80,6 +80,9 @@ def build_graph(spec: Spec) -> Graph:
     source = spec.source
     names = _layer_names(spec)
     current = TensorType(tuple(spec.input.shape), spec.input.dtype)
+    if current.numel > MAX_ELEMENTS:  # each dimension is in range, their product may not be
+        raise SpecShapeError(f"input.shape {format_shape(current.shape)} has {current.numel:,} values per example, "
+                             f"more than {MAX_ELEMENTS:,}", source.locate(("input", "shape")))
     previous = INPUT
     nodes = []
     parameters = 0
@@ -110,13 +113,18 @@ def _is_mapping(source, index: int) -> bool:
 
 def _layer_names(spec: Spec) -> list[str]:
     given = Counter(layer.name for layer in spec.model if layer.name)
+    first: dict[str, int] = {}  # layer name -> index of the layer that gave it first
     seen: Counter[str] = Counter()
     names = []
     for index, layer in enumerate(spec.model):
         seen[layer.op] += 1
-        if layer.name and given[layer.name] > 1:
-            raise SpecSchemaError(f"layer name '{layer.name}' is used more than once",
+        if layer.name in first:  # reported at the repeat, as a compiler reports a redefinition
+            earlier = spec.source.keys.get(("model", first[layer.name], spec.model[first[layer.name]].op, "name"))
+            raise SpecSchemaError(f"layer name '{layer.name}' is used more than once"
+                                  + (f" (first at line {earlier.line})" if earlier else ""),
                                   spec.source.locate(("model", index, layer.op, "name")))
+        if layer.name:
+            first[layer.name] = index
         automatic = f"{layer.op}_{seen[layer.op]}"
         if not layer.name and automatic in given:
             raise SpecSchemaError(f"'{automatic}' is both a layer's name and the automatic name of "

@@ -73,14 +73,19 @@ def parse_yaml(raw: bytes | str, file: str = "<string>") -> tuple[object, Source
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise SpecSyntaxError(f"spec is not UTF-8 text (byte {err.start})", start) from None
+            before = raw[:err.start].decode("utf-8")
+            raise SpecSyntaxError(f"spec is not UTF-8 text (byte 0x{raw[err.start]:02x}); save it as UTF-8",
+                                  _offset(file, before, len(before))) from None
     try:
         root = yaml.compose(raw, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
-        raise SpecSyntaxError(_yaml_message(err), _mark(file, err.problem_mark or err.context_mark)) from None
+        raise SpecSyntaxError(_yaml_message(err), _mark(file, _error_mark(err))) from None
+    except yaml.reader.ReaderError as err:  # its str() spans two lines and names no line
+        raise SpecSyntaxError(f"character U+{err.character:04X} is not allowed in YAML text (control characters "
+                              "must be escaped in a quoted string)", _offset(file, raw, err.position)) from None
     except yaml.YAMLError as err:
         raise SpecSyntaxError(f"invalid YAML: {err}", start) from None
-    if root is None:
+    if root is None or (root.tag == _TAG + "null" and root.value == ""):  # no document, or a bare '---'
         raise SpecSyntaxError("spec is empty; it needs at least 'name', 'input' and 'model'", start)
     builder = _Builder(SourceMap(file))
     return builder.build(root, (), 0), builder.source
@@ -88,6 +93,22 @@ def parse_yaml(raw: bytes | str, file: str = "<string>") -> tuple[object, Source
 
 def _mark(file: str, mark) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+
+
+def _error_mark(err: yaml.MarkedYAMLError):
+    """Where to show a YAML error: at the problem, unless the problem is the end of the file.
+
+    A quote or bracket left open fails only at the end of the file; the place it was
+    opened (the error's context) is where the user must look.
+    """
+    at_end = any(s in (err.problem or "") for s in ("end of stream", "<stream end>"))
+    return (err.context_mark if at_end else None) or err.problem_mark or err.context_mark
+
+
+def _offset(file: str, text: str, index: int) -> Location:
+    """The line and column of character ``index`` of ``text`` (errors that give only an offset)."""
+    before = text[:index]
+    return Location(file, before.count("\n") + 1, index - before.rfind("\n"))
 
 
 def _yaml_message(err: yaml.MarkedYAMLError) -> str:
@@ -108,6 +129,7 @@ class _Builder:
         self.source = source
         self.count = 0
         self.constructor = _Loader("")
+        self.open: set[int] = set()  # collections being built: meeting one again means an alias of itself
 
     def build(self, node: yaml.Node, path: Path_, depth: int):
         where = _mark(self.source.file, node.start_mark)
@@ -117,18 +139,30 @@ class _Builder:
                 f"spec expands to more than {MAX_VALUES:,} values; are aliases (*name) nested too deeply?", where
             )
         if depth > MAX_DEPTH:
-            raise SpecSyntaxError(f"spec nests deeper than {MAX_DEPTH} levels (a recursive alias?)", where)
+            raise SpecSyntaxError(f"spec nests deeper than {MAX_DEPTH} levels", where)
         self.source.values.setdefault(path, where)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, where)
+        if id(node) in self.open:
+            # An alias inside the value it names; located at that value's anchor (&name),
+            # since the composer gives aliases no position of their own.
+            raise SpecSyntaxError("recursive alias: this anchored value contains an alias (*name) of itself", where)
+        self.open.add(id(node))
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, _TAG + "seq", where)
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        self._check_tag(node, _TAG + "map", where)
-        return self._mapping(node, path, depth)
+            value = [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        else:
+            self._check_tag(node, _TAG + "map", where)
+            value = self._mapping(node, path, depth)
+        self.open.discard(id(node))
+        return value
 
     def _scalar(self, node: yaml.ScalarNode, where: Location):
         if node.tag not in _SCALAR_TAGS:
+            if node.style is None and self.constructor.resolve(yaml.ScalarNode, node.value, (True, False)) == node.tag:
+                # No tag was written: YAML 1.1 read a plain value (2024-05-01, =) as a date or the like.
+                raise SpecSyntaxError(f"'{node.value}' reads as a YAML {_short(node.tag)[2:]}, which specs do not "
+                                      f"use; quote it (\"{node.value}\") if you mean text", where)
             raise SpecSyntaxError(f"YAML tag '{_short(node.tag)}' is not allowed; specs hold plain values only", where)
         return self.constructor.construct_object(node)
 

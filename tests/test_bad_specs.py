@@ -1,0 +1,156 @@
+"""The malformed-spec corpus: every file in ``tests/bad_specs`` fails with one located line.
+
+Each case names the file, the exact 1-based line and column the error must point at
+(checked by reading the file: the column is the offending key or value, not merely
+its line) and a fragment of the message. ``dslc validate`` must print exactly
+``path:line:col: message`` on stderr, nothing on stdout, and exit 2, never with a
+traceback; ``dsl.load`` must raise a ``SpecError`` at the same place.
+
+Adding a file to ``tests/bad_specs`` without a row here fails ``test_every_file_is_checked``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dsl
+
+REPO = Path(__file__).resolve().parents[1]
+BAD = REPO / "tests" / "bad_specs"
+
+# (file, line, col, message fragment)
+CASES = [
+    # --- not a YAML document dslc will read ---
+    ("empty.yaml", 1, 1, "spec is empty"),
+    ("comments_only.yaml", 1, 1, "spec is empty"),
+    ("document_marker_only.yaml", 1, 1, "spec is empty"),
+    ("not_utf8.yaml", 2, 17, "not UTF-8 text (byte 0xe9)"),  # the é after "caf"
+    ("control_character.yaml", 4, 9, "character U+0007 is not allowed"),  # the BEL after "relu"
+    ("tab_indent.yaml", 5, 1, "tab character in indentation"),
+    ("bad_indent.yaml", 5, 4, "expected <block end>"),  # the "-" one column right of its siblings
+    ("unclosed_bracket.yaml", 2, 26, "expected ',' or ']', but got '}'"),
+    ("unclosed_quote.yaml", 2, 14, "while scanning a quoted scalar"),  # where the quote opens
+    ("two_documents.yaml", 5, 1, "more than one YAML document"),
+    ("undefined_alias.yaml", 4, 13, "undefined alias 'fc_args'"),
+    ("duplicate_key.yaml", 4, 31, "duplicate key 'out_features'"),  # the second one
+    ("complex_key.yaml", 3, 3, "mapping keys must be plain names"),
+    ("merge_not_mapping.yaml", 4, 18, "'<<' merges mappings only"),
+    # --- unsafe or exotic YAML ---
+    ("python_tag.yaml", 2, 14, "YAML tag '!!python/object/apply:os.system' is not allowed"),
+    ("python_name_tag.yaml", 4, 28, "YAML tag '!!python/name:os.system' is not allowed"),
+    ("binary_tag.yaml", 2, 14, "YAML tag '!!binary' is not allowed"),
+    ("custom_tag.yaml", 4, 13, "YAML tag '!layer' is not allowed"),
+    ("timestamp_value.yaml", 2, 14, "'2024-05-01' reads as a YAML timestamp"),
+    ("alias_bomb.yaml", 1, 15, "more than 100,000 values"),
+    ("recursive_alias.yaml", 3, 8, "recursive alias"),  # the &layers anchor
+    ("too_deep.yaml", 3, 78, "nests deeper than 64 levels"),  # the 65th "["
+    # --- the spec's shape: sections, keys and types ---
+    ("not_a_mapping.yaml", 1, 1, "a spec is a mapping"),
+    ("missing_model.yaml", 1, 1, "missing required key 'model'"),
+    ("unknown_top_key.yaml", 5, 1, "unknown key 'trian' in the spec; did you mean 'train'?"),
+    ("newline_in_key.yaml", 2, 1, r"unknown key 'trian\nx'"),  # printed escaped, on one line
+    ("bad_spec_name.yaml", 1, 7, "name should match pattern"),
+    ("model_not_a_list.yaml", 4, 3, "model should be a valid list"),
+    ("empty_model.yaml", 3, 8, "model should have at least 1 item"),
+    ("negative_input_shape.yaml", 2, 20, "input.shape[1] should be greater than 0 (got -28)"),
+    ("input_rank_too_high.yaml", 2, 16, "input.shape should have at most 8 items, not 9"),
+    ("bad_dtype.yaml", 2, 29, "input.dtype should be 'float32'"),
+    # --- layers ---
+    ("unknown_op_typo.yaml", 4, 5, "unknown op 'conv2'; did you mean 'conv2d'?"),
+    ("unknown_op_bare.yaml", 5, 5, "unknown op 'rleu'; did you mean 'relu'?"),
+    ("missing_colon.yaml", 4, 5, "unknown op 'linear {out_features'"),
+    ("layer_two_ops.yaml", 4, 5, "each op is a name ('relu') or a mapping with one key"),
+    ("args_not_mapping.yaml", 4, 13, "the arguments of linear must be a mapping"),
+    ("unknown_layer_key.yaml", 4, 31, "unknown key 'kernal_size' for conv2d; did you mean 'kernel_size'?"),
+    ("missing_required_param.yaml", 4, 13, "missing required key 'out_channels' in conv2d"),
+    ("negative_out_features.yaml", 4, 28, "linear out_features should be greater than 0 (got -8)"),
+    ("string_for_int.yaml", 4, 28, "linear out_features should be a valid integer (got '10')"),
+    ("bool_for_int.yaml", 4, 28, "linear out_features should be a valid integer (got True)"),
+    ("float_kernel.yaml", 4, 44, "kernel_size expected an integer or a list of two integers, got 2.5"),
+    ("zero_kernel.yaml", 4, 44, "kernel_size values must be positive integers, got 0"),
+    ("absurd_size.yaml", 4, 28, "should be less than or equal to 2147483647"),
+    ("dropout_p_above_one.yaml", 4, 18, "dropout p should be less than or equal to 1"),
+    ("bad_layer_name.yaml", 4, 37, "layer name '1st-layer' must be a Python-style identifier"),
+    ("duplicate_layer_name.yaml", 6, 37, "layer name 'fc' is used more than once (first at line 4)"),
+    # --- shapes ---
+    ("article_cnn.yaml", 9, 27, "in_features is 1152 but its input has 5408 features"),
+    ("in_features_mismatch.yaml", 5, 27, "in_features is 16 but its input has 8 features"),
+    ("kernel_larger_than_input.yaml", 4, 44, "kernel extent 5 is larger than the padded input 4"),
+    ("pool_larger_than_input.yaml", 5, 31, "kernel 4 does not fit the input (input shape [N, 8, 3, 3])"),
+    ("groups_not_dividing.yaml", 4, 55, "in_channels (3) must be divisible by groups (2)"),
+    ("same_padding_stride2.yaml", 4, 67, "padding 'same' needs stride 1"),
+    ("conv_after_flatten.yaml", 5, 13, "expects input of shape [N, C, H, W], got [N, 784]; is a flatten misplaced?"),
+    ("pool_on_flat_input.yaml", 4, 17, "expects input of shape [N, C, H, W], got [N, 784]; is a flatten misplaced?"),
+    ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
+    ("softmax_dim_batch.yaml", 5, 20, "dim 0 is out of range for input [N, 8]"),
+    ("absurd_input_shape.yaml", 2, 16, "has 10,000,000,000 values per example"),
+    ("absurd_activation.yaml", 4, 13, "outputs [N, 512, 4096, 4096], more than 2,147,483,648 values"),
+    ("too_many_parameters.yaml", 4, 13, "brings the model to 10,000,100,000 parameters"),
+    # --- data and training ---
+    ("bad_dataset.yaml", 7, 12, "data.dataset should be 'digits', 'mnist'"),
+    ("unknown_loss.yaml", 6, 9, "unknown loss 'cross_entropi'; did you mean 'cross_entropy'?"),
+    ("unknown_optimizer_key.yaml", 7, 54, "unknown key 'weight_decy' for adam; did you mean 'weight_decay'?"),
+    ("nesterov_without_momentum.yaml", 8, 10, "nesterov needs momentum > 0"),
+    ("nan_lr.yaml", 7, 26, "adam lr should be a finite number"),
+    ("accuracy_with_mse.yaml", 8, 12, "accuracy needs a classification loss"),
+]
+
+IDS = [case[0] for case in CASES]
+
+
+def test_every_file_is_checked():
+    files = sorted(p.name for p in BAD.iterdir() if p.is_file())
+    assert len(files) >= 25
+    assert len(IDS) == len(set(IDS)), "a file is listed twice in CASES"
+    assert sorted(IDS) == files, "every file in tests/bad_specs needs exactly one row in CASES"
+
+
+@pytest.mark.parametrize("name, line, col, fragment", CASES, ids=IDS)
+def test_cli_reports_one_located_line(name, line, col, fragment):
+    path = f"tests/bad_specs/{name}"
+    result = subprocess.run([sys.executable, "cli.py", "validate", path], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, repr(result.stderr)
+    assert len(result.stderr.splitlines()) == 1, repr(result.stderr)
+    assert result.stderr.startswith(f"{path}:{line}:{col}: "), result.stderr
+    assert fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name, line, col, fragment", CASES, ids=IDS)
+def test_load_raises_located_spec_error(name, line, col, fragment):
+    path = BAD / name
+    with pytest.raises(dsl.SpecError) as info:
+        dsl.load(path)
+    err = info.value
+    assert err.location is not None
+    assert (err.location.file, err.location.line, err.location.col) == (str(path), line, col), str(err)
+    assert fragment in str(err)
+
+
+def test_python_tag_runs_nothing():
+    """The corpus's os.system payload is refused before anything is constructed."""
+    marker = REPO / "dslc_pwned"
+    assert not marker.exists()
+    with pytest.raises(dsl.SpecError):
+        dsl.load(BAD / "python_tag.yaml")
+    subprocess.run([sys.executable, "cli.py", "validate", "tests/bad_specs/python_tag.yaml"], cwd=REPO,
+                   capture_output=True, timeout=60)
+    assert not marker.exists()
+
+
+def test_article_cnn_fails_on_the_linear_naming_both_sizes():
+    """The article's hard-coded in_features 1152 against the real 32·13·13 = 5408."""
+    lines = (BAD / "article_cnn.yaml").read_text().splitlines()
+    with pytest.raises(dsl.SpecError) as info:
+        dsl.load(BAD / "article_cnn.yaml")
+    err = info.value
+    assert lines[err.location.line - 1].strip().startswith("- linear: {in_features: 1152")
+    assert lines[err.location.line - 1][err.location.col - 1:].startswith("1152")
+    assert "1152" in err.message and "5408" in err.message
