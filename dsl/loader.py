@@ -11,7 +11,8 @@ from .errors import SpecSchemaError, did_you_mean
 from .graph import Graph, build_graph
 from .schema import Spec
 from .source import SourceMap, load_yaml, parse_yaml
-from .training import LOSSES
+from .tensors import format_shape
+from .training import DATASETS, LOSSES
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -59,7 +60,9 @@ def validate_spec(data: object, source: SourceMap) -> Spec:
 
 
 def check_training(spec: Spec, graph: Graph) -> None:
-    """Checks that span sections: the loss and metrics must fit the model's output."""
+    """Checks that span sections: the data must fit the input, the loss and metrics the output."""
+    if spec.data is not None:
+        check_dataset(spec, graph, spec.data.dataset)
     if spec.train is None:
         return
     loss, out = spec.train.loss.name, graph.output_type
@@ -69,6 +72,30 @@ def check_training(spec: Spec, graph: Graph) -> None:
     if "accuracy" in spec.train.metrics and loss == "mse":
         raise SpecSchemaError("accuracy needs a classification loss (cross_entropy or bce_with_logits), not mse",
                               spec.source.locate(("train", "metrics")))
+
+
+def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
+    """Raises a located error unless dataset ``name`` can feed this model (shape, channels, classes)."""
+    data = spec.data
+    dataset = DATASETS[name]
+    input_type = graph.input_types["input"]
+    where = spec.source.locate(("data", "dataset") if data else ())
+    if dataset.example_shape and dataset.example_shape != input_type.shape:
+        raise SpecSchemaError(f"dataset {dataset.name} has examples of shape {format_shape(dataset.example_shape)} "
+                              f"but input.shape is {format_shape(input_type.shape)}", where)
+    if data and data.normalize:
+        channels = input_type.shape[0]
+        for key in ("mean", "std"):
+            count = len(getattr(data.normalize, key))
+            if count not in (1, channels):
+                choices = "1 value" if channels == 1 else f"1 or {channels} values"
+                raise SpecSchemaError(f"normalize.{key} has {count} values; the input has {channels} "
+                                      f"channel{'s' * (channels > 1)}, so give {choices}",
+                                      spec.source.locate(("data", "normalize", key)))
+    classification = spec.train and LOSSES[spec.train.loss.name].targets == "classes"
+    if classification and dataset.num_classes and graph.output_type.shape[0] != dataset.num_classes:
+        raise SpecSchemaError(f"dataset {dataset.name} has {dataset.num_classes} classes but the model outputs "
+                              f"{graph.output_type} (classes on axis 1)", where)
 
 
 def _located(error: dict, source: SourceMap) -> SpecSchemaError:

@@ -84,7 +84,7 @@ class NormalizeSpec(Params):
 
 
 class DataSpec(Params):
-    dataset: Literal[DATASETS]
+    dataset: Literal[tuple(DATASETS)]
     normalize: NormalizeSpec | None = None
     train_size: PositiveInt | None = Field(None, description="use the first N training examples (synthetic: N made)")
     test_size: PositiveInt | None = Field(None, description="use the first N test examples (synthetic: N made)")

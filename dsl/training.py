@@ -77,4 +77,21 @@ OPTIMIZERS = MappingProxyType({
 """Optimizer name -> parameter schema. Semantics are torch.optim's; see PARITY.md §13."""
 
 METRICS = ("accuracy",)
-DATASETS = ("digits", "mnist", "fashion_mnist", "synthetic")
+
+
+@dataclass(frozen=True)
+class DatasetDef:
+    """What a dataset yields, so ``dslc validate`` can check a spec against it without loading it."""
+
+    name: str
+    example_shape: tuple[int, ...] | None  # None: made in whatever shape the model takes
+    num_classes: int | None
+    doc: str
+
+
+DATASETS = MappingProxyType({d.name: d for d in (
+    DatasetDef("digits", (1, 8, 8), 10, "scikit-learn's bundled 8x8 handwritten digits, offline; pixels / 16"),
+    DatasetDef("mnist", (1, 28, 28), 10, "MNIST through torchvision, downloaded into --data-dir; pixels / 255"),
+    DatasetDef("fashion_mnist", (1, 28, 28), 10, "Fashion-MNIST through torchvision; pixels / 255"),
+    DatasetDef("synthetic", None, None, "seeded standard-normal inputs of the model's shape, learnable targets"),
+)})

@@ -97,6 +97,9 @@ CASES = [
     ("nesterov_without_momentum.yaml", 8, 10, "nesterov needs momentum > 0"),
     ("nan_lr.yaml", 7, 26, "adam lr should be a finite number"),
     ("accuracy_with_mse.yaml", 8, 12, "accuracy needs a classification loss"),
+    ("dataset_shape_mismatch.yaml", 7, 12, "dataset digits has examples of shape [N, 1, 8, 8] but input.shape is"),
+    ("normalize_wrong_length.yaml", 8, 21, "normalize.mean has 3 values; the input has 1 channel, so give 1 value"),
+    ("classes_mismatch.yaml", 7, 12, "dataset digits has 10 classes but the model outputs [N, 5]"),
 ]
 
 IDS = [case[0] for case in CASES]

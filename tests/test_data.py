@@ -43,7 +43,7 @@ def test_spec_normalization_is_applied():
 
 def test_a_dataset_that_does_not_fit_the_model_is_a_located_error():
     spec, graph = dsl.load("specs/mnist_cnn.yaml")
-    with pytest.raises(dsl.SpecError, match=r"dataset digits has examples of shape \[N, 1, 8, 8\] but the model's "
+    with pytest.raises(dsl.SpecError, match=r"dataset digits has examples of shape \[N, 1, 8, 8\] but "
                                             r"input.shape is \[N, 1, 28, 28\]") as err:
         load_dataset(spec, graph, name="digits")
     assert (err.value.location.line, err.value.location.col) == (13, 12)

@@ -1,6 +1,5 @@
 from torch import nn
 
-from dsl import Node
 
 LOWERINGS = {
     "relu": lambda node: nn.ReLU(),
