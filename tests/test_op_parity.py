@@ -70,3 +70,16 @@ def test_op_matches_between_backends(case, op, example, dtype):
     assert set(grads_j) == set(grads_t) == set(graph.state_dict_spec())
     for key in grads_t:
         assert relative_error(grads_j[key], grads_t[key]) <= grad_tol, key
+
+
+@pytest.mark.parametrize("case, op, example", [c for c in example_cases() if c[1] == "max_pool2d"],
+                         ids=[c[0] for c in example_cases() if c[1] == "max_pool2d"])
+def test_max_pool_gradient_goes_to_the_same_element_when_values_tie(case, op, example):
+    """Images have flat regions; torch sends a tied window's gradient to its first maximum, and so must JAX."""
+    graph = single_op_graph(op, example, "float64")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (BATCH, *example.input)).astype("float64")  # many ties
+    cotangent = rng.standard_normal((BATCH, *graph.output_type.shape))
+    _, dx_t, _ = run_torch(graph, {}, x, cotangent, "float64")
+    _, dx_j, _ = run_jax(graph, {}, x, cotangent)
+    np.testing.assert_array_equal(dx_j, dx_t)

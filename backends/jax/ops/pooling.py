@@ -36,7 +36,11 @@ def _max_pool2d(node: Node, x, *, train: bool):
 
 
 def _dilated_max(x, init, window, strides, padding, dilation):
-    """Max over the window's strided slices: jax has no gradient for a dilated reduce_window max."""
+    """Max over the window's strided slices: jax has no gradient for a dilated reduce_window max.
+
+    The value is taken at the first maximum in row-major window order, so the gradient
+    of a tied window goes to that one element, as in torch (``jnp.max`` would split it).
+    """
     x = jnp.pad(x, padding, constant_values=init)
     out = [(x.shape[a] - dilation[a] * (window[a] - 1) - 1) // strides[a] + 1 for a in (1, 2)]
     slices = [
@@ -44,7 +48,9 @@ def _dilated_max(x, init, window, strides, padding, dilation):
           j * dilation[2]: j * dilation[2] + (out[1] - 1) * strides[2] + 1: strides[2], :]
         for i in range(window[1]) for j in range(window[2])
     ]
-    return jnp.max(jnp.stack(slices), axis=0)
+    stacked = jnp.stack(slices)
+    first = jnp.argmax(lax.stop_gradient(stacked), axis=0)
+    return jnp.take_along_axis(stacked, first[None], axis=0)[0]
 
 
 def _avg_pool2d(node: Node, x, *, train: bool):
