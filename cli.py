@@ -52,7 +52,8 @@ def _train(args) -> None:
     out = args.out or Path("runs") / f"{spec.name}-{args.target}"
     options = TrainOptions(target=args.target, epochs=args.epochs, max_steps=args.max_steps,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=out,
-                           data_dir=args.data_dir, dataset=args.dataset, progress=args.progress)
+                           data_dir=args.data_dir, dataset=args.dataset, progress=args.progress,
+                           disabled_passes=args.no_optimize)
     summary = train(spec, graph, options)
     print(f"test_accuracy {summary['test_accuracy']:.4f}  test_loss {summary['test_loss']:.4f}  "
           f"{summary['train_samples_per_sec']:,.0f} samples/s  compile {summary['compile_seconds']:.1f}s  "
@@ -93,7 +94,8 @@ def _check(args) -> int:
     from backends.parity import check, print_report
 
     spec, graph = dsl.load(args.spec)
-    report = check(spec, graph, dtype=args.dtype, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    report = check(spec, graph, dtype=args.dtype, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                   disabled_passes=args.no_optimize)
     print_report(report)
     return 0 if report.ok else 1
 
@@ -125,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     _data(train)
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: on a terminal only)")
+    _optimize(train)
 
     evaluate = verb("eval", _eval, "test-split loss and accuracy of saved weights")
     _target(evaluate)
@@ -145,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--steps", type=_positive, default=5, help="optimizer steps to compare (default 5)")
     check.add_argument("--batch-size", type=_positive, help="default: the spec's train.batch_size")
     check.add_argument("--seed", type=int, default=0)
+    _optimize(check)
     return parser
 
 
@@ -155,6 +159,14 @@ def _target(parser: argparse.ArgumentParser) -> None:
 def _data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where datasets live (default ./data)")
     parser.add_argument("--dataset", help="use this dataset instead of the spec's data.dataset")
+
+
+def _optimize(parser: argparse.ArgumentParser) -> None:
+    from dsl.passes import PASSES
+
+    parser.add_argument("--no-optimize", nargs="?", const=("all",), default=(), metavar="PASS[,PASS]",
+                        type=lambda text: tuple(filter(None, text.split(","))),
+                        help=f"turn off all optimization passes, or the named ones ({', '.join(PASSES)})")
 
 
 def _positive(text: str) -> int:

@@ -38,6 +38,7 @@ class TrainOptions:
     data_dir: Path = DEFAULT_DATA_DIR
     dataset: str | None = None
     progress: bool | None = None  # None: a bar on a terminal, a line per epoch otherwise
+    disabled_passes: tuple[str, ...] = ()  # ("all",) for --no-optimize
     target_options: dict = field(default_factory=dict)
 
 
@@ -59,7 +60,8 @@ def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
     wall_start = time.perf_counter()
     recipe = resolve_train_spec(spec, options)
     dataset = load_dataset(spec, graph, data_dir=options.data_dir, name=options.dataset, seed=options.seed)
-    target = make_target(options.target, graph, recipe, seed=options.seed, **options.target_options)
+    target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
+                         **options.target_options)
     target.load_state(init_weights(graph, options.seed))
     train_data = target.put(dataset.train.x, dataset.train.y)
     test_data = target.put(dataset.test.x, dataset.test.y)

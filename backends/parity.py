@@ -111,7 +111,7 @@ def make_batch(graph: Graph, loss: str, batch_size: int, dtype: str, rng: np.ran
 
 
 def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, batch_size: int | None = None,
-          seed: int = 0) -> Report:
+          seed: int = 0, disabled_passes: tuple[str, ...] = ()) -> Report:
     """Runs both targets side by side; see the module docstring."""
     tol = TOLERANCES[dtype]
     graph_ = without_dropout(graph)
@@ -120,7 +120,8 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     report = Report(dtype, steps if recipe else 0, batch_size)
     if any(n.op == "dropout" and n.params.p > 0 for n in graph.nodes):
         report.notes.append("dropout is off in both models: their random streams cannot match")
-    torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype) for name in ("torch", "jax"))
+    torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype, disabled_passes=disabled_passes)
+                      for name in ("torch", "jax"))
     state = init_weights(graph, seed, dtype)
     for target in (torch_t, jax_t):
         target.load_state(state)
@@ -130,7 +131,7 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
 
     (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
     if not report.add("output", out_j, out_t, tol.output).ok:
-        report.first_divergence = first_divergence(graph_, torch_t, jax_t, x, tol.output)
+        report.first_divergence = first_divergence(jax_t.graph, torch_t, jax_t, x, tol.output)
     if recipe:
         (loss_j, grads_j), (loss_t, grads_t) = jax_t.loss_and_grads(x, y), torch_t.loss_and_grads(x, y)
         report.add("loss", loss_j, loss_t, tol.output)

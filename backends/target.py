@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dsl import Graph
+from dsl.passes import optimize, passes_for
 from dsl.schema import TrainSpec
 
 from .weights import StateDict
@@ -53,9 +54,13 @@ class Target(Protocol):
 
 
 def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                **options) -> Target:
-    """Builds the named target; its framework is imported only now."""
+                disabled_passes: tuple[str, ...] = (), **options) -> Target:
+    """Builds the named target on the graph optimized by its passes; its framework is imported only now.
+
+    ``disabled_passes``: pass names to skip, or ``("all",)`` (``--no-optimize``).
+    """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
+    graph = optimize(graph, passes_for(name, disabled_passes))
     module = importlib.import_module(f"backends.{name}.target")
     return module.TARGET(graph, train, seed=seed, dtype=dtype, **options)

@@ -25,13 +25,19 @@ MAX_PARAMETERS = 2**32
 
 @dataclass(frozen=True)
 class Node:
-    """One layer: its op, resolved arguments, inputs (by name) and output type."""
+    """One layer: its op, resolved arguments, inputs (by name) and output type.
+
+    ``hints`` are set by optimization passes (``dsl/passes.py``) to pick a faster
+    lowering of the same function, e.g. ``blocks`` for a max-pool whose windows tile
+    the input; lowerings that do not know a hint ignore it.
+    """
 
     name: str
     op: str
     params: Params
     inputs: tuple[str, ...]
     output: TensorType
+    hints: tuple[str, ...] = ()
 
     @property
     def weights(self) -> dict[str, Weight]:

@@ -15,6 +15,7 @@ import torch
 from backends.jax import FlaxModel, state_from_variables, variables_from_state
 from backends.torch import build_module
 from backends.weights import init_weights
+from dsl.passes import optimize, passes_for
 from tests.helpers import example_cases, single_op_graph
 
 TOLERANCE = {"float32": (1e-5, 1e-4), "float64": (1e-10, 1e-10)}  # (outputs, gradients)
@@ -29,7 +30,8 @@ def relative_error(value, reference) -> float:
     return diff / scale if scale else diff
 
 
-def run_torch(graph, state, x, cotangent, dtype):
+def run_torch(graph, state, x, cotangent, dtype, passes=True):
+    graph = optimize(graph, passes_for("torch")) if passes else graph
     module = build_module(graph, state, dtype=dtype).eval()
     x_t = torch.from_numpy(x).requires_grad_(True)
     out = module(x_t)
@@ -38,7 +40,8 @@ def run_torch(graph, state, x, cotangent, dtype):
     return out.detach().numpy(), x_t.grad.numpy(), grads
 
 
-def run_jax(graph, state, x, cotangent):
+def run_jax(graph, state, x, cotangent, passes=True):
+    graph = optimize(graph, passes_for("jax")) if passes else graph
     model = FlaxModel(graph)
     variables = variables_from_state(graph, state)
     out = model.apply(variables, x)
@@ -50,17 +53,27 @@ def run_jax(graph, state, x, cotangent):
     return np.asarray(out), np.asarray(x_grad), state_from_variables(graph, {"params": param_grads})
 
 
+def lowering_cases():
+    """Every example as shipped (with the passes), and again without them where a pass changes it."""
+    cases = [(*case, True) for case in example_cases()]
+    for case in example_cases():
+        graph = single_op_graph(case[1], case[2])
+        if any(optimize(graph, passes_for(t)) != graph for t in ("torch", "jax")):
+            cases.append((case[0] + "-plain", *case[1:], False))
+    return cases
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case, op, example", example_cases(), ids=[c[0] for c in example_cases()])
-def test_op_matches_between_backends(case, op, example, dtype):
+@pytest.mark.parametrize("case, op, example, passes", lowering_cases(), ids=[c[0] for c in lowering_cases()])
+def test_op_matches_between_backends(case, op, example, passes, dtype):
     graph = single_op_graph(op, example, dtype)
     rng = np.random.default_rng(abs(hash(case)) % 2**32)
     state = init_weights(graph, seed=1, dtype=dtype)
     x = rng.standard_normal((BATCH, *example.input)).astype(dtype)
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape)).astype(dtype)
 
-    out_t, dx_t, grads_t = run_torch(graph, state, x, cotangent, dtype)
-    out_j, dx_j, grads_j = run_jax(graph, state, x, cotangent)
+    out_t, dx_t, grads_t = run_torch(graph, state, x, cotangent, dtype, passes)
+    out_j, dx_j, grads_j = run_jax(graph, state, x, cotangent, passes)
 
     out_tol, grad_tol = TOLERANCE[dtype]
     assert out_j.shape == out_t.shape == (BATCH, *graph.output_type.shape)
@@ -80,6 +93,7 @@ def test_max_pool_gradient_goes_to_the_same_element_when_values_tie(case, op, ex
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (BATCH, *example.input)).astype("float64")  # many ties
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape))
-    _, dx_t, _ = run_torch(graph, {}, x, cotangent, "float64")
-    _, dx_j, _ = run_jax(graph, {}, x, cotangent)
-    np.testing.assert_array_equal(dx_j, dx_t)
+    _, dx_t, _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
+    for passes in (True, False):
+        _, dx_j, _ = run_jax(graph, {}, x, cotangent, passes)
+        np.testing.assert_array_equal(dx_j, dx_t)

@@ -82,7 +82,7 @@ class TrainState(NamedTuple):
 
 
 def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation):
-    """The pure train and eval steps; the target jits them."""
+    """The pure train step, a loop of train steps, and the eval step; the target jits them."""
 
     def train_step(state: TrainState, x_all, y_all, index):
         x, y = x_all[index], y_all[index]
@@ -98,9 +98,14 @@ def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation)
         metrics = (loss * index.shape[0], correct_count(loss_name, out, y).sum())
         return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
 
+    def train_loop(state: TrainState, x_all, y_all, indices):
+        """``len(indices)`` steps in one compiled call (``lax.scan``): no dispatch or host sync between them."""
+        state, (losses, hits) = jax.lax.scan(lambda s, index: train_step(s, x_all, y_all, index), state, indices)
+        return state, (losses.sum(), hits.sum())
+
     def eval_step(variables, x_all, y_all, index, mask):
         x, y = x_all[index], y_all[index]
         out = model.apply(variables, x, train=False)
         return (loss_fn(out, y) * mask).sum(), (correct_count(loss_name, out, y) * mask).sum()
 
-    return train_step, eval_step
+    return train_step, train_loop, eval_step

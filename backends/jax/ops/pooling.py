@@ -28,11 +28,29 @@ def _window(node: Node, x):
 
 
 def _max_pool2d(node: Node, x, *, train: bool):
+    if "blocks" in node.hints:
+        return _block_max(x, node.params.kernel_size)
     window, strides, padding, dilation = _window(node, x)
     init = np.array(-np.inf, x.dtype)  # a concrete scalar: jax then uses its differentiable max-pool
     if dilation == (1, 1, 1, 1):
         return lax.reduce_window(x, init, lax.max, window, strides, padding)
     return _dilated_max(x, init, window, strides, padding, dilation)
+
+
+def _block_max(x, kernel: tuple[int, int]):
+    """A max-pool whose windows tile the input, as element-wise maxima of strided slices.
+
+    XLA fuses these into one loop forward and one backward, where ``reduce_window``'s
+    gradient is a slow select-and-scatter. ``>`` keeps the earlier value on ties, so
+    the gradient goes to the first maximum, as in torch; NaN wins, as in torch.
+    """
+    (kh, kw), (ho, wo) = kernel, (x.shape[1] // kernel[0], x.shape[2] // kernel[1])
+    best = None
+    for i in range(kh):
+        for j in range(kw):
+            window = x[:, i: i + (ho - 1) * kh + 1: kh, j: j + (wo - 1) * kw + 1: kw, :]
+            best = window if best is None else jnp.where((window > best) | jnp.isnan(window), window, best)
+    return best
 
 
 def _dilated_max(x, init, window, strides, padding, dilation):

@@ -1,0 +1,80 @@
+"""Optimization passes change how a model runs, never what it computes."""
+
+import numpy as np
+import pytest
+import torch
+
+import dsl
+from backends.torch import build_module
+from backends.weights import init_weights
+from dsl.passes import PASSES, optimize, passes_for
+from tests.test_op_parity import run_jax, run_torch
+
+CNN = """
+name: pool_relu
+input: {shape: [2, 12, 12]}
+model:
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: conv}
+  - relu
+  - max_pool2d: {kernel_size: 2}
+  - conv2d: {out_channels: 3, kernel_size: 3, name: conv2}
+  - relu
+  - max_pool2d: {kernel_size: 3, stride: 2}
+  - flatten
+  - linear: {out_features: 5, name: head}
+"""
+
+
+def test_pool_before_activation_swaps_relu_and_max_pool_keeping_names():
+    _, graph = dsl.loads(CNN)
+    swapped = optimize(graph, ["pool_before_activation"])
+    assert [n.op for n in swapped.nodes] == ["conv2d", "max_pool2d", "relu", "conv2d", "max_pool2d", "relu",
+                                             "flatten", "linear"]
+    assert [n.name for n in swapped.nodes][:3] == ["conv", "max_pool2d_1", "relu_1"]
+    assert swapped.node("relu_1").output.shape == (4, 6, 6)
+    assert swapped.node("conv2").inputs == ("relu_1",)
+    assert swapped.state_dict_spec().keys() == graph.state_dict_spec().keys()
+
+
+def test_max_pool_blocks_marks_only_tiling_pools():
+    _, graph = dsl.loads(CNN)
+    hinted = optimize(graph, ["max_pool_blocks"])
+    assert hinted.node("max_pool2d_1").hints == ("blocks",)
+    assert hinted.node("max_pool2d_2").hints == ()  # 3x3 windows, stride 2: they overlap
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("inputs", ["normal", "ties"])
+def test_optimized_models_compute_what_the_plain_torch_model_computes(dtype, inputs):
+    _, graph = dsl.loads(CNN.replace("shape: [2, 12, 12]", f"shape: [2, 12, 12], dtype: {dtype}"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 2, 12, 12))
+    x = (np.round(x) if inputs == "ties" else x).astype(dtype)  # integer images tie inside windows
+    cotangent = rng.standard_normal((4, 5)).astype(dtype)
+    state = init_weights(graph, 0, dtype)
+    plain = run_torch(graph, state, x, cotangent, dtype, passes=False)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    for name, result in (("torch", run_torch(graph, state, x, cotangent, dtype)),
+                         ("jax", run_jax(graph, state, x, cotangent))):
+        for got, expected in zip(result[:2], plain[:2]):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max(), err_msg=name)
+        for key in plain[2]:
+            np.testing.assert_allclose(result[2][key], plain[2][key], rtol=0,
+                                       atol=tolerance * np.abs(plain[2][key]).max(), err_msg=f"{name} {key}")
+
+
+def test_passes_can_be_turned_off_one_by_one_or_all():
+    assert passes_for("jax") == ["pool_before_activation", "max_pool_blocks"]
+    assert passes_for("torch") == ["pool_before_activation"]
+    assert passes_for("jax", ["max_pool_blocks"]) == ["pool_before_activation"]
+    assert passes_for("jax", ["all"]) == []
+    with pytest.raises(dsl.DslcError, match="unknown pass 'nope'|unknown pass nope"):
+        passes_for("jax", ["nope"])
+    assert all(p.doc for p in PASSES.values())
+
+
+def test_swapped_model_is_still_a_plain_torch_module():
+    _, graph = dsl.loads(CNN)
+    module = build_module(optimize(graph, passes_for("torch")), init_weights(graph, 0))
+    assert "max_pool2d_1 = self.max_pool2d_1(conv)" in module.code
+    assert module(torch.zeros(1, 2, 12, 12)).shape == (1, 5)
