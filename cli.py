@@ -46,14 +46,18 @@ def _schema(args) -> None:
 
 def _train(args) -> None:
     import dsl
+    from dsl import DslcError
     from backends.loop import TrainOptions, train
 
     spec, graph = dsl.load(args.spec)
     out = args.out or Path("runs") / f"{spec.name}-{args.target}"
+    if args.compile and args.target != "torch":
+        raise DslcError("--compile applies to --target torch (the JAX step is always jit-compiled)")
     options = TrainOptions(target=args.target, epochs=args.epochs, max_steps=args.max_steps,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=out,
                            data_dir=args.data_dir, dataset=args.dataset, progress=args.progress,
-                           disabled_passes=args.no_optimize)
+                           disabled_passes=args.no_optimize,
+                           target_options={"compile": True} if args.compile else {})
     summary = train(spec, graph, options)
     print(f"test_accuracy {summary['test_accuracy']:.4f}  test_loss {summary['test_loss']:.4f}  "
           f"{summary['train_samples_per_sec']:,.0f} samples/s  compile {summary['compile_seconds']:.1f}s  "
@@ -128,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: on a terminal only)")
     _optimize(train)
+    train.add_argument("--compile", action="store_true", help="torch target: run the step through torch.compile")
 
     evaluate = verb("eval", _eval, "test-split loss and accuracy of saved weights")
     _target(evaluate)

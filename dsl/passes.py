@@ -68,11 +68,29 @@ def max_pool_blocks(graph: Graph) -> Graph:
                                       for n in graph.nodes))
 
 
+def flatten_channels_last(graph: Graph) -> Graph:
+    """Lets a full ``flatten`` read by ``linear`` layers keep a channels-last backend's (H, W, C) order.
+
+    The linear's kernel rows are then stored in that order (the weight converters
+    permute them; canonical weights keep torch's (C, H, W) order), and no transpose
+    runs between the convolutions and the classifier.
+    """
+    def eligible(node: Node) -> bool:
+        consumers = [n for n in graph.nodes if node.name in n.inputs]
+        return (node.op == "flatten" and node.params.start_dim == 1 and node.output.rank == 1
+                and node.name != graph.output and bool(consumers) and all(n.op == "linear" for n in consumers))
+
+    return replace(graph, nodes=tuple(replace(n, hints=n.hints + ("channels_last",)) if eligible(n) else n
+                                      for n in graph.nodes))
+
+
 PASSES = {p.name: p for p in (
     Pass("pool_before_activation", pool_before_activation, ("torch", "jax"),
          "relu -> max_pool2d runs as max_pool2d -> relu (ReLU on 4x fewer values)"),
     Pass("max_pool_blocks", max_pool_blocks, ("jax",),
          "tiling max-pools lower to fused element-wise maxima instead of select-and-scatter"),
+    Pass("flatten_channels_last", flatten_channels_last, ("jax",),
+         "flatten -> linear keeps NHWC order; the linear's kernel rows are permuted instead"),
 )}
 """Pass name -> Pass, in the order they run."""
 

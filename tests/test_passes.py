@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import dsl
+from backends.jax import state_from_variables, variables_from_state
 from backends.torch import build_module
 from backends.weights import init_weights
 from dsl.passes import PASSES, optimize, passes_for
@@ -19,7 +20,7 @@ model:
   - max_pool2d: {kernel_size: 2}
   - conv2d: {out_channels: 3, kernel_size: 3, name: conv2}
   - relu
-  - max_pool2d: {kernel_size: 3, stride: 2}
+  - max_pool2d: {kernel_size: 3, stride: 1}
   - flatten
   - linear: {out_features: 5, name: head}
 """
@@ -40,7 +41,7 @@ def test_max_pool_blocks_marks_only_tiling_pools():
     _, graph = dsl.loads(CNN)
     hinted = optimize(graph, ["max_pool_blocks"])
     assert hinted.node("max_pool2d_1").hints == ("blocks",)
-    assert hinted.node("max_pool2d_2").hints == ()  # 3x3 windows, stride 2: they overlap
+    assert hinted.node("max_pool2d_2").hints == ()  # 3x3 windows, stride 1: they overlap
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -64,9 +65,9 @@ def test_optimized_models_compute_what_the_plain_torch_model_computes(dtype, inp
 
 
 def test_passes_can_be_turned_off_one_by_one_or_all():
-    assert passes_for("jax") == ["pool_before_activation", "max_pool_blocks"]
+    assert passes_for("jax") == ["pool_before_activation", "max_pool_blocks", "flatten_channels_last"]
     assert passes_for("torch") == ["pool_before_activation"]
-    assert passes_for("jax", ["max_pool_blocks"]) == ["pool_before_activation"]
+    assert passes_for("jax", ["max_pool_blocks"]) == ["pool_before_activation", "flatten_channels_last"]
     assert passes_for("jax", ["all"]) == []
     with pytest.raises(dsl.DslcError, match="unknown pass 'nope'|unknown pass nope"):
         passes_for("jax", ["nope"])
@@ -78,3 +79,21 @@ def test_swapped_model_is_still_a_plain_torch_module():
     module = build_module(optimize(graph, passes_for("torch")), init_weights(graph, 0))
     assert "max_pool2d_1 = self.max_pool2d_1(conv)" in module.code
     assert module(torch.zeros(1, 2, 12, 12)).shape == (1, 5)
+
+
+def test_flatten_channels_last_permutes_the_linear_kernel_and_round_trips_exactly():
+    _, graph = dsl.loads(CNN)
+    optimized = optimize(graph, passes_for("jax"))
+    assert optimized.node("flatten_1").hints == ("channels_last",)
+    state = init_weights(graph, 0)
+    variables = variables_from_state(optimized, state)
+    w = state["head.weight"]  # (5, 3 * 2 * 2), rows of torch's (C, H, W) flatten
+    expected = w.reshape(5, 3, 2, 2).transpose(2, 3, 1, 0).reshape(2 * 2 * 3, 5)  # PARITY.md section 4
+    np.testing.assert_array_equal(variables["params"]["head"]["kernel"], expected)
+    back = state_from_variables(optimized, variables)
+    assert all(np.array_equal(back[k], state[k]) for k in state)
+
+
+def test_flatten_read_by_anything_but_linear_keeps_torch_order():
+    _, graph = dsl.loads(CNN.replace("  - linear: {out_features: 5, name: head}", "  - relu\n  - linear: {out_features: 5}"))
+    assert optimize(graph, passes_for("jax")).node("flatten_1").hints == ()

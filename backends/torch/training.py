@@ -41,17 +41,19 @@ TORCH_LOSSES = {
 
 def _adam(cls):
     def make(parameters, p):
-        return cls(parameters, lr=p.lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay)
+        return cls(parameters, lr=p.lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay, fused=True)
 
     return make
 
 
 TORCH_OPTIMIZERS = {
     "sgd": lambda parameters, p: torch.optim.SGD(parameters, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov,
-                                                 weight_decay=p.weight_decay),
+                                                 weight_decay=p.weight_decay, fused=True),
     "adam": _adam(torch.optim.Adam),
     "adamw": _adam(torch.optim.AdamW),
 }
+"""Optimizer name -> (parameters, params -> optimizer). ``fused=True``: torch's fastest implementation,
+one kernel for all parameters (on CPU too), with the same update rule as the default one."""
 
 
 def make_loss(loss: ChoiceSpec):
@@ -64,6 +66,8 @@ def make_optimizer(optimizer: ChoiceSpec, parameters):
 
 def correct_count(loss: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Correct predictions, averaged within an example when it has several (per-pixel classes)."""
+    if loss == "cross_entropy" and out.ndim == 2 and mask is None:
+        return (out.argmax(1) == y).sum()  # the common case, in two kernels: it runs every step
     if loss == "cross_entropy":
         hits = out.argmax(1) == y
     elif loss == "bce_with_logits":

@@ -1,10 +1,9 @@
 """What a JAX lowering declares: how to apply the op, in which layout, and its weight layout.
 
-Inside the Flax model, 4-D activations may be kept channels-last (NHWC), the layout
-XLA's convolutions and pools want; the model moves a value between layouts only
-when the next op asks for the other one, so a conv/relu/pool stack runs without
-transposes. Canonical layout (NCHW) is restored at the model's boundary and before
-any op that counts axes the torch way (``flatten``, ``softmax``).
+Layouts are planned by ``backends/jax/layout.py``: 4-D activations stay channels-last
+(NHWC) between the ops that want it, so a conv/relu/pool stack runs without
+transposes; canonical (NCHW) order is restored at the model's boundary and before
+any op that counts axes the torch way (``softmax``).
 """
 
 from __future__ import annotations
@@ -16,16 +15,16 @@ from typing import Literal
 import jax
 import numpy as np
 
-Layout = Literal["channels_first", "channels_last", "any"]
+Layout = Literal["channels_first", "channels_last", "any", "features"]
 Canonical = dict[str, np.ndarray]  # one layer's state-dict entries by suffix: {"weight": ..., "bias": ...}
 FlaxVars = dict[str, dict[str, np.ndarray]]  # one layer's Flax variables by collection: {"params": {"kernel": ...}}
 
 
-def no_weights_to_flax(canonical: Canonical) -> FlaxVars:
+def no_weights_to_flax(canonical: Canonical, received) -> FlaxVars:
     return {}
 
 
-def no_weights_from_flax(variables: FlaxVars) -> Canonical:
+def no_weights_from_flax(variables: FlaxVars, received) -> Canonical:
     return {}
 
 
@@ -37,15 +36,20 @@ class JaxOp:
         apply: ``apply(node, *inputs, train) -> output``; runs inside the Flax model's
             ``@compact`` call, so it may create Flax submodules named ``node.name``.
         layout: the layout ``apply`` expects 4-D inputs in; ``any`` for ops that do not
-            care (element-wise), whose output keeps the input's layout.
-        to_flax: canonical (torch) weights of one layer -> its Flax variables.
+            care (element-wise), whose output keeps the input's layout; ``features``
+            for ops reading only the last axis, which also take (H, W, C)-ordered
+            flattened features.
+        to_flax: ``to_flax(canonical, received)``: canonical (torch) weights of one layer
+            -> its Flax variables, given the layouts its inputs arrive in.
         from_flax: the inverse of ``to_flax``.
+        place: overrides the placement rule of ``layout`` (see ``layout.place``).
     """
 
     apply: Callable[..., jax.Array]
     layout: Layout
-    to_flax: Callable[[Canonical], FlaxVars] = no_weights_to_flax
-    from_flax: Callable[[FlaxVars], Canonical] = no_weights_from_flax
+    to_flax: Callable[[Canonical, tuple], FlaxVars] = no_weights_to_flax
+    from_flax: Callable[[FlaxVars, tuple], Canonical] = no_weights_from_flax
+    place: Callable | None = None
 
 
 def torch_uniform_bias(fan_in: int):

@@ -25,7 +25,7 @@ def _conv2d(node: Node, x, *, train: bool):
     return conv(x)
 
 
-def _to_flax(w):
+def _to_flax(w, received):
     """torch OIHW weight -> Flax HWIO kernel."""
     params = {"kernel": np.asarray(w["weight"]).transpose(2, 3, 1, 0)}
     if "bias" in w:
@@ -33,7 +33,7 @@ def _to_flax(w):
     return {"params": params}
 
 
-def _from_flax(v):
+def _from_flax(v, received):
     state = {"weight": np.asarray(v["params"]["kernel"]).transpose(3, 2, 0, 1)}
     if "bias" in v["params"]:
         state["bias"] = v["params"]["bias"]

@@ -13,22 +13,30 @@ def _linear(node: Node, x, *, train: bool):
     return dense(x)
 
 
-def _to_flax(w):
-    """torch (out, in) weight -> Flax (in, out) kernel."""
-    params = {"kernel": np.asarray(w["weight"]).T}
+def _to_flax(w, received):
+    """torch (out, in) weight -> Flax (in, out) kernel, rows in (H, W, C) order after an NHWC flatten."""
+    kernel = np.asarray(w["weight"]).T
+    if received[0].kind == "flat_hwc":  # PARITY.md §4: W.reshape(O,C,H,W).transpose(2,3,1,0).reshape(HWC, O)
+        c, h, wd = received[0].chw
+        kernel = kernel.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
+    params = {"kernel": kernel}
     if "bias" in w:
         params["bias"] = w["bias"]
     return {"params": params}
 
 
-def _from_flax(v):
-    state = {"weight": np.asarray(v["params"]["kernel"]).T}
+def _from_flax(v, received):
+    kernel = np.asarray(v["params"]["kernel"])
+    if received[0].kind == "flat_hwc":
+        c, h, wd = received[0].chw
+        kernel = kernel.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
+    state = {"weight": kernel.T}
     if "bias" in v["params"]:
         state["bias"] = v["params"]["bias"]
     return state
 
 
 LOWERINGS = {
-    "linear": JaxOp(_linear, "channels_first", _to_flax, _from_flax),
+    "linear": JaxOp(_linear, "features", _to_flax, _from_flax),
     "identity": JaxOp(lambda node, x, *, train: x, "any"),
 }

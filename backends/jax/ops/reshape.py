@@ -1,12 +1,21 @@
 from dsl import Node
 
+from ..layout import CHANNELS_FIRST, CHANNELS_LAST, Placement, flat_hwc
 from .base import JaxOp
 
 
 def _flatten(node: Node, x, *, train: bool):
-    """Flattens in channels-first order: the layout machinery hands this op NCHW."""
+    """A reshape: the plan hands this op NCHW, or NHWC when it may keep (H, W, C) order."""
     start, end = node.params.start_dim, node.params.end_dim
     return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
-LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first")}
+def _place(node: Node, layouts, types) -> Placement:
+    """Flattens NHWC as it is when the ``flatten_channels_last`` pass allows it, else in (C, H, W) order."""
+    (source,), (source_type,) = layouts, types
+    if "channels_last" in node.hints and source == CHANNELS_LAST:
+        return Placement((CHANNELS_LAST,), flat_hwc(source_type.shape))
+    return Placement((CHANNELS_FIRST,), CHANNELS_FIRST)
+
+
+LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place)}

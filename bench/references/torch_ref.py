@@ -1,0 +1,125 @@
+"""Hand-written torch references: the models, an in-memory training loop, and the
+article's per-sample DataLoader pipeline.
+
+Written the plain way a torch expert writes them: ``nn.Module`` classes with the
+layers as attributes, default ``torch.optim.Adam`` (no ``fused=``/``foreach=``
+arguments), ``zero_grad(set_to_none=True)``, and running loss/accuracy kept as
+detached tensors so no step waits on a host sync (one ``float()`` at the end).
+
+``train_in_memory`` reads index batches from tensors already in memory, in the same
+order dslc is given. ``DataLoaderPipeline`` is the article's way: a ``Dataset`` over
+uint8 images that builds a PIL image per sample (as ``torchvision.datasets.MNIST``
+does), ``ToTensor()`` + ``Normalize((0.5,), (0.5,))`` per sample, and
+``DataLoader(batch_size=64, shuffle=True)`` with the default ``num_workers=0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(28 * 28, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=3)
+        self.fc1 = nn.Linear(32 * 13 * 13, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+MODELS = {"mlp": MLP, "cnn": CNN}
+
+
+def build(model: str, state: dict[str, np.ndarray] | None = None, lr: float = 1e-3):
+    """The module (with canonical weights when given; the names are torch's own) and Adam."""
+    module = MODELS[model]()
+    if state is not None:
+        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    return module, torch.optim.Adam(module.parameters(), lr=lr)
+
+
+def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, batches) -> tuple[float, float, int]:
+    """One step per index batch; returns (mean loss, accuracy, samples) after one sync at the end."""
+    module.train()
+    loss_sum = torch.zeros(())
+    correct = torch.zeros((), dtype=torch.int64)
+    seen = 0
+    for index in batches:
+        index = torch.from_numpy(index)
+        inputs, targets = x[index], y[index]
+        optimizer.zero_grad(set_to_none=True)
+        logits = module(inputs)
+        loss = F.cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(targets)
+        correct += (logits.detach().argmax(1) == targets).sum()
+        seen += len(targets)
+    return float(loss_sum) / seen, float(correct) / seen, seen
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """uint8 (N, 28, 28) images and labels, served one PIL image at a time like torchvision's MNIST."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
+        self.images, self.labels, self.transform = torch.from_numpy(images), torch.from_numpy(labels), transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        image, label = Image.fromarray(self.images[index].numpy()), int(self.labels[index])  # uint8 2-D: mode "L"
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+class DataLoaderPipeline:
+    """The article's pipeline: per-sample transforms in a shuffled DataLoader."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 64, seed: int = 0):
+        from torchvision import transforms
+
+        transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+        self.dataset = ImageDataset(images, labels, transform)
+        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=batch_size, shuffle=True,
+                                                  generator=torch.Generator().manual_seed(seed))
+
+    def train(self, module: nn.Module, optimizer, steps: int) -> tuple[float, float, int]:
+        """``steps`` optimizer steps (starting a fresh shuffled pass, as an epoch does)."""
+        module.train()
+        loss_sum = torch.zeros(())
+        correct = torch.zeros((), dtype=torch.int64)
+        seen = 0
+        for step, (inputs, targets) in enumerate(self.loader):
+            if step == steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            logits = module(inputs)
+            loss = F.cross_entropy(logits, targets)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(targets)
+            correct += (logits.detach().argmax(1) == targets).sum()
+            seen += len(targets)
+        return float(loss_sum) / seen, float(correct) / seen, seen
