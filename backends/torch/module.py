@@ -33,8 +33,13 @@ def build_module(graph: Graph, weights: StateDict | None = None, dtype: str = "f
     fx = torch.fx.Graph()
     values = {name: fx.placeholder(name) for name, _ in graph.inputs}
     for node in graph.nodes:
-        root.add_module(node.name, TORCH_OPS[node.op](node))
-        values[node.name] = fx.call_module(node.name, tuple(values[i] for i in node.inputs))
+        module = TORCH_OPS[node.op](node)
+        inputs = tuple(values[i] for i in node.inputs)
+        if "channels_last" in node.hints:  # the channels_last pass: same values, NHWC memory
+            module = module.to(memory_format=torch.channels_last)
+            inputs = tuple(fx.call_method("contiguous", (x,), {"memory_format": torch.channels_last}) for x in inputs)
+        root.add_module(node.name, module)
+        values[node.name] = fx.call_module(node.name, inputs)
     fx.output(values[graph.output])
     module = torch.fx.GraphModule(root, fx, class_name=_class_name(graph.name)).to(DTYPES[dtype])
     if weights is not None:
@@ -49,7 +54,8 @@ def load_state(module: nn.Module, graph: Graph, weights: StateDict) -> None:
 
 
 def export_state(module: nn.Module) -> StateDict:
-    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+    """The module's state dict as C-ordered numpy arrays (whatever the tensors' memory format)."""
+    return {k: np.ascontiguousarray(v.detach().cpu().numpy()) for k, v in module.state_dict().items()}
 
 
 def _class_name(name: str) -> str:
