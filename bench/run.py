@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .data import BATCH_SIZE, make_data, run_batches
+from .flops import sgemm_peak_gflops, training_flops_per_example
 from .models import ModelDef, load, resolve
 from .variants import DEFAULT_VARIANTS, DSLC, FRAMEWORK, REFERENCES, make_variant, result_dict, warmup_batches
 
@@ -38,6 +39,8 @@ CHECKS = [
     ("dslc torch / hand-written torch", "dslc-torch", "torch-ref", 0.97, None),
     ("dslc JAX / hand-written Flax", "dslc-jax", "flax-ref", 0.97, None),
     ("dslc JAX / Keras 3 (JAX)", "dslc-jax", "keras-jax", 1.2, {"mlp"}),
+    ("dslc JAX / hand-written torch", "dslc-jax", "torch-ref", 1.5, {"cnn"}),
+    ("dslc torch (graph rewrites) / hand-written torch", "dslc-torch", "torch-ref", 1.15, {"cnn"}),
     ("dslc torch / Keras 3 (torch)", "dslc-torch", "keras-torch", 2.0, {"mlp"}),
     ("dslc torch / torch DataLoader pipeline", "dslc-torch", "torch-dataloader", None, None),
     ("dslc JAX / torch DataLoader pipeline", "dslc-jax", "torch-dataloader", None, None),
@@ -176,6 +179,12 @@ def bench_model(model: ModelDef, names: list[str], workers: dict, *, repeats: in
             log(f"  {name}: peak memory alone in a fresh process ({MEMORY_STEPS} steps)")
             result["variants"][name]["memory"] = isolated_memory(name, model, examples, seed)
     result["ratios"] = ratios(result)
+    dslc = [result["variants"][v]["median"] for v in DSLC if v in result["variants"]]
+    if dslc:
+        flops, peak = training_flops_per_example(graph), sgemm_peak_gflops()
+        limit = peak * 1e9 / flops
+        result["flop_limit"] = {"flops_per_example": flops, "peak_gflops": peak, "samples_per_s": limit,
+                                "best_dslc": max(dslc), "fraction": max(dslc) / limit}
     return result
 
 
@@ -315,6 +324,12 @@ def print_report(report: dict, console) -> None:
             checks.add_row(r["label"], f"{r['ratio']:.3f}x", f"{r['paired_median']:.3f}x",
                            "-" if r["threshold"] is None else f">= {r['threshold']}x", verdict)
         console.print(checks)
+        limit = result.get("flop_limit")
+        if limit:
+            console.print(f"  FLOP limit: {limit['flops_per_example'] / 1e6:.2f} MFLOP per training example at "
+                          f"{limit['peak_gflops']:.0f} GFLOP/s (sgemm peak) = {_fmt_rate(limit['samples_per_s'])} "
+                          f"samples/s; best dslc median {_fmt_rate(limit['best_dslc'])} = "
+                          f"{limit['fraction']:.0%} of it (stretch goal for the CNN: 40%)")
     epoch = report.get("epoch_check")
     if epoch:
         table = Table(title=f"dslc train specs/mnist_mlp.yaml vs the article's DataLoader epoch "

