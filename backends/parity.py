@@ -120,8 +120,8 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     report = Report(dtype, steps if recipe else 0, batch_size)
     if any(n.op == "dropout" and n.params.p > 0 for n in graph.nodes):
         report.notes.append("dropout is off in both models: their random streams cannot match")
-    torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype, disabled_passes=disabled_passes)
-                      for name in ("torch", "jax"))
+    torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype, disabled_passes=disabled_passes,
+                                  full_precision=True) for name in ("torch", "jax"))
     state = init_weights(graph, seed, dtype)
     for target in (torch_t, jax_t):
         target.load_state(state)

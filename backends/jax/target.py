@@ -35,9 +35,12 @@ class JaxTarget:
     name = "jax"
     steps_per_call = 25
 
-    def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32"):
+    def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
+                 full_precision: bool = False):
         if dtype == "float64" and not jax.config.jax_enable_x64:
             jax.config.update("jax_enable_x64", True)
+        if full_precision:  # no TF32 / bf16 passes on GPUs: dslc check compares float32 to float32
+            jax.config.update("jax_default_matmul_precision", "highest")
         self.graph, self.train, self.dtype, self.seed = graph, train, jnp.dtype(dtype), seed
         self.model = FlaxModel(graph)
         self.loss_name = train.loss.name if train else "cross_entropy"

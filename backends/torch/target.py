@@ -2,7 +2,8 @@
 
 Batches are gathered from the in-memory dataset by index (no per-example Python),
 the optimizer is torch's fused implementation, and the loss and accuracy sums stay
-tensors until the driver reads them once per epoch.
+tensors until the driver reads them once per epoch. Like JAX, the target uses the
+GPU when there is one (``device`` overrides).
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ class TorchTarget:
     name = "torch"
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                 compile: bool = False):
+                 compile: bool = False, device: str | None = None, full_precision: bool = False):
         torch.manual_seed(seed)
+        if full_precision:  # no TF32 on GPUs: dslc check compares float32 to float32
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.graph, self.train, self.dtype = graph, train, DTYPES[dtype]
-        self.module = build_module(graph, dtype=dtype)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.module = build_module(graph, dtype=dtype).to(self.device)
         self.step_module = torch.compile(self.module) if compile else self.module  # shares the parameters
         self.loss_name = train.loss.name if train else "cross_entropy"
         self.loss = make_loss(train.loss) if train else None
@@ -41,7 +46,8 @@ class TorchTarget:
         return export_state(self.module)
 
     def put(self, x: np.ndarray, y: np.ndarray):
-        return self._tensor(x), torch.from_numpy(y).to(self.dtype if y.dtype.kind == "f" else torch.int64)
+        y_dtype = self.dtype if y.dtype.kind == "f" else torch.int64
+        return self._tensor(x), torch.from_numpy(y).to(self.device, y_dtype)
 
     def compile(self, train_data, test_data, batch_sizes: list[int], eval_batch_size: int) -> float:
         """With ``torch.compile``, traces and compiles the train step on each batch size (timed)."""
@@ -59,9 +65,9 @@ class TorchTarget:
             self.optimizer = make_optimizer(self.train.optimizer, self.module.parameters())
         self.module.train()
         x_all, y_all = data
-        loss_sum, correct = torch.zeros((), dtype=self.dtype), torch.zeros((), dtype=self.dtype)
+        loss_sum, correct = (torch.zeros((), dtype=self.dtype, device=self.device) for _ in range(2))
         for index in batches:
-            index = torch.from_numpy(index)
+            index = torch.from_numpy(index).to(self.device, non_blocking=True)
             x, y = x_all[index], y_all[index]
             out = self.step_module(x)
             loss = self.loss(out, y)
@@ -76,9 +82,10 @@ class TorchTarget:
     def evaluate(self, data, index: np.ndarray, mask: np.ndarray):
         self.module.eval()
         x_all, y_all = data
-        loss_sum = correct = torch.zeros((), dtype=self.dtype)
+        loss_sum = correct = torch.zeros((), dtype=self.dtype, device=self.device)
         for rows, weights in zip(index, mask):
-            rows, weights = torch.from_numpy(rows), torch.from_numpy(weights).to(self.dtype)
+            rows = torch.from_numpy(rows).to(self.device)
+            weights = torch.from_numpy(weights).to(self.device, self.dtype)
             out = self.module(x_all[rows])
             loss_sum = loss_sum + (self.loss(out, y_all[rows], reduction="none") * weights).sum()
             correct = correct + correct_count(self.loss_name, out, y_all[rows], weights)
@@ -88,17 +95,17 @@ class TorchTarget:
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         self.module.eval()
         x = self._tensor(x)
-        return torch.cat([self.module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+        return torch.cat([self.module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).cpu().numpy()
 
     @torch.no_grad()
     def forward(self, x: np.ndarray, capture: bool = False):
         self.module.eval()
         captured = {}
         hooks = [getattr(self.module, n.name).register_forward_hook(
-            lambda mod, args, out, name=n.name: captured.__setitem__(name, out.numpy().copy()))
+            lambda mod, args, out, name=n.name: captured.__setitem__(name, out.cpu().numpy().copy()))
             for n in self.graph.nodes] if capture else []
         try:
-            out = self.module(self._tensor(x)).numpy()
+            out = self.module(self._tensor(x)).cpu().numpy()
         finally:
             for hook in hooks:
                 hook.remove()
@@ -110,11 +117,11 @@ class TorchTarget:
         x_t, y_t = self.put(x, y)
         loss = self.loss(self.module(x_t), y_t)
         loss.backward()
-        grads = {k: p.grad.numpy().copy() for k, p in self.module.named_parameters()}
+        grads = {k: np.ascontiguousarray(p.grad.cpu().numpy()) for k, p in self.module.named_parameters()}
         return loss.item(), grads
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
+        return torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
 
 
 TARGET = TorchTarget
