@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from dsl import Graph, Spec
-from dsl.errors import SpecSchemaError
+from dsl.errors import DataError, SpecSchemaError
+from dsl.tensors import format_shape
 
 from .data import DEFAULT_DATA_DIR, Dataset, epoch_batches, eval_batches, load_dataset
 from .progress import Progress
@@ -137,8 +140,9 @@ def _evaluate(target: Target, data, dataset: Dataset, batch_size: int) -> dict:
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir=DEFAULT_DATA_DIR,
              dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Test-split loss and accuracy of the given canonical weights on a target."""
+    recipe = resolve_train_spec(spec, TrainOptions())  # the loss to report comes from the train section
     data = load_dataset(spec, graph, data_dir=data_dir, name=dataset)
-    target = make_target(target_name, graph, spec.train)
+    target = make_target(target_name, graph, recipe)
     target.load_state(state)
     result = _evaluate(target, target.put(data.test.x, data.test.y), data, min(batch_size, len(data.test)))
     return {"target": target_name, "dataset": data.name, "examples": len(data.test), **result}
@@ -161,11 +165,6 @@ class _Throughput:
 
 def predict(graph: Graph, target_name: str, state, x, *, batch_size: int = EVAL_BATCH_SIZE):
     """Model outputs for an array of inputs: (N, *input shape), or one example without the batch axis."""
-    import numpy as np
-
-    from dsl.errors import DataError
-    from dsl.tensors import format_shape
-
     (_, input_type), = graph.inputs
     x = np.asarray(x)
     single = x.shape == input_type.shape

@@ -15,6 +15,8 @@ does), ``ToTensor()`` + ``Normalize((0.5,), (0.5,))`` per sample, and
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,13 +60,16 @@ def build(model: str, state: dict[str, np.ndarray] | None = None, lr: float = 1e
 
 def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, batches) -> tuple[float, float, int]:
     """One step per index batch; returns (mean loss, accuracy, samples) after one sync at the end."""
+    return _train(module, optimizer, ((x[i], y[i]) for i in map(torch.from_numpy, batches)))
+
+
+def _train(module: nn.Module, optimizer, pairs) -> tuple[float, float, int]:
+    """The plain training loop over (inputs, targets) batches, loss and accuracy kept as tensors."""
     module.train()
     loss_sum = torch.zeros(())
     correct = torch.zeros((), dtype=torch.int64)
     seen = 0
-    for index in batches:
-        index = torch.from_numpy(index)
-        inputs, targets = x[index], y[index]
+    for inputs, targets in pairs:
         optimizer.zero_grad(set_to_none=True)
         logits = module(inputs)
         loss = F.cross_entropy(logits, targets)
@@ -107,19 +112,4 @@ class DataLoaderPipeline:
 
     def train(self, module: nn.Module, optimizer, steps: int) -> tuple[float, float, int]:
         """``steps`` optimizer steps (starting a fresh shuffled pass, as an epoch does)."""
-        module.train()
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.int64)
-        seen = 0
-        for step, (inputs, targets) in enumerate(self.loader):
-            if step == steps:
-                break
-            optimizer.zero_grad(set_to_none=True)
-            logits = module(inputs)
-            loss = F.cross_entropy(logits, targets)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(targets)
-            correct += (logits.detach().argmax(1) == targets).sum()
-            seen += len(targets)
-        return float(loss_sum) / seen, float(correct) / seen, seen
+        return _train(module, optimizer, itertools.islice(self.loader, steps))
