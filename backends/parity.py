@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dsl import LOSSES, Graph, Spec
+from dsl.passes import passes_for
 
 from .target import make_target
 from .weights import init_weights
@@ -131,7 +132,7 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
 
     (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
     if not report.add("output", out_j, out_t, tol.output).ok:
-        report.first_divergence = first_divergence(jax_t.graph, torch_t, jax_t, x, tol.output)
+        report.first_divergence = first_divergence(graph_, recipe, state, x, dtype, disabled_passes, tol.output)
     if recipe:
         (loss_j, grads_j), (loss_t, grads_t) = jax_t.loss_and_grads(x, y), torch_t.loss_and_grads(x, y)
         report.add("loss", loss_j, loss_t, tol.output)
@@ -184,10 +185,20 @@ def print_report(report: Report, console=None) -> None:
                   f"[red]FAIL[/red]: {failed} of {len(report.rows)} quantities differ beyond tolerance")
 
 
-def first_divergence(graph: Graph, torch_t, jax_t, x: np.ndarray, tolerance: float) -> str | None:
-    """The first node (in execution order) whose outputs differ beyond tolerance."""
+def first_divergence(graph: Graph, recipe, state, x: np.ndarray, dtype: str, disabled_passes, tolerance: float):
+    """The first node (in execution order) whose outputs differ beyond tolerance.
+
+    Both models are rebuilt with the passes of both targets, so the graph has the
+    same structure on each side (a rewrite such as ``pool_before_activation`` changes
+    what a node name holds) while each backend still lowers its own hints.
+    """
+    names = sorted(set(passes_for("torch", disabled_passes)) | set(passes_for("jax", disabled_passes)))
+    torch_t, jax_t = (make_target(name, graph, recipe, dtype=dtype, passes=names, full_precision=True)
+                      for name in ("torch", "jax"))
+    for target in (torch_t, jax_t):
+        target.load_state(state)
     (_, inner_j), (_, inner_t) = jax_t.forward(x, capture=True), torch_t.forward(x, capture=True)
-    for node in graph.nodes:
+    for node in jax_t.graph.nodes:
         row = compare(node.name, inner_j[node.name], inner_t[node.name], tolerance)
         if not row.ok:
             return f"{node.name} ({node.op}): relative error {row.relative:.2e} > {tolerance:.0e}"

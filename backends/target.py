@@ -54,13 +54,14 @@ class Target(Protocol):
 
 
 def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                disabled_passes: tuple[str, ...] = (), **options) -> Target:
+                disabled_passes: tuple[str, ...] = (), passes: list[str] | None = None, **options) -> Target:
     """Builds the named target on the graph optimized by its passes; its framework is imported only now.
 
-    ``disabled_passes``: pass names to skip, or ``("all",)`` (``--no-optimize``).
+    ``disabled_passes``: pass names to skip, or ``("all",)`` (``--no-optimize``);
+    ``passes`` replaces the target's own list.
     """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
-    graph = optimize(graph, passes_for(name, disabled_passes))
+    graph = optimize(graph, passes_for(name, disabled_passes) if passes is None else passes)
     module = importlib.import_module(f"backends.{name}.target")
     return module.TARGET(graph, train, seed=seed, dtype=dtype, **options)

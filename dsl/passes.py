@@ -34,6 +34,10 @@ def pool_before_activation(graph: Graph) -> Graph:
     on the pooled tensor, a quarter of the values for a 2×2 pool. Only ReLU is
     moved: for leaky ReLU or saturating activations, float rounding can make
     distinct inputs tie after the activation and send the gradient elsewhere.
+
+    torch runs the MNIST CNN 1.6x faster with it. JAX does not run it: XLA already
+    fuses the ReLU into the convolution's output, and the swapped graph measured
+    ~25% slower there.
     """
     nodes, output = list(graph.nodes), graph.output
     i = 0
@@ -84,6 +88,26 @@ def flatten_channels_last(graph: Graph) -> Graph:
                                       for n in graph.nodes))
 
 
+GEMM_WEIGHT_GRAD_MAX_PATCH = 27  # values per window: 3x3 over RGB
+
+
+def conv_weight_grad_gemm(graph: Graph) -> Graph:
+    """Marks convolutions with small windows (kh·kw·Cin <= 27, one group) for a patch-GEMM weight gradient.
+
+    On XLA's CPU backend the weight gradient of the MNIST CNN's first convolution
+    takes 1.6 ms of a 6.5 ms step as a convolution over transposed copies; as one
+    matrix product over explicit patches it takes ~0.3 ms. Patches grow with
+    kh·kw·Cin, so only small windows qualify.
+    """
+    def small(node: Node) -> bool:
+        p = node.params
+        return (node.op == "conv2d" and p.groups == 1
+                and p.in_channels * p.kernel_size[0] * p.kernel_size[1] <= GEMM_WEIGHT_GRAD_MAX_PATCH)
+
+    return replace(graph, nodes=tuple(replace(n, hints=n.hints + ("gemm_weight_grad",)) if small(n) else n
+                                      for n in graph.nodes))
+
+
 def channels_last(graph: Graph) -> Graph:
     """Marks convolutions and pools to run on channels-last (NHWC) memory.
 
@@ -97,12 +121,14 @@ def channels_last(graph: Graph) -> Graph:
 
 
 PASSES = {p.name: p for p in (
-    Pass("pool_before_activation", pool_before_activation, ("torch", "jax"),
+    Pass("pool_before_activation", pool_before_activation, ("torch",),
          "relu -> max_pool2d runs as max_pool2d -> relu (ReLU on 4x fewer values)"),
     Pass("max_pool_blocks", max_pool_blocks, ("jax",),
          "tiling max-pools lower to fused element-wise maxima instead of select-and-scatter"),
     Pass("flatten_channels_last", flatten_channels_last, ("jax",),
          "flatten -> linear keeps NHWC order; the linear's kernel rows are permuted instead"),
+    Pass("conv_weight_grad_gemm", conv_weight_grad_gemm, ("jax",),
+         "small-window convolutions compute their weight gradient as one patch matrix product"),
     Pass("channels_last", channels_last, ("torch",),
          "convolutions and pools run on NHWC memory (torch.channels_last), where oneDNN is fastest"),
 )}
