@@ -46,8 +46,8 @@ def _schema(args) -> None:
 
 def _train(args) -> None:
     import dsl
-    from dsl import DslcError
     from backends.loop import TrainOptions, train
+    from dsl import DslcError
 
     spec, graph = dsl.load(args.spec)
     out = args.out or Path("runs") / f"{spec.name}-{args.target}"

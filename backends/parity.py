@@ -7,8 +7,9 @@ the reference's scale (max |torch value|), the measure Keras uses between its ow
 backends. Weights after training are compared in relative L2 norm instead: Adam
 divides each gradient by its own magnitude, so where a gradient is float32 noise
 around zero its sign can differ between frameworks and move that one weight by
-2·lr, while the model as a whole (its losses, its outputs) still agrees. Dropout is turned off for the comparison: the two frameworks' random
-streams cannot agree, and PARITY.md §8 checks dropout's formula separately.
+2·lr, while the model as a whole (its losses, its outputs) still agrees. Dropout is
+turned off for the comparison: the two frameworks' random streams cannot agree, and
+PARITY.md §8 checks dropout's formula separately.
 """
 
 from __future__ import annotations

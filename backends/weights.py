@@ -53,7 +53,8 @@ def check_state_dict(graph: Graph, state: StateDict, origin: str = "weights") ->
 
 def save_weights(path: str | Path, state: StateDict, metadata: dict[str, str] | None = None) -> None:
     """Writes safetensors atomically: a crash leaves the previous file intact."""
-    data = save_bytes({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata={"format": "pt", **(metadata or {})})
+    tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    data = save_bytes(tensors, metadata={"format": "pt", **(metadata or {})})
     write_atomic(path, data)
 
 

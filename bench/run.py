@@ -5,7 +5,8 @@
 For each model every variant is set up once (build, same initial weights, compile,
 warm-up: all untimed); then each repeat runs every variant once over the same index
 batches, in an order rotated by one each repeat and reversed every other repeat, so
-no variant always runs first, last, or after the same neighbour. Reported: samples/s min-median-max over the repeats, median ratios
+no variant always runs first, last, or after the same neighbour. Reported: samples/s
+min-median-max over the repeats, median ratios
 dslc/reference, the JAX compile seconds, and peak memory (see ``bench/README.md``).
 """
 
@@ -235,8 +236,10 @@ def epoch_check(examples: int, seed: int, dataloader_rate: float | None, targets
         raw.mkdir(parents=True)
         for prefix, n, s in (("train", examples, seed), ("t10k", 10000, seed + 1)):
             d = make_data(n, s)
-            (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + d.images.tobytes())
-            (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + d.y.astype("uint8").tobytes())
+            images = struct.pack(">IIII", 2051, n, 28, 28) + d.images.tobytes()
+            labels = struct.pack(">II", 2049, n) + d.y.astype("uint8").tobytes()
+            (raw / f"{prefix}-images-idx3-ubyte").write_bytes(images)
+            (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
         for target in targets:
             out = Path(tmp) / f"run-{target}"
             cmd = [sys.executable, "cli.py", "train", "specs/mnist_mlp.yaml", "--target", target, "--epochs", "2",

@@ -146,7 +146,8 @@ def _choice_schema(models: dict[str, type[Params]], defs: dict, docs: dict[str, 
         args = refs[(model, "validation")]
         options.append({
             "type": "object", "additionalProperties": False, "required": [name], "minProperties": 1,
-            "maxProperties": 1, "properties": {name: {"anyOf": [args, {"type": "null"}], "description": docs.get(name, "")}},
+            "maxProperties": 1,
+            "properties": {name: {"anyOf": [args, {"type": "null"}], "description": docs.get(name, "")}},
         })
     return {"anyOf": options}
 

@@ -182,7 +182,8 @@ class _Builder:
                 raise SpecSyntaxError("mapping keys must be plain names", key_where)
             key = key_node.value
             if key in result:
-                raise SpecSyntaxError(f"duplicate key '{key}'; a later value would silently replace the earlier", key_where)
+                raise SpecSyntaxError(f"duplicate key '{key}'; a later value would silently replace the earlier",
+                                      key_where)
             self.source.keys[path + (key,)] = key_where
             result[key] = self.build(value_node, path + (key,), depth + 1)
         return {**merged, **result}

@@ -63,8 +63,10 @@ class AdamWParams(AdamParams):
 
 LOSSES = MappingProxyType({
     "cross_entropy": LossDef("cross_entropy", CrossEntropyParams, "classes",
-                             "Softmax cross-entropy of logits against class ids, class axis 1 (torch.nn.CrossEntropyLoss)."),
-    "mse": LossDef("mse", NoLossParams, "values", "Mean squared error (torch.nn.MSELoss), not optax's half-squared l2_loss."),
+                             "Softmax cross-entropy of logits against class ids, class axis 1 "
+                             "(torch.nn.CrossEntropyLoss)."),
+    "mse": LossDef("mse", NoLossParams, "values",
+                   "Mean squared error (torch.nn.MSELoss), not optax's half-squared l2_loss."),
     "bce_with_logits": LossDef("bce_with_logits", NoLossParams, "values",
                                "Binary cross-entropy of logits against 0/1 targets (torch.nn.BCEWithLogitsLoss)."),
 })

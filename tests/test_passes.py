@@ -96,5 +96,6 @@ def test_flatten_channels_last_permutes_the_linear_kernel_and_round_trips_exactl
 
 
 def test_flatten_read_by_anything_but_linear_keeps_torch_order():
-    _, graph = dsl.loads(CNN.replace("  - linear: {out_features: 5, name: head}", "  - relu\n  - linear: {out_features: 5}"))
+    relu_first = CNN.replace("  - linear: {out_features: 5, name: head}", "  - relu\n  - linear: {out_features: 5}")
+    _, graph = dsl.loads(relu_first)
     assert optimize(graph, passes_for("jax")).node("flatten_1").hints == ()

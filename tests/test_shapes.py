@@ -60,6 +60,7 @@ def test_conv_output_size(padding, stride, dilation, kernel, size, expected):
     _, graph = dsl.loads(f"""
 name: conv
 input: {{shape: [2, {size}, {size}]}}
-model: [{{conv2d: {{out_channels: 3, kernel_size: {kernel}, padding: {padding}, stride: {stride}, dilation: {dilation}}}}}]
+model:
+  - conv2d: {{out_channels: 3, kernel_size: {kernel}, padding: {padding}, stride: {stride}, dilation: {dilation}}}
 """)
     assert graph.output_type.shape == (3, expected, expected)

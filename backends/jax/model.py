@@ -23,6 +23,7 @@ from ..weights import StateDict, check_state_dict
 from .layout import CHANNELS_FIRST, convert, plan
 from .ops import JAX_OPS
 
+
 class FlaxModel(nn.Module):
     """The spec's model as a linen module: ``apply(variables, x, train=False)``.
 

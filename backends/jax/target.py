@@ -27,7 +27,6 @@ from ..weights import StateDict
 from .model import FlaxModel, state_from_variables, variables_from_state
 from .training import TrainState, make_loss, make_optimizer, make_steps
 
-
 LOOP_MAX_STEP_SECONDS = 0.005
 
 

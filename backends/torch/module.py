@@ -50,7 +50,8 @@ def build_module(graph: Graph, weights: StateDict | None = None, dtype: str = "f
 def load_state(module: nn.Module, graph: Graph, weights: StateDict) -> None:
     """Copies canonical weights into the module (casting to its dtype)."""
     check_state_dict(graph, weights)
-    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)  # copies to the module's device
+    # load_state_dict copies into the module's parameters, on its device and in its memory format
+    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
 
 
 def export_state(module: nn.Module) -> StateDict:

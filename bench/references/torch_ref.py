@@ -58,7 +58,8 @@ def build(model: str, state: dict[str, np.ndarray] | None = None, lr: float = 1e
     return module, torch.optim.Adam(module.parameters(), lr=lr)
 
 
-def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, batches) -> tuple[float, float, int]:
+def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
+                    batches) -> tuple[float, float, int]:
     """One step per index batch; returns (mean loss, accuracy, samples) after one sync at the end."""
     return _train(module, optimizer, ((x[i], y[i]) for i in map(torch.from_numpy, batches)))
 

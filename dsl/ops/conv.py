@@ -6,7 +6,7 @@ import math
 from typing import Literal
 
 from ..tensors import TensorType, format_shape
-from ..types import Bool, Pair, Padding, Params, PositiveInt
+from ..types import Bool, Padding, Pair, Params, PositiveInt
 from .base import Example, OpDef, ShapeError, Uniform, Weight, require_float, require_rank
 
 

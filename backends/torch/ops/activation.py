@@ -1,6 +1,5 @@
 from torch import nn
 
-
 LOWERINGS = {
     "relu": lambda node: nn.ReLU(),
     "leaky_relu": lambda node: nn.LeakyReLU(node.params.negative_slope),
