@@ -122,10 +122,10 @@ def _parser() -> argparse.ArgumentParser:
 
     train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, weights, summary.json")
     _target(train)
-    train.add_argument("--epochs", type=int, help="override train.epochs")
-    train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    train.add_argument("--batch-size", type=int, help="override train.batch_size")
-    train.add_argument("--lr", type=float, help="override the optimizer's learning rate")
+    train.add_argument("--epochs", type=_positive, help="override train.epochs")
+    train.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps")
+    train.add_argument("--batch-size", type=_positive, help="override train.batch_size")
+    train.add_argument("--lr", type=_positive_float, help="override the optimizer's learning rate")
     train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, dropout (default 0)")
     train.add_argument("--out", type=Path, help="output folder (default runs/<spec name>-<target>)")
     _data(train)
@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = verb("eval", _eval, "test-split loss and accuracy of saved weights")
     _target(evaluate)
     evaluate.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
-    evaluate.add_argument("--batch-size", type=int, default=1000)
+    evaluate.add_argument("--batch-size", type=_positive, default=1000)
     _data(evaluate)
 
     predict = verb("predict", _predict, "model outputs for an array of inputs (.npy in, .npy out)")
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
     predict.add_argument("--input", type=Path, required=True, help="inputs, shape (N, *input.shape), .npy")
     predict.add_argument("--output", type=Path, required=True, help="where to write the outputs (.npy)")
-    predict.add_argument("--batch-size", type=int, default=1000)
+    predict.add_argument("--batch-size", type=_positive, default=1000)
 
     check = verb("check", _check, "prove the torch and JAX models equal: outputs, gradients, K training steps; "
                  "exit 1 on a mismatch")
@@ -178,6 +178,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 

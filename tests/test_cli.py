@@ -115,3 +115,14 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     result = dslc("predict", "specs/digits_mlp.yaml", "--weights", tmp_path / "w.safetensors",
                   "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_the_same_model(tmp_path):
+    """``--compile`` (torch.compile, ~25 s to compile on 2 cores) changes speed, not results."""
+    for flag, out in (((), "eager"), (("--compile",), "compiled")):
+        dslc("train", "specs/digits_cnn.yaml", "--target", "torch", "--epochs", "2", "--out", tmp_path / out, *flag)
+    eager, compiled = (json.loads((tmp_path / out / "summary.json").read_text()) for out in ("eager", "compiled"))
+    assert compiled["compile_seconds"] > 0 and eager["compile_seconds"] == 0
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
+    assert compiled["test_accuracy"] == pytest.approx(eager["test_accuracy"], abs=0.003)

@@ -78,3 +78,22 @@ def test_weights_that_do_not_fit_are_refused(cnn, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(dsl.WeightsError, match="not a safetensors file"):
         load_weights(tmp_path / "junk.safetensors", cnn)
+
+
+def test_exported_weights_are_copies_that_training_does_not_change():
+    spec, graph = dsl.load("specs/digits_cnn.yaml")
+    from backends.target import make_target
+
+    x = np.random.default_rng(0).standard_normal((64, 1, 8, 8)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 10, 64)
+    for name in ("torch", "jax"):
+        target = make_target(name, graph, spec.train)
+        target.load_state(init_weights(graph, 0))
+        data = target.put(x, y)
+        target.compile(data, data, [32], 32)
+        before = target.export_state()
+        snapshot = {k: v.copy() for k, v in before.items()}
+        target.train_steps(data, [np.arange(32, dtype=np.int32)] * 3)
+        after = target.export_state()
+        assert all(np.array_equal(before[k], snapshot[k]) for k in before), name
+        assert not np.array_equal(after["fc1.weight"], before["fc1.weight"]), name

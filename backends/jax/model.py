@@ -74,5 +74,5 @@ def state_from_variables(graph: Graph, variables) -> StateDict:
             continue
         layer = {c: jax.device_get(v[node.name]) for c, v in variables.items() if node.name in v}
         for suffix, value in JAX_OPS[node.op].from_flax(layer, placements[node.name].inputs).items():
-            state[f"{node.name}.{suffix}"] = np.ascontiguousarray(value)
+            state[f"{node.name}.{suffix}"] = np.array(value, order="C")  # a copy: device buffers are donated
     return state

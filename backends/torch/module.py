@@ -55,8 +55,12 @@ def load_state(module: nn.Module, graph: Graph, weights: StateDict) -> None:
 
 
 def export_state(module: nn.Module) -> StateDict:
-    """The module's state dict as C-ordered numpy arrays (whatever the tensors' memory format)."""
-    return {k: np.ascontiguousarray(v.detach().cpu().numpy()) for k, v in module.state_dict().items()}
+    """A copy of the module's state dict as C-ordered numpy arrays (whatever the tensors' memory format).
+
+    Always a copy: ``Tensor.numpy()`` shares memory with the parameter, which the next
+    optimizer step would change under the caller.
+    """
+    return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in module.state_dict().items()}
 
 
 def _class_name(name: str) -> str:

@@ -117,7 +117,7 @@ class TorchTarget:
         x_t, y_t = self.put(x, y)
         loss = self.loss(self.module(x_t), y_t)
         loss.backward()
-        grads = {k: np.ascontiguousarray(p.grad.cpu().numpy()) for k, p in self.module.named_parameters()}
+        grads = {k: np.array(p.grad.cpu().numpy(), order="C") for k, p in self.module.named_parameters()}
         return loss.item(), grads
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
