@@ -32,15 +32,15 @@ def load(path: str | Path) -> tuple[Spec, Graph]:
         >>> graph.num_parameters
         693962
     """
-    spec = load_spec(path)
-    graph = build_graph(spec)
-    check_training(spec, graph)
-    return spec, graph
+    return _compile(*load_yaml(path))
 
 
 def loads(text: str, file: str = "<string>") -> tuple[Spec, Graph]:
     """:func:`load` for spec text held in memory."""
-    data, source = parse_yaml(text, file)
+    return _compile(*parse_yaml(text, file))
+
+
+def _compile(data: object, source: SourceMap) -> tuple[Spec, Graph]:
     spec = validate_spec(data, source)
     graph = build_graph(spec)
     check_training(spec, graph)

@@ -63,8 +63,11 @@ def lowering_cases():
     return cases
 
 
+LOWERING_CASES = lowering_cases()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case, op, example, passes", lowering_cases(), ids=[c[0] for c in lowering_cases()])
+@pytest.mark.parametrize("case, op, example, passes", LOWERING_CASES, ids=[c[0] for c in LOWERING_CASES])
 def test_op_matches_between_backends(case, op, example, passes, dtype):
     graph = single_op_graph(op, example, dtype)
     rng = np.random.default_rng(abs(hash(case)) % 2**32)
