@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the verb's own parser, so the hint is that verb's usage, not the top level's
+        args.parser.error(_unrecognized(args.parser, extra))
     from dsl import DslcError
 
+    warnings.showwarning = _show_warning
     try:
+        if getattr(args, "threads", False) is not None and args.verb in _COMPUTE_VERBS:
+            from backends.threads import use_threads
+
+            use_threads(args.threads)  # before torch or JAX is imported
         return args.run(args) or 0
     except DslcError as err:
         print(f"error: {err}" if not getattr(err, "location", None) else str(err), file=sys.stderr)
@@ -22,6 +32,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line per warning: a located spec warning as ``file:line:col: warning: ...``, others ``warning: ...``."""
+    text = str(message)
+    print(text if getattr(message, "location", None) else f"warning: {text}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that name the verb and point at its ``--help``."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    unknown = next((word.split("=")[0] for word in extra if word.startswith("-")), None)
+    close = difflib.get_close_matches(unknown, flags, n=1, cutoff=0.6) if unknown else []
+    return f"unrecognized arguments: {' '.join(extra)}" + (f"; did you mean {close[0]}?" if close else "")
 
 
 def _validate(args) -> None:
@@ -47,21 +77,21 @@ def _schema(args) -> None:
 def _train(args) -> None:
     import dsl
     from backends.loop import TrainOptions, train
+    from backends.progress import format_rate
     from dsl import DslcError
 
     spec, graph = dsl.load(args.spec)
-    out = args.out or Path("runs") / f"{spec.name}-{args.target}"
     if args.compile and args.target != "torch":
         raise DslcError("--compile applies to --target torch (the JAX step is always jit-compiled)")
     options = TrainOptions(target=args.target, epochs=args.epochs, max_steps=args.max_steps,
-                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=out,
-                           data_dir=args.data_dir, dataset=args.dataset, progress=args.progress,
-                           disabled_passes=args.no_optimize,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=args.out,
+                           overwrite=args.overwrite, data_dir=args.data_dir, dataset=args.dataset,
+                           progress=args.progress, disabled_passes=args.no_optimize,
                            target_options={"compile": True} if args.compile else {})
     summary = train(spec, graph, options)
     print(f"test_accuracy {summary['test_accuracy']:.4f}  test_loss {summary['test_loss']:.4f}  "
-          f"{summary['train_samples_per_sec']:,.0f} samples/s  compile {summary['compile_seconds']:.1f}s  "
-          f"wall {summary['wall_seconds']:.1f}s  -> {out}")
+          f"{format_rate(summary['train_samples_per_sec'])}  compile {summary['compile_seconds']:.1f}s  "
+          f"wall {summary['wall_seconds']:.1f}s  -> {summary['out']}")
 
 
 def _eval(args) -> None:
@@ -76,20 +106,12 @@ def _eval(args) -> None:
 
 
 def _predict(args) -> None:
-    import numpy as np
-
     import dsl
-    from backends.loop import predict
-    from backends.weights import load_weights
-    from dsl.errors import DataError
+    from backends.predict import predict_file
 
     spec, graph = dsl.load(args.spec)
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{args.input}: cannot read a .npy array ({err})") from None
-    y = predict(graph, args.target, load_weights(args.weights, graph), x, batch_size=args.batch_size)
-    np.save(args.output, y)
+    y = predict_file(spec, graph, args.target, args.weights, args.input, args.output, transformed=args.transformed,
+                     batch_size=args.batch_size)
     print(f"wrote {args.output}: {list(y.shape)} {y.dtype}")
 
 
@@ -104,14 +126,21 @@ def _check(args) -> int:
     return 0 if report.ok else 1
 
 
+_COMPUTE_VERBS = ("train", "eval", "predict", "check")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dslc", description="One YAML model spec -> native torch and Flax models, "
-                                     "proven equal, trained from one CLI.")
+    parser = _Parser(prog="dslc", description="One YAML model spec -> native torch and Flax models, "
+                     "proven equal, trained from one CLI.")
+    parser.add_argument("--version", action="version", version=f"dslc {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, run, help: str) -> argparse.ArgumentParser:
-        p = verbs.add_parser(name, help=help, description=help)
-        p.set_defaults(run=run)
+    def verb(name: str, run, help: str, description: str = "") -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=help, description=description or help)
+        p.set_defaults(run=run, parser=p)
+        if name in _COMPUTE_VERBS:
+            p.add_argument("--threads", type=_positive, help="CPU threads for torch and XLA (default: the cores "
+                           "this process may use; on a machine another process keeps busy, try 1)")
         if name != "schema":
             p.add_argument("spec", help="the spec file (YAML)")
         return p
@@ -127,7 +156,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, help="override train.batch_size")
     train.add_argument("--lr", type=_positive_float, help="override the optimizer's learning rate")
     train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, dropout (default 0)")
-    train.add_argument("--out", type=Path, help="output folder (default runs/<spec name>-<target>)")
+    train.add_argument("--out", type=Path, help="run folder (default runs/<spec name>-<target>, numbered -2, -3, "
+                       "... when that holds a run already)")
+    train.add_argument("--overwrite", action="store_true", help="replace the run in an existing --out folder "
+                       "(without it, such a folder is refused)")
     _data(train)
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: on a terminal only)")
@@ -140,11 +172,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_positive, default=1000)
     _data(evaluate)
 
-    predict = verb("predict", _predict, "model outputs for an array of inputs (.npy in, .npy out)")
+    predict = verb("predict", _predict, "model outputs for an array of inputs (.npy in, .npy out)",
+                   "Model outputs for an array of inputs (.npy in, .npy out). Inputs are examples as the spec's "
+                   "dataset stores them (digits: pixels 0..16, MNIST: 0..255) and get the same transform as "
+                   "training: the dataset's scaling to [0, 1], then data.normalize. Pass --transformed for inputs "
+                   "that already had it.")
     _target(predict)
     predict.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
-    predict.add_argument("--input", type=Path, required=True, help="inputs, shape (N, *input.shape), .npy")
-    predict.add_argument("--output", type=Path, required=True, help="where to write the outputs (.npy)")
+    predict.add_argument("--input", type=Path, required=True,
+                         help="a .npy array of shape (N, *input.shape), channels first, or one example")
+    predict.add_argument("--output", type=Path, required=True, help="the .npy file to write (exactly this name)")
+    predict.add_argument("--transformed", action="store_true",
+                         help="the inputs are already scaled and normalized as the model sees them: no transform")
     predict.add_argument("--batch-size", type=_positive, default=1000)
 
     check = verb("check", _check, "prove the torch and JAX models equal: outputs, gradients, K training steps; "
@@ -174,15 +213,30 @@ def _optimize(parser: argparse.ArgumentParser) -> None:
                         help=f"turn off all optimization passes, or the named ones ({', '.join(PASSES)})")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dslc")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "(not installed)"
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value

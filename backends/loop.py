@@ -13,14 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from dsl import Graph, Spec
-from dsl.errors import DataError, SpecSchemaError
-from dsl.tensors import format_shape
+from dsl.errors import SpecSchemaError
 
 from .data import DEFAULT_DATA_DIR, Dataset, epoch_batches, eval_batches, load_dataset
 from .progress import Progress
+from .runs import plan_run_dir, start_run_dir
 from .target import Target, make_target
 from .weights import init_weights, save_weights, write_atomic
 
@@ -37,7 +35,8 @@ class TrainOptions:
     batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
-    out_dir: Path = Path("runs")
+    out_dir: Path | None = None  # None: runs/<spec name>-<target>, numbered -2, -3, ... past existing runs
+    overwrite: bool = False  # replace a run in an explicit out_dir instead of refusing
     data_dir: Path = DEFAULT_DATA_DIR
     dataset: str | None = None
     progress: bool | None = None  # None: a bar on a terminal, a line per epoch otherwise
@@ -59,9 +58,10 @@ def resolve_train_spec(spec: Spec, options: TrainOptions):
 
 
 def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
-    """Trains from the seed's initial weights; writes metrics, weights and a summary to ``out_dir``."""
+    """Trains from the seed's initial weights; writes metrics, weights and a summary to the run folder."""
     wall_start = time.perf_counter()
     recipe = resolve_train_spec(spec, options)
+    out = plan_run_dir(options.out_dir, Path("runs") / f"{spec.name}-{options.target}", options.overwrite)
     dataset = load_dataset(spec, graph, data_dir=options.data_dir, name=options.dataset, seed=options.seed)
     target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
                          **options.target_options)
@@ -73,8 +73,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
     compile_seconds = target.compile(train_data, test_data, sizes, eval_size)
 
-    out = Path(options.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    start_run_dir(out)
     (out / "metrics.jsonl").write_text("")
     steps_per_epoch = math.ceil(len(dataset.train) / batch)
     total_steps = min(recipe.epochs * steps_per_epoch, options.max_steps or math.inf)
@@ -85,6 +84,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
     with Progress(epochs, steps_per_epoch, enabled=options.progress) as progress:
         for epoch in range(1, epochs + 1):
             batches = epoch_batches(len(dataset.train), batch, options.seed, epoch)[: total_steps - step]
+            progress.start_epoch(epoch, len(batches))
             loss_sum, correct, seen = _run_epoch(target, train_data, batches, timing, progress)
             step += len(batches)
             test = _evaluate(target, test_data, dataset, eval_size)
@@ -95,7 +95,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
                 f.write(json.dumps(record) + "\n")
             save_weights(out / "weights.safetensors", target.export_state(), {"spec": spec.name, "epoch": str(epoch)})
             progress.epoch_done(record)
-    summary = {"spec": spec.name, "target": target.name, "dataset": dataset.name, "seed": options.seed,
+    summary = {"spec": spec.name, "target": target.name, "out": str(out), "dataset": dataset.name, "seed": options.seed,
                "epochs": epochs, "steps": step, "batch_size": batch,
                "train_loss": record["train_loss"], "train_accuracy": record["train_accuracy"],
                "test_loss": record["test_loss"], "test_accuracy": record["test_accuracy"],
@@ -159,20 +159,6 @@ class _Throughput:
         self.seconds += seconds
 
     @property
-    def rate(self) -> float:
-        return self.samples / self.seconds if self.seconds > 0 else 0.0
-
-
-def predict(graph: Graph, target_name: str, state, x, *, batch_size: int = EVAL_BATCH_SIZE):
-    """Model outputs for an array of inputs: (N, *input shape), or one example without the batch axis."""
-    (_, input_type), = graph.inputs
-    x = np.asarray(x)
-    single = x.shape == input_type.shape
-    if single:
-        x = x[None]
-    if x.shape[1:] != input_type.shape:
-        raise DataError(f"inputs have shape {list(x.shape)}; the model takes {format_shape(input_type.shape)}")
-    target = make_target(target_name, graph, None)
-    target.load_state(state)
-    out = target.predict(x.astype(input_type.dtype), batch_size)
-    return out[0] if single else out
+    def rate(self) -> float | None:
+        """None where nothing was timed (a one-step run is all warm-up): reported as n/a, never as 0."""
+        return self.samples / self.seconds if self.seconds > 0 else None

@@ -78,6 +78,10 @@ class DataError(DslcError):
     """A dataset that cannot be loaded, or that does not fit the model."""
 
 
+class UsageError(DslcError):
+    """A command-line value that cannot work: a path, a flag, an array given to ``predict``."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A '; did you mean ...?' suffix for a misspelt name, or '' when nothing is close."""
     choices = list(choices)

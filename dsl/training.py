@@ -89,11 +89,14 @@ class DatasetDef:
     example_shape: tuple[int, ...] | None  # None: made in whatever shape the model takes
     num_classes: int | None
     doc: str
+    scale: float | None = None  # the stored value that means 1.0 (pixels 0..255 -> 255); None: stored as used
 
 
 DATASETS = MappingProxyType({d.name: d for d in (
-    DatasetDef("digits", (1, 8, 8), 10, "scikit-learn's bundled 8x8 handwritten digits, offline; pixels / 16"),
-    DatasetDef("mnist", (1, 28, 28), 10, "MNIST through torchvision, downloaded into --data-dir; pixels / 255"),
-    DatasetDef("fashion_mnist", (1, 28, 28), 10, "Fashion-MNIST through torchvision; pixels / 255"),
+    DatasetDef("digits", (1, 8, 8), 10, "scikit-learn's bundled 8x8 handwritten digits, offline; pixels / 16",
+               scale=16.0),
+    DatasetDef("mnist", (1, 28, 28), 10, "MNIST through torchvision, downloaded into --data-dir; pixels / 255",
+               scale=255.0),
+    DatasetDef("fashion_mnist", (1, 28, 28), 10, "Fashion-MNIST through torchvision; pixels / 255", scale=255.0),
     DatasetDef("synthetic", None, None, "seeded standard-normal inputs of the model's shape, learnable targets"),
 )})

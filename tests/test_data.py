@@ -1,6 +1,7 @@
 """The data pipeline: seeded order identical for every target, real offline digits, MNIST files on disk."""
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,10 +27,13 @@ def test_eval_batches_pad_to_one_shape_and_mask_the_padding():
     assert index[mask > 0].tolist() == list(range(10))
 
 
-def test_digits_is_a_fixed_stratified_80_20_split_scaled_to_unit_range():
+def test_digits_is_a_fixed_stratified_80_20_split_of_sklearn_pixels_scaled_to_unit_range():
     source = digits()
     assert source.train.x.shape == (1437, 1, 8, 8) and source.test.x.shape == (360, 1, 8, 8)
-    assert source.train.x.min() == 0.0 and source.train.x.max() == 1.0
+    assert source.train.x.min() == 0.0 and source.train.x.max() == 16.0  # as sklearn's load_digits stores them
+    spec, graph = dsl.loads(Path("specs/digits_mlp.yaml").read_text().replace("  normalize:", "#"))
+    scaled = load_dataset(spec, graph).train.x  # no normalize: the transform only scales
+    assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
     train_share = np.bincount(source.train.y) / np.bincount(np.concatenate([source.train.y, source.test.y]))
     assert np.all(np.abs(train_share - 0.8) < 0.02)
     assert np.array_equal(digits().test.y, source.test.y)
@@ -38,7 +42,7 @@ def test_digits_is_a_fixed_stratified_80_20_split_scaled_to_unit_range():
 def test_spec_normalization_is_applied():
     spec, graph = dsl.load("specs/digits_cnn.yaml")
     data = load_dataset(spec, graph, seed=123)
-    np.testing.assert_allclose(data.train.x, (digits().train.x - 0.5) / 0.5)
+    np.testing.assert_allclose(data.train.x, (digits().train.x / 16 - 0.5) / 0.5)
 
 
 def test_a_dataset_that_does_not_fit_the_model_is_a_located_error():
@@ -91,6 +95,9 @@ def test_missing_mnist_offline_says_where_to_put_the_files(tmp_path, monkeypatch
 
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
     spec, graph = dsl.load("specs/mnist_cnn.yaml")
-    with pytest.raises(dsl.DataError, match=rf"into {tmp_path}/MNIST/raw .*put train-images-idx3-ubyte"):
-        load_dataset(spec, graph, data_dir=tmp_path)
+    with pytest.raises(dsl.DataError) as err:
+        load_dataset(spec, graph, data_dir=tmp_path / "data")
+    assert str(err.value).startswith(f"mnist is not in {tmp_path}/data/MNIST/raw and could not be downloaded "
+                                     "(no network?); put train-images-idx3-ubyte, train-labels-idx1-ubyte, ")
+    assert not (tmp_path / "data").exists()  # the folders the attempt made are gone again
 

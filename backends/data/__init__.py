@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from dsl import DATASETS, LOSSES, Graph, Spec
 from dsl.errors import DataError, SpecSchemaError
 from dsl.loader import check_dataset
@@ -18,6 +16,7 @@ from dsl.loader import check_dataset
 from .batches import epoch_batches, eval_batches
 from .sources import Split, digits, torchvision_images
 from .synthetic import synthetic
+from .transform import InputTransform, input_transform
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -32,7 +31,7 @@ class Dataset:
 
 def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DATA_DIR, name: str | None = None,
                  seed: int = 0) -> Dataset:
-    """The spec's dataset (or ``name``), normalized as the spec says and checked against the model."""
+    """The spec's dataset (or ``name``), through the input transform, checked against the model."""
     data = spec.data
     name = name or (data.dataset if data else None)
     if name is None:
@@ -53,16 +52,10 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
     train, test = source.train, source.test
     if data and name != "synthetic":
         train, test = train.head(data.train_size), test.head(data.test_size)
-    if data and data.normalize:
-        train, test = (_normalize(s, data.normalize) for s in (train, test))
+    transform = input_transform(spec, name)
+    train, test = (Split(transform(s.x), s.y) for s in (train, test))
     return Dataset(name, train, test, source.num_classes)
 
 
-def _normalize(split: Split, normalize) -> Split:
-    """Per-channel (x - mean) / std; the lengths were checked against the input by ``check_dataset``."""
-    mean, std = (np.asarray(v, np.float32) for v in (normalize.mean, normalize.std))
-    shape = (1, -1) + (1,) * (split.x.ndim - 2)
-    return Split(((split.x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32), split.y)
-
-
-__all__ = ["Dataset", "Split", "load_dataset", "epoch_batches", "eval_batches", "DEFAULT_DATA_DIR"]
+__all__ = ["Dataset", "Split", "InputTransform", "load_dataset", "input_transform", "epoch_batches", "eval_batches",
+           "DEFAULT_DATA_DIR"]

@@ -1,9 +1,12 @@
-"""Where examples come from. Each source returns images scaled to [0, 1], channels first.
+"""Where examples come from. Each source returns examples as stored, channels first.
+
+Scaling to [0, 1] is not done here but by the one input transform
+(``transform.py``, from ``DatasetDef.scale``), which ``dslc predict`` applies too.
 
 ``digits`` is scikit-learn's bundled copy of the UCI 8×8 handwritten digits (1,797
-images, offline). Pixels are integers 0..16 and are divided by 16. The split is fixed
-(stratified 80/20 by class with seed 0), so every run and both targets see the same
-test set whatever ``--seed`` is.
+images, offline), pixels 0..16 exactly as ``sklearn.datasets.load_digits`` gives
+them. The split is fixed (stratified 80/20 by class with seed 0), so every run and
+both targets see the same test set whatever ``--seed`` is.
 
 ``mnist`` and ``fashion_mnist`` are read by torchvision from ``DATA_DIR/<Name>/raw``,
 downloading them there when the network allows.
@@ -49,7 +52,7 @@ def digits() -> Source:
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
+    x = bunch.images[:, None, :, :]
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.2, stratify=y, random_state=DIGITS_SPLIT_SEED)
@@ -60,24 +63,35 @@ _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 
 
 def torchvision_images(name: str, data_dir: str | Path) -> Source:
-    """MNIST-format datasets through torchvision: downloaded into ``data_dir`` if missing."""
+    """MNIST-format datasets through torchvision (uint8 pixels): downloaded into ``data_dir`` if missing.
+
+    A failed download removes the folders it created, so an offline first run leaves
+    nothing behind but the message saying where to put the files.
+    """
     import torchvision
 
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
     raw = Path(data_dir) / cls.__name__ / "raw"
+    created = [p for p in (Path(data_dir), raw.parent, raw) if not p.exists()]
     splits = []
     for train in (True, False):
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints each download attempt
                 dataset = cls(root=str(data_dir), train=train, download=True)
-        except (RuntimeError, OSError) as err:
-            files = ", ".join(Path(url).name.removesuffix(".gz") for url, _ in cls.resources)
-            raise DataError(f"{name}: could not load or download it into {raw} ({_first_line(err)}); "
-                            f"without network, put {files} (or their .gz) there") from None
-        x = (dataset.data.numpy().astype(np.float32) / 255.0)[:, None, :, :]
-        splits.append(Split(x, dataset.targets.numpy().astype(np.int64)))
+        except (RuntimeError, OSError):
+            _remove_empty(created)
+            raise DataError(_missing_message(name, cls, raw)) from None
+        splits.append(Split(dataset.data.numpy()[:, None, :, :], dataset.targets.numpy().astype(np.int64)))
     return Source(splits[0], splits[1], len(cls.classes))
 
 
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+def _missing_message(name: str, cls, raw: Path) -> str:
+    files = ", ".join(Path(url).name.removesuffix(".gz") for url, _ in cls.resources)
+    return (f"{name} is not in {raw} and could not be downloaded (no network?); put {files} "
+            f"(or their .gz) there; for an offline start, train a digits spec (specs/digits_cnn.yaml)")
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):  # not empty (a partial download): keep it
+            folder.rmdir()

@@ -1,0 +1,160 @@
+"""``dslc predict``: arrays in, model outputs out, with training's input transform.
+
+By default inputs are examples as the dataset stores them (digits: pixels 0..16,
+MNIST: uint8 0..255) and go through the same transform as training
+(``data/transform.py``); ``transformed=True`` feeds inputs that already had it.
+Everything a user can get wrong (the file, its dtype, its layout, the output path)
+is checked here before a framework is imported, and is one ``UsageError`` line.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from dsl import Graph, Spec, TensorType
+from dsl.errors import UsageError
+from dsl.tensors import format_shape
+
+from .data.transform import InputTransform, input_transform
+from .target import make_target
+from .weights import write_atomic
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_array(path: Path) -> np.ndarray:
+    """A ``.npy`` file's array; other files get a message saying what they are and what is expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--input {path}: " + ("is a folder" if path.is_dir() else "no such file")
+                         + "; give a .npy file of examples")
+    head = path.open("rb").read(6)
+    if zipfile.is_zipfile(path):
+        raise UsageError(f"--input {path} is a .npz archive ({_npz_names(path)}); dslc predict reads one .npy "
+                         f"array: save the one you mean with numpy.save('x.npy', archive['name'])")
+    if head != NPY_MAGIC:
+        raise UsageError(f"--input {path} is not a .npy file (it starts with {head!r}); "
+                         f"save your examples with numpy.save('x.npy', array)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise UsageError(f"--input {path} holds Python objects (a pickled object array); "
+                             f"dslc reads numeric arrays only") from None
+        raise UsageError(f"--input {path}: cannot read it as a .npy array ({err})") from None
+
+
+def _npz_names(path: Path) -> str:
+    with zipfile.ZipFile(path) as archive:
+        names = [n.removesuffix(".npy") for n in archive.namelist()]
+    return f"{len(names)} array{'s' * (len(names) != 1)}: {', '.join(names[:5])}"
+
+
+def check_output_path(path: Path) -> None:
+    """Refuses an output path that cannot be written, before anything is computed."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder; give a file name such as {path / 'outputs.npy'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--output {path}: the folder {path.parent} does not exist; create it first")
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    """Writes ``.npy`` data to exactly ``path`` (``numpy.save`` would append ``.npy`` to other names)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    write_atomic(path, buffer.getvalue())
+
+
+def prepare_inputs(spec: Spec, graph: Graph, x: np.ndarray, transformed: bool = False) -> np.ndarray:
+    """Checks dtype and layout and applies training's transform; returns (N, *input shape) arrays."""
+    (_, input_type), = graph.inputs
+    x = _batched(np.asarray(x), input_type)
+    transform = None if transformed or not input_type.is_float else input_transform(spec)
+    _check_dtype(x, input_type, transform)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise UsageError(f"the inputs hold {int((~np.isfinite(x)).sum())} NaN or infinite values")
+    if transform is None:
+        return x.astype(input_type.dtype)
+    _check_stored_range(x, transform.scale, spec)
+    return transform(x).astype(input_type.dtype)
+
+
+def _batched(x: np.ndarray, input_type: TensorType) -> np.ndarray:
+    shape = input_type.shape
+    if x.shape == shape:
+        return x[None]  # one example without the batch axis
+    if x.ndim == len(shape) + 1 and x.shape[1:] == shape:
+        if len(x) == 0:
+            raise UsageError(f"the inputs hold no examples (shape {list(x.shape)})")
+        return x
+    raise UsageError(f"the inputs have shape {list(x.shape)}; the model takes {format_shape(shape)} "
+                     f"(or one example {list(shape)}){_layout_hint(x.shape, shape)}")
+
+
+def _layout_hint(got: tuple, want: tuple) -> str:
+    if len(got) == len(want) + 1 and len(want) >= 2 and got[1:] == want[1:] + want[:1]:
+        order = ", ".join(map(str, [0, len(want)] + list(range(1, len(want)))))
+        return f"; these look channels-last: dslc takes channels first, x.transpose({order})"
+    per_example = int(np.prod(want))
+    if len(got) == 2 and got[1] == per_example:
+        return f"; these look flattened: x.reshape(-1, {', '.join(map(str, want))})"
+    if got[-len(want):] == want and len(got) > len(want) + 1:
+        return f"; flatten the leading axes: x.reshape(-1, {', '.join(map(str, want))})"
+    return ""
+
+
+def _check_dtype(x: np.ndarray, input_type: TensorType, transform: InputTransform | None) -> None:
+    """Integers are stored pixels only where the dataset declares their range; else a float model wants floats."""
+    if x.dtype.kind not in "biuf":
+        raise UsageError(f"the inputs are {x.dtype}, not numbers; the model takes {input_type.dtype}")
+    if not input_type.is_float and x.dtype.kind not in "iu":
+        raise UsageError(f"the inputs are {x.dtype}; the model's input is {input_type.dtype} (ids or indices)")
+    if input_type.is_float and x.dtype.kind in "biu" and (transform is None or transform.scale is None):
+        fix = ("drop --transformed to have the spec's transform applied" if transform is None
+               else f"convert them, e.g. x.astype('{input_type.dtype}')")
+        raise UsageError(f"the inputs are {x.dtype} but the model takes {input_type.dtype} and the spec declares "
+                         f"no stored range to scale integers from; {fix}")
+
+
+def _check_stored_range(x: np.ndarray, scale: float | None, spec: Spec) -> None:
+    """Stored pixels lie in [0, scale]; values outside were most likely transformed already."""
+    if scale is None or len(x) == 0:
+        return
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > scale:
+        raise UsageError(f"the inputs run {low:g}..{high:g} but {spec.data.dataset} stores values 0..{scale:g}; "
+                         f"if they are already transformed (scaled and normalized), pass --transformed")
+    if x.dtype.kind == "f" and high <= 1 and scale > 1:
+        warnings.warn(f"the inputs lie within [0, 1] but {spec.data.dataset} stores values 0..{scale:g}, and "
+                      f"predict divides them by {scale:g}; if they are scaled already, pass --transformed",
+                      stacklevel=2)
+
+
+def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray, *, transformed: bool = False,
+            batch_size: int = 1000) -> np.ndarray:
+    """Model outputs in evaluation mode: (N, *output shape), or one output for one example without a batch axis."""
+    single = np.shape(x) == graph.inputs[0][1].shape
+    inputs = prepare_inputs(spec, graph, x, transformed)  # every check runs before a framework is imported
+    target = make_target(target_name, graph, None)
+    target.load_state(state)
+    out = target.predict(inputs, batch_size)
+    return out[0] if single else out
+
+
+def predict_file(spec: Spec, graph: Graph, target_name: str, weights: Path, input_path: Path, output_path: Path, *,
+                 transformed: bool = False, batch_size: int = 1000) -> np.ndarray:
+    """``dslc predict``: every file checked before the model is built; returns what it wrote."""
+    from .weights import load_weights
+
+    check_output_path(output_path)
+    x = read_array(input_path)
+    state = load_weights(weights, graph)
+    out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size)
+    write_array(output_path, out)
+    return out
