@@ -9,7 +9,7 @@ Example:
     [('conv1', '[N, 32, 26, 26]'), ('relu_1', '[N, 32, 26, 26]')]
 """
 
-from .errors import DataError, DslcError, Location, SpecError, UsageError, WeightsError
+from .errors import DataError, DslcError, Location, SpecError, SpecWarning, UsageError, WeightsError
 from .graph import INPUT, Graph, Node, build_graph
 from .loader import load, load_spec, loads
 from .ops import OPS
@@ -19,7 +19,7 @@ from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
 
 __all__ = [
     "DATASETS", "INPUT", "LOSSES", "METRICS", "OPS", "OPTIMIZERS",
-    "DataError", "DslcError", "Graph", "Location", "Node", "Spec", "SpecError", "TensorType", "UsageError",
-    "WeightsError",
+    "DataError", "DslcError", "Graph", "Location", "Node", "Spec", "SpecError", "SpecWarning", "TensorType",
+    "UsageError", "WeightsError",
     "build_graph", "json_schema", "load", "load_spec", "loads",
 ]

@@ -70,6 +70,23 @@ class SpecShapeError(SpecError):
     """Layers whose shapes do not fit together."""
 
 
+class SpecWarning(UserWarning):
+    """A spec that is valid but almost certainly not what its author meant, located like a ``SpecError``.
+
+    It is a warning, not an error, because the model still trains (a softmax before
+    ``cross_entropy`` trains, only far worse); ``str()`` is one line, as a compiler's
+    ``file:line:col: warning: message``.
+    """
+
+    def __init__(self, message: str, location: Location | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return one_line(f"{self.location}: warning: {self.message}" if self.location else f"warning: {self.message}")
+
+
 class WeightsError(DslcError):
     """A weights file whose names or shapes do not match the model."""
 

@@ -94,7 +94,7 @@ def build_graph(spec: Spec) -> Graph:
     parameters = 0
     for index, (layer, name) in enumerate(zip(spec.model, names)):
         op = OPS[layer.op]
-        path = ("model", index, layer.op) if _is_mapping(source, index) else ("model", index)
+        path = layer_path(source, index, layer.op)
         try:
             params, output = op.infer(layer.params, current)
         except ShapeError as err:
@@ -111,6 +111,11 @@ def build_graph(spec: Spec) -> Graph:
         nodes.append(node)
         current, previous = output, name
     return Graph(spec.name, ((INPUT, TensorType(tuple(spec.input.shape), spec.input.dtype)),), tuple(nodes), previous)
+
+
+def layer_path(source, index: int, op: str) -> tuple:
+    """The YAML path of layer ``index``: its op key (``- conv2d: {...}``) or the bare op name (``- relu``)."""
+    return ("model", index, op) if _is_mapping(source, index) else ("model", index)
 
 
 def _is_mapping(source, index: int) -> bool:

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from types import MappingProxyType
 
 from pydantic import BaseModel, ValidationError
 
 from .choice import describe_error, format_path
-from .errors import SpecSchemaError, did_you_mean
-from .graph import Graph, build_graph
+from .errors import Location, SpecSchemaError, SpecWarning, did_you_mean
+from .graph import Graph, Node, build_graph, layer_path
 from .schema import Spec
 from .source import SourceMap, load_yaml, parse_yaml
-from .tensors import format_shape
-from .training import DATASETS, LOSSES
+from .tensors import TensorType, format_shape
+from .training import DATASETS, LOSSES, DatasetDef
+
+SHAPE_ONLY = frozenset({"flatten", "identity", "dropout"})
+"""Ops that pass values on unchanged: the loss reads what the layer before them computed."""
+
+REDUNDANT_BEFORE_LOSS = MappingProxyType({
+    ("cross_entropy", "softmax"): (
+        "which applies log_softmax itself (as torch.nn.CrossEntropyLoss and Keras's from_logits=True do); a softmax "
+        "before it squashes the gradients and trains far worse; remove this layer and apply softmax at prediction "
+        "time"),
+    ("cross_entropy", "log_softmax"): (
+        "which applies log_softmax itself; log_softmax is idempotent, so this layer is redundant and results are "
+        "unchanged; remove it"),
+    ("bce_with_logits", "sigmoid"): (
+        "which applies the sigmoid itself (as torch.nn.BCEWithLogitsLoss does); a sigmoid before it squashes the "
+        "gradients and trains far worse; remove this layer and apply sigmoid at prediction time"),
+})
+"""(loss, op of the layer that feeds it) -> why that layer is a mistake and the fix."""
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -44,6 +63,7 @@ def _compile(data: object, source: SourceMap) -> tuple[Spec, Graph]:
     spec = validate_spec(data, source)
     graph = build_graph(spec)
     check_training(spec, graph)
+    warn_training(spec, graph, stacklevel=3)  # points at the caller of load/loads
     return spec, graph
 
 
@@ -75,7 +95,7 @@ def check_training(spec: Spec, graph: Graph) -> None:
 
 
 def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
-    """Raises a located error unless dataset ``name`` can feed this model (shape, channels, classes)."""
+    """Raises a located error unless dataset ``name`` can feed this model (shape, channels, labels, classes)."""
     data = spec.data
     dataset = DATASETS[name]
     input_type = graph.input_types["input"]
@@ -92,10 +112,103 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
                 raise SpecSchemaError(f"normalize.{key} has {count} values; the input has {channels} "
                                       f"channel{'s' * (channels > 1)}, so give {choices}",
                                       spec.source.locate(("data", "normalize", key)))
-    classification = spec.train and LOSSES[spec.train.loss.name].targets == "classes"
-    if classification and dataset.num_classes and graph.output_type.shape[0] != dataset.num_classes:
+    if data and dataset.sizes:
+        _check_sizes(spec, dataset)
+    if spec.train and dataset.labels:
+        _check_labels(spec, graph, dataset, where)
+
+
+def _check_sizes(spec: Spec, dataset: DatasetDef) -> None:
+    """``train_size``/``test_size`` take the first N examples; more than there are was clamped silently."""
+    for key, available in zip(("train_size", "test_size"), dataset.sizes):
+        asked = getattr(spec.data, key)
+        if asked is not None and asked > available:
+            split = key.removesuffix("_size")
+            raise SpecSchemaError(f"data.{key} is {asked:,} but dataset {dataset.name} has {available:,} {split} "
+                                  f"examples; give at most {available} or leave it out to use them all",
+                                  spec.source.locate(("data", key)))
+
+
+_OTHER_LOSS = MappingProxyType({
+    "classes": "use cross_entropy, which takes logits [N, {classes}] and class ids",
+    "values": "use mse (or bce_with_logits for 0/1 targets)",
+})
+"""What the dataset's labels call for, when the spec's loss takes the other kind of target."""
+
+
+def _check_labels(spec: Spec, graph: Graph, dataset: DatasetDef, where: Location) -> None:
+    """The loss must take the targets the dataset yields, and the output must fit one example's labels.
+
+    Without this, mse on class ids trains silently wrong in JAX (it broadcasts (N, 1)
+    against (N,)) while torch raises; and cross_entropy on a [N, C, L] output reads one
+    class id per example as if it were one per position.
+    """
+    loss, out = spec.train.loss.name, graph.output_type
+    if LOSSES[loss].targets != dataset.labels:
+        fix = _OTHER_LOSS[dataset.labels].format(classes=dataset.num_classes)
+        raise SpecSchemaError(f"{loss} takes {_target_words(LOSSES[loss].targets, out)}, but dataset {dataset.name} "
+                              f"yields {_label_words(dataset)}; {fix}", spec.source.locate(("train", "loss")))
+    expected = (dataset.num_classes, *dataset.label_shape) if dataset.labels == "classes" else dataset.label_shape
+    if dataset.labels == "classes" and out.rank == len(expected) and out.shape[0] != dataset.num_classes:
         raise SpecSchemaError(f"dataset {dataset.name} has {dataset.num_classes} classes but the model outputs "
-                              f"{graph.output_type} (classes on axis 1)", where)
+                              f"{out} (classes on axis 1)", where)
+    if out.shape != expected:
+        hint = "; reduce the extra axes (flatten then linear, or pool them away) before the output"
+        raise SpecSchemaError(f"dataset {dataset.name} yields {_label_words(dataset)}, so {loss} needs "
+                              f"{_output_words(dataset)} {format_shape(expected)}, but the model outputs {out}"
+                              f"{hint if out.rank > len(expected) else ''}", where)
+
+
+def _target_words(targets: str, out: TensorType) -> str:
+    return "class ids" if targets == "classes" else f"float targets shaped like the output {out}"
+
+
+def _output_words(dataset: DatasetDef) -> str:
+    return "logits" if dataset.labels == "classes" else "an output"
+
+
+def _label_words(dataset: DatasetDef) -> str:
+    if dataset.labels == "classes":
+        per = "one per example" if not dataset.label_shape else f"shaped {format_shape(dataset.label_shape)}"
+        return f"class ids (int64, {per})"
+    return f"float values shaped {format_shape(dataset.label_shape)}"
+
+
+def training_warnings(spec: Spec, graph: Graph) -> list[SpecWarning]:
+    """Valid specs that train badly: a softmax, log_softmax or sigmoid feeding a loss that applies it already.
+
+    A faithful Keras translation (softmax last, then a loss with from_logits=False)
+    lands here: dslc's losses take logits, as torch's do.
+    """
+    if spec.train is None or (feeding := loss_input(graph)) is None:
+        return []
+    index, node = feeding
+    loss = spec.train.loss.name
+    message = REDUNDANT_BEFORE_LOSS.get((loss, node.op))
+    if message is None or (node.op == "log_softmax" and not _on_class_axis(node, graph)):
+        return []
+    where = spec.source.locate(layer_path(spec.source, index, node.op), key=True) if spec._source else None
+    return [SpecWarning(f"{node.name} ({node.op}) feeds {loss}, {message}", where)]
+
+
+def warn_training(spec: Spec, graph: Graph, stacklevel: int = 1) -> None:
+    """Emits :func:`training_warnings` as ``SpecWarning``s (``stacklevel`` as in ``warnings.warn``, from here)."""
+    for warning in training_warnings(spec, graph):
+        warnings.warn(warning, stacklevel=stacklevel + 1)
+
+
+def loss_input(graph: Graph) -> tuple[int, Node] | None:
+    """The layer (index, node) whose values the loss reads: the output, looking back through shape-only layers."""
+    index = {node.name: i for i, node in enumerate(graph.nodes)}
+    name = graph.output
+    while name in index and graph.nodes[index[name]].op in SHAPE_ONLY:
+        name = graph.nodes[index[name]].inputs[0]
+    return (index[name], graph.nodes[index[name]]) if name in index else None
+
+
+def _on_class_axis(node: Node, graph: Graph) -> bool:
+    """Whether a softmax-family layer normalizes the axis the loss treats as classes (only then is it idempotent)."""
+    return node.params.dim == 1 and node.output.shape == graph.output_type.shape
 
 
 def _located(error: dict, source: SourceMap) -> SpecSchemaError:

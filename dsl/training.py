@@ -83,20 +83,33 @@ METRICS = ("accuracy",)
 
 @dataclass(frozen=True)
 class DatasetDef:
-    """What a dataset yields, so ``dslc validate`` can check a spec against it without loading it."""
+    """What a dataset yields, so ``dslc validate`` can check a spec against it without loading it.
+
+    ``labels`` is what its targets are: ``"classes"`` (integer class ids, which only
+    ``cross_entropy`` takes) or ``"values"`` (floats for ``mse``/``bce_with_logits``);
+    ``label_shape`` is one example's target shape, ``()`` for one class id per example,
+    which asks for logits ``[N, C]``. Both are None for ``synthetic``, whose targets are
+    made to fit the loss and the output (``backends/data/synthetic.py``).
+    """
 
     name: str
     example_shape: tuple[int, ...] | None  # None: made in whatever shape the model takes
     num_classes: int | None
+    labels: Literal["classes", "values"] | None
+    label_shape: tuple[int, ...] | None
     doc: str
     scale: float | None = None  # the stored value that means 1.0 (pixels 0..255 -> 255); None: stored as used
+    sizes: tuple[int, int] | None = None  # (train, test) examples; None: made in any number (synthetic)
 
 
 DATASETS = MappingProxyType({d.name: d for d in (
-    DatasetDef("digits", (1, 8, 8), 10, "scikit-learn's bundled 8x8 handwritten digits, offline; pixels / 16",
-               scale=16.0),
-    DatasetDef("mnist", (1, 28, 28), 10, "MNIST through torchvision, downloaded into --data-dir; pixels / 255",
-               scale=255.0),
-    DatasetDef("fashion_mnist", (1, 28, 28), 10, "Fashion-MNIST through torchvision; pixels / 255", scale=255.0),
-    DatasetDef("synthetic", None, None, "seeded standard-normal inputs of the model's shape, learnable targets"),
+    DatasetDef("digits", (1, 8, 8), 10, "classes", (),
+               "scikit-learn's bundled 8x8 handwritten digits, offline; pixels / 16", scale=16.0, sizes=(1437, 360)),
+    DatasetDef("mnist", (1, 28, 28), 10, "classes", (),
+               "MNIST through torchvision, downloaded into --data-dir; pixels / 255", scale=255.0,
+               sizes=(60000, 10000)),
+    DatasetDef("fashion_mnist", (1, 28, 28), 10, "classes", (), "Fashion-MNIST through torchvision; pixels / 255",
+               scale=255.0, sizes=(60000, 10000)),
+    DatasetDef("synthetic", None, None, None, None,
+               "seeded standard-normal inputs of the model's shape, learnable targets"),
 )})

@@ -100,6 +100,14 @@ CASES = [
     ("dataset_shape_mismatch.yaml", 7, 12, "dataset digits has examples of shape [N, 1, 8, 8] but input.shape is"),
     ("normalize_wrong_length.yaml", 8, 21, "normalize.mean has 3 values; the input has 1 channel, so give 1 value"),
     ("classes_mismatch.yaml", 7, 12, "dataset digits has 10 classes but the model outputs [N, 5]"),
+    ("train_size_too_large.yaml", 8, 15, "data.train_size is 100,000 but dataset digits has 1,437 train examples"),
+    ("mse_on_class_labels.yaml", 9, 9, "mse takes float targets shaped like the output [N, 10], but dataset digits "
+                                       "yields class ids (int64, one per example); use cross_entropy"),
+    ("bce_on_class_labels.yaml", 10, 9, "bce_with_logits takes float targets shaped like the output [N, 1], but "
+                                        "dataset mnist yields class ids (int64, one per example); use cross_entropy, "
+                                        "which takes logits [N, 10]"),  # the loss, given after the optimizer
+    ("cross_entropy_spatial_output.yaml", 7, 12, "so cross_entropy needs logits [N, 10], but the model outputs "
+                                                 "[N, 10, 4, 4]; reduce the extra axes"),
 ]
 
 IDS = [case[0] for case in CASES]
