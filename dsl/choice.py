@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 from .errors import did_you_mean
+from .names import unknown_name
 from .types import Params
 
 
@@ -35,7 +36,7 @@ def split_choice(value, kind: str, names: Mapping, examples: tuple[str, str]) ->
         raise choice_error(f"each {kind} is a name ('{examples[0]}') or a mapping with one key "
                            f"({examples[1]}: {{...}}); got {_preview(value)}")
     if name not in names:
-        raise choice_error(f"unknown {kind} '{name}'{did_you_mean(name, names)}", (name,) if keyed else (), keyed)
+        raise choice_error(unknown_name(kind, name), (name,) if keyed else (), keyed)
     if args is None:
         args = {}
     if not isinstance(args, dict):

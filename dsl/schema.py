@@ -16,6 +16,7 @@ from pydantic import Field, PlainValidator, PrivateAttr, WithJsonSchema, create_
 from pydantic.json_schema import models_json_schema
 
 from .choice import choice_error, split_choice, validate_params
+from .names import unknown_name
 from .ops import OPS
 from .source import SourceMap
 from .tensors import FLOAT_DTYPES, INT_DTYPES
@@ -62,6 +63,20 @@ def _parse_optimizer(value) -> ChoiceSpec:
     return ChoiceSpec(name, validate_params(OPTIMIZERS[name], args, (name,), name))
 
 
+def _name_in(kind: str, names) -> PlainValidator:
+    """A validator that accepts one of ``names`` and otherwise raises ``unknown_name``'s located message."""
+    def parse(value) -> str:
+        if isinstance(value, str) and value in names:
+            return value
+        raise choice_error(unknown_name(kind, value))
+    return PlainValidator(parse)
+
+
+# Plain validators rather than Literal: pydantic's literal message lists the choices but cannot say
+# that Keras's 'acc' is dslc's 'accuracy'. The JSON Schema still gives editors the enum.
+Dataset = Annotated[str, _name_in("dataset", DATASETS), WithJsonSchema({"type": "string", "enum": list(DATASETS)})]
+Metric = Annotated[str, _name_in("metric", METRICS), WithJsonSchema({"type": "string", "enum": list(METRICS)})]
+
 _PLACEHOLDER = {"$comment": "replaced by json_schema()"}
 Layer = Annotated[LayerSpec, PlainValidator(_parse_layer), WithJsonSchema({**_PLACEHOLDER, "title": "layer"})]
 Loss = Annotated[ChoiceSpec, PlainValidator(_parse_loss), WithJsonSchema({**_PLACEHOLDER, "title": "loss"})]
@@ -84,7 +99,7 @@ class NormalizeSpec(Params):
 
 
 class DataSpec(Params):
-    dataset: Literal[tuple(DATASETS)]
+    dataset: Dataset
     normalize: NormalizeSpec | None = None
     train_size: PositiveInt | None = Field(None, description="use the first N training examples (synthetic: N made)")
     test_size: PositiveInt | None = Field(None, description="use the first N test examples (synthetic: N made)")
@@ -95,7 +110,7 @@ class TrainSpec(Params):
     optimizer: Optimizer
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 1
-    metrics: list[Literal[METRICS]] = []
+    metrics: list[Metric] = []
 
 
 class Spec(Params):

@@ -63,6 +63,10 @@ CASES = [
     ("unknown_op_typo.yaml", 4, 5, "unknown op 'conv2'; did you mean 'conv2d'?"),
     ("unknown_op_bare.yaml", 5, 5, "unknown op 'rleu'; did you mean 'relu'?"),
     ("missing_colon.yaml", 4, 5, "unknown op 'linear {out_features'"),
+    ("keras_dense.yaml", 4, 5, "unknown op 'Dense': that is the Keras and Flax name; dslc's is 'linear' "
+                               "(linear: {out_features: N}); valid ops: linear: linear, identity; conv: conv2d"),
+    ("planned_batchnorm.yaml", 5, 5, "unknown op 'nn.BatchNorm2d': that is the torch name for batch_norm2d, "
+                                     "not supported yet (planned in the language core issue); valid ops: "),
     ("layer_two_ops.yaml", 4, 5, "each op is a name ('relu') or a mapping with one key"),
     ("args_not_mapping.yaml", 4, 13, "the arguments of linear must be a mapping"),
     ("unknown_layer_key.yaml", 4, 31, "unknown key 'kernal_size' for conv2d; did you mean 'kernel_size'?"),
@@ -91,8 +95,12 @@ CASES = [
     ("absurd_activation.yaml", 4, 13, "outputs [N, 512, 4096, 4096], more than 2,147,483,648 values"),
     ("too_many_parameters.yaml", 4, 13, "brings the model to 10,000,100,000 parameters"),
     # --- data and training ---
-    ("bad_dataset.yaml", 7, 12, "data.dataset should be 'digits', 'mnist'"),
+    ("bad_dataset.yaml", 7, 12, "unknown dataset 'mnsit'; did you mean 'mnist'?; valid datasets: digits, mnist"),
     ("unknown_loss.yaml", 6, 9, "unknown loss 'cross_entropi'; did you mean 'cross_entropy'?"),
+    ("keras_loss.yaml", 6, 9, "unknown loss 'categorical_crossentropy': that is the Keras name; dslc's is "
+                              "'cross_entropy'; it takes logits and class ids"),
+    ("unknown_metric.yaml", 8, 23, "unknown metric 'acc': that is the Keras name; dslc's is 'accuracy'; "
+                                   "valid metrics: accuracy"),
     ("unknown_optimizer_key.yaml", 7, 54, "unknown key 'weight_decy' for adam; did you mean 'weight_decay'?"),
     ("nesterov_without_momentum.yaml", 8, 10, "nesterov needs momentum > 0"),
     ("nan_lr.yaml", 7, 26, "adam lr should be a finite number"),

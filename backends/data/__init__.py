@@ -14,6 +14,7 @@ import numpy as np
 from dsl import DATASETS, LOSSES, Graph, Spec, TensorType
 from dsl.errors import DataError, SpecSchemaError
 from dsl.loader import check_dataset
+from dsl.names import unknown_name
 
 from .batches import epoch_batches, eval_batches
 from .sources import Split, digits, torchvision_images
@@ -40,7 +41,7 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
         raise SpecSchemaError("spec has no data section; add data: {dataset: digits} or pass --dataset",
                               spec.source.locate(()))
     if name not in DATASETS:
-        raise DataError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}")
+        raise DataError(unknown_name("dataset", name))
     check_dataset(spec, graph, name)
     (input_name, input_type), = graph.inputs
     targets = LOSSES[spec.train.loss.name].targets if spec.train else "classes"

@@ -26,7 +26,14 @@ def _register(categories) -> MappingProxyType:
     return MappingProxyType(table)
 
 
+def _group(categories) -> MappingProxyType:
+    return MappingProxyType({c.__name__.rsplit(".", 1)[-1]: tuple(op.name for op in c.OPS) for c in categories})
+
+
 OPS = _register(_CATEGORIES)
 """Op name -> OpDef, read-only."""
 
-__all__ = ["OPS", "OpDef", "Example", "ShapeError", "Weight", "Uniform", "Constant"]
+OP_GROUPS = _group(_CATEGORIES)
+"""Category (the module's name: linear, conv, ...) -> its op names, in catalog order; for error messages."""
+
+__all__ = ["OPS", "OP_GROUPS", "OpDef", "Example", "ShapeError", "Weight", "Uniform", "Constant"]

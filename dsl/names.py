@@ -1,0 +1,259 @@
+"""Names people bring from Keras, Flax and torch, and the one-line message for a name dslc does not know.
+
+A first spec is often written from memory of another framework: ``Dense``, ``nn.Conv2d``,
+``categorical_crossentropy``. Saying only "unknown op" sends the user to the docs; naming
+dslc's op (and what differs, such as Keras's probabilities against dslc's logits) fixes the
+spec in place. Every message also lists the valid names, since a hint can be missing or wrong.
+
+The tables below are the one place these names live: foreign name -> ``Alias`` (dslc has it,
+under another name) or ``Planned`` (dslc does not have it yet). A name is looked up as
+written, then without a module prefix (``torch.nn.``, ``keras.layers.``, ``optax.`` ...),
+then ignoring case. ``tests/test_names.py`` checks that every ``Alias`` names something in
+the catalogs and every ``Planned`` something not yet in them, so the tables cannot rot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from .errors import did_you_mean
+from .ops import OP_GROUPS, OPS
+from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Another framework's name for dslc's ``name``; ``by`` says whose name it is, ``note`` what differs."""
+
+    name: str
+    by: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A name dslc does not have yet; ``where`` is the issue that plans it ('' when none does)."""
+
+    name: str
+    by: str
+    where: str = ""
+
+
+CORE = "the language core issue"
+SEQUENCE = "the sequence families issue"
+VISION = "the vision families issue"
+RUN = "the recommenders/run issue"
+
+_CHANNELS_FIRST = "dslc is channels first (torch's order): input.shape is [C, H, W]"
+_FLAX_STRIDE = "stride defaults to kernel_size (torch's default), not Flax's 1"
+_TANH_GELU = "dslc's gelu is exact (erf) unless gelu: {approximate: tanh}, which is jax.nn.gelu's default"
+_LOGITS_IDS = "it takes logits and class ids, as torch does, not probabilities and one-hot labels"
+_FROM_LOGITS = "it takes logits (Keras's from_logits=True): put no sigmoid before it"
+_NO_SIGMOID = "it takes logits: put no sigmoid before it"
+
+OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    # linear
+    "Dense": Alias("linear", "Keras and Flax"),
+    "Linear": Alias("linear", "torch and Flax nnx"),
+    "Identity": Alias("identity", "Keras and torch"),
+    # conv
+    "Conv2D": Alias("conv2d", "Keras", _CHANNELS_FIRST),
+    "Convolution2D": Alias("conv2d", "Keras", _CHANNELS_FIRST),
+    "Conv2d": Alias("conv2d", "torch"),
+    "Conv": Alias("conv2d", "Flax", _CHANNELS_FIRST),
+    # pooling
+    "MaxPooling2D": Alias("max_pool2d", "Keras", _CHANNELS_FIRST),
+    "MaxPool2D": Alias("max_pool2d", "Keras", _CHANNELS_FIRST),
+    "MaxPool2d": Alias("max_pool2d", "torch"),
+    "max_pool": Alias("max_pool2d", "Flax", _FLAX_STRIDE),
+    "AveragePooling2D": Alias("avg_pool2d", "Keras", _CHANNELS_FIRST),
+    "AvgPool2D": Alias("avg_pool2d", "Keras", _CHANNELS_FIRST),
+    "AvgPool2d": Alias("avg_pool2d", "torch"),
+    "avg_pool": Alias("avg_pool2d", "Flax", _FLAX_STRIDE),
+    # activation
+    "ReLU": Alias("relu", "Keras and torch"),
+    "LeakyReLU": Alias("leaky_relu", "Keras and torch", "negative_slope defaults to 0.01 (torch's), not Keras's 0.3"),
+    "GELU": Alias("gelu", "torch"),
+    "nn.gelu": Alias("gelu", "Flax", _TANH_GELU),
+    "jax.nn.gelu": Alias("gelu", "JAX", _TANH_GELU),
+    "Softmax": Alias("softmax", "Keras and torch"),
+    "LogSoftmax": Alias("log_softmax", "torch"),
+    "Tanh": Alias("tanh", "torch"),
+    "Sigmoid": Alias("sigmoid", "torch"),
+    "SiLU": Alias("silu", "torch"),
+    "swish": Alias("silu", "Keras and Flax"),
+    # reshape, dropout
+    "Flatten": Alias("flatten", "Keras and torch", "it flattens [C, H, W] in torch's order"),
+    "Dropout": Alias("dropout", "Keras, Flax and torch", "its probability is p (Keras's and Flax's rate)"),
+    # not in dslc yet
+    "BatchNormalization": Planned("batch_norm2d", "Keras", CORE),
+    "BatchNorm2d": Planned("batch_norm2d", "torch", CORE),
+    "BatchNorm": Planned("batch_norm2d", "Flax", CORE),
+    "Embedding": Planned("embedding", "Keras and torch", CORE),
+    "Embed": Planned("embedding", "Flax", CORE),
+    "LSTM": Planned("lstm", "Keras and torch", SEQUENCE),
+    "GRU": Planned("gru", "Keras and torch", SEQUENCE),
+    "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),
+    "MultiheadAttention": Planned("multi_head_attention", "torch", SEQUENCE),
+    "LayerNormalization": Planned("layer_norm", "Keras", SEQUENCE),
+    "LayerNorm": Planned("layer_norm", "torch and Flax", SEQUENCE),
+    "TransformerEncoderLayer": Planned("transformer_encoder_layer", "torch", SEQUENCE),
+    "Conv2DTranspose": Planned("conv_transpose2d", "Keras", VISION),
+    "ConvTranspose2d": Planned("conv_transpose2d", "torch", VISION),
+    "ConvTranspose": Planned("conv_transpose2d", "Flax", VISION),
+    "GlobalAveragePooling2D": Planned("adaptive_avg_pool2d", "Keras", VISION),
+    "AdaptiveAvgPool2d": Planned("adaptive_avg_pool2d", "torch", VISION),
+})
+
+LOSS_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "categorical_crossentropy": Alias("cross_entropy", "Keras", _LOGITS_IDS),
+    "CategoricalCrossentropy": Alias("cross_entropy", "Keras", _LOGITS_IDS),
+    "sparse_categorical_crossentropy": Alias("cross_entropy", "Keras", "it takes logits (Keras's from_logits=True)"),
+    "SparseCategoricalCrossentropy": Alias("cross_entropy", "Keras", "it takes logits (Keras's from_logits=True)"),
+    "CrossEntropyLoss": Alias("cross_entropy", "torch"),
+    "NLLLoss": Alias("cross_entropy", "torch", "it takes logits: drop the log_softmax before it"),
+    "nll_loss": Alias("cross_entropy", "torch", "it takes logits: drop the log_softmax before it"),
+    "softmax_cross_entropy": Alias("cross_entropy", "optax", "it takes class ids, not one-hot labels"),
+    "softmax_cross_entropy_with_integer_labels": Alias("cross_entropy", "optax"),
+    "mean_squared_error": Alias("mse", "Keras"),
+    "MeanSquaredError": Alias("mse", "Keras"),
+    "MSELoss": Alias("mse", "torch"),
+    "mse_loss": Alias("mse", "torch"),
+    "squared_error": Alias("mse", "optax", "mse is its mean over all values"),
+    "l2_loss": Alias("mse", "optax", "optax's l2_loss is HALF the squared error, dslc's mse the full mean (torch's)"),
+    "binary_crossentropy": Alias("bce_with_logits", "Keras", _FROM_LOGITS),
+    "BinaryCrossentropy": Alias("bce_with_logits", "Keras", _FROM_LOGITS),
+    "BCEWithLogitsLoss": Alias("bce_with_logits", "torch"),
+    "binary_cross_entropy_with_logits": Alias("bce_with_logits", "torch"),
+    "sigmoid_binary_cross_entropy": Alias("bce_with_logits", "optax"),
+    "BCELoss": Alias("bce_with_logits", "torch", _NO_SIGMOID),
+    "binary_cross_entropy": Alias("bce_with_logits", "torch", _NO_SIGMOID),
+})
+
+OPTIMIZER_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "SGD": Alias("sgd", "Keras and torch"),
+    "Adam": Alias("adam", "Keras and torch"),
+    "AdamW": Alias("adamw", "Keras and torch", "weight_decay defaults to 0.01 (torch's; Keras's is 0.004)"),
+    "optax.adamw": Alias("adamw", "optax", "weight_decay defaults to 0.01 (torch's), not optax's 1e-4"),
+    "RMSprop": Planned("rmsprop", "Keras, torch and optax"),
+    "Adagrad": Planned("adagrad", "Keras, torch and optax"),
+})
+
+DATASET_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "MNIST": Alias("mnist", "torchvision"),
+    "FashionMNIST": Alias("fashion_mnist", "torchvision"),
+    "fashion-mnist": Alias("fashion_mnist", ""),
+    "load_digits": Alias("digits", "scikit-learn"),
+    "CIFAR10": Planned("cifar10", "torchvision, Keras and TensorFlow Datasets", VISION),
+})
+
+METRIC_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "acc": Alias("accuracy", "Keras"),
+    "Accuracy": Alias("accuracy", "Keras and torchmetrics"),
+    "sparse_categorical_accuracy": Alias("accuracy", "Keras"),
+    "SparseCategoricalAccuracy": Alias("accuracy", "Keras"),
+    "categorical_accuracy": Alias("accuracy", "Keras", "it compares the argmax with class ids, not one-hot labels"),
+    "CategoricalAccuracy": Alias("accuracy", "Keras", "it compares the argmax with class ids, not one-hot labels"),
+    "AUC": Planned("auc", "Keras and torchmetrics", RUN),
+})
+
+PREFIXES = (
+    "torch.nn.functional.", "torch.nn.", "torch.optim.", "torchvision.datasets.", "torchmetrics.",
+    "tf.keras.layers.", "tf.keras.", "keras.layers.", "keras.losses.", "keras.optimizers.", "keras.metrics.",
+    "keras.datasets.", "keras.", "flax.linen.", "flax.nnx.", "nnx.", "jax.nn.", "optax.", "sklearn.datasets.",
+    "optim.", "layers.", "losses.", "optimizers.", "metrics.", "datasets.", "nn.", "F.",
+)
+"""Module paths stripped before a lookup, the more specific first: ``torch.nn.Linear`` is looked up as ``Linear``."""
+
+CATALOGS: Mapping[str, Mapping | tuple] = MappingProxyType({
+    "op": OPS, "loss": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS, "metric": METRICS,
+})
+TABLES: Mapping[str, Mapping[str, Alias | Planned]] = MappingProxyType({
+    "op": OP_NAMES, "loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES,
+    "metric": METRIC_NAMES,
+})
+PLURALS = MappingProxyType({"op": "ops", "loss": "losses", "optimizer": "optimizers", "dataset": "datasets",
+                            "metric": "metrics"})
+
+
+def _fold(table: Mapping[str, Alias | Planned]) -> MappingProxyType:
+    """The table keyed by lower case; two spellings that differ only in case must mean the same name."""
+    folded: dict[str, Alias | Planned] = {}
+    for key, entry in table.items():
+        if folded.setdefault(key.lower(), entry).name != entry.name:
+            raise ValueError(f"'{key}' and another spelling of it map to different names")
+    return MappingProxyType(folded)
+
+
+_FOLDED = MappingProxyType({kind: _fold(table) for kind, table in TABLES.items()})
+
+
+def unknown_name(kind: str, name: object) -> str:
+    """The one-line error for a ``kind`` ('op', 'loss', ...) named ``name`` that dslc does not have.
+
+    ``unknown op 'Dense': that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N});
+    valid ops: linear: linear, identity; conv: conv2d; ...``
+    """
+    if not isinstance(name, str):
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"{article} {kind} is a name, not {_preview(name)}; valid {PLURALS[kind]}: {valid_names(kind)}"
+    return f"unknown {kind} '{name}'{suggestion(kind, name)}; valid {PLURALS[kind]}: {valid_names(kind)}"
+
+
+def valid_names(kind: str) -> str:
+    """The valid names of ``kind``: ops by category (``linear: linear, identity; conv: conv2d; ...``)."""
+    if kind == "op":
+        return "; ".join(f"{group}: {', '.join(names)}" for group, names in OP_GROUPS.items())
+    return ", ".join(CATALOGS[kind])
+
+
+def suggestion(kind: str, name: str) -> str:
+    """What to write instead of ``name``, as a message suffix ('' when nothing fits).
+
+    Order: the tables as written, then without a prefix; dslc's own names ignoring case; the
+    tables ignoring case; last a close spelling of one of dslc's names.
+    """
+    names, table, bare = CATALOGS[kind], TABLES[kind], strip_prefix(name)
+    entry = table.get(name) or table.get(bare)
+    if entry is None:
+        lowered = {n.lower(): n for n in names}
+        if bare.lower() in lowered:
+            return f"; did you mean '{lowered[bare.lower()]}'?"
+        entry = _FOLDED[kind].get(bare.lower())
+    if entry is None:
+        return did_you_mean(bare, names)
+    return _describe(kind, entry)
+
+
+def strip_prefix(name: str) -> str:
+    """``torch.nn.Linear`` -> ``Linear``; ``keras.layers.Dense`` -> ``Dense``; other names unchanged."""
+    for prefix in PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return strip_prefix(name[len(prefix):])
+    return name
+
+
+def _describe(kind: str, entry: Alias | Planned) -> str:
+    if isinstance(entry, Planned):
+        where = f" (planned in {entry.where})" if entry.where else ""
+        return f": that is the {entry.by} name for {entry.name}, not supported yet{where}"
+    if entry.by:
+        head = f": that is the {entry.by} name; dslc's is '{entry.name}'"
+    else:
+        head = f"; did you mean '{entry.name}'?"
+    return head + _usage(kind, entry.name) + (f"; {entry.note}" if entry.note else "")
+
+
+def _usage(kind: str, name: str) -> str:
+    """`` (linear: {out_features: N})`` for an op with required arguments, else ''."""
+    if kind != "op":
+        return ""
+    required = [key for key, field in OPS[name].params.model_fields.items() if field.is_required()]
+    return f" ({name}: {{{', '.join(f'{key}: N' for key in required)}}})" if required else ""
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

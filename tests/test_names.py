@@ -1,0 +1,268 @@
+"""Names from Keras, Flax and torch lead to dslc's, and every unknown name lists the valid ones.
+
+Each case goes through ``dsl.loads`` of a small spec with the name in one place (a layer, the
+loss, the optimizer, the dataset or a metric) and checks the whole one-line message: where it
+points, the exact suggestion, and the list of valid names it ends with.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dsl
+from backends.data import load_dataset
+from dsl.names import CATALOGS, CORE, PLURALS, RUN, SEQUENCE, TABLES, VISION, Alias, Planned, suggestion, unknown_name
+from dsl.ops import OP_GROUPS
+from dsl.schema import json_schema
+
+SPEC = """\
+name: t
+input: {shape: [1, 8, 8]}
+model:
+  - flatten
+  - linear: {out_features: 10}
+data: {dataset: digits}
+train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy]}
+"""
+
+# Where each kind's name sits in SPEC, as (line, text replaced).
+PLACES = {
+    "op": (4, "flatten"),
+    "loss": (7, "cross_entropy"),
+    "optimizer": (7, "adam"),
+    "dataset": (6, "digits"),
+    "metric": (7, "accuracy"),
+}
+
+LINEAR = ": that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N})"
+CONV = " (conv2d: {out_channels: N, kernel_size: N})"
+CHANNELS_FIRST = "; dslc is channels first (torch's order): input.shape is [C, H, W]"
+
+# (kind, the name a user brings, what the message says right after the quoted name)
+CASES = [
+    # ops: Keras, Flax (nn. / flax.linen.) and torch (nn. / torch.nn. / F.)
+    ("op", "Dense", LINEAR),
+    ("op", "dense", LINEAR),
+    ("op", "nn.Dense", LINEAR),
+    ("op", "keras.layers.Dense", LINEAR),
+    ("op", "nn.Linear", ": that is the torch and Flax nnx name; dslc's is 'linear' (linear: {out_features: N})"),
+    ("op", "torch.nn.Linear", ": that is the torch and Flax nnx name; dslc's is 'linear' (linear: {out_features: N})"),
+    ("op", "Conv2D", ": that is the Keras name; dslc's is 'conv2d'" + CONV + CHANNELS_FIRST),
+    ("op", "nn.Conv2d", ": that is the torch name; dslc's is 'conv2d'" + CONV),
+    ("op", "nn.Conv", ": that is the Flax name; dslc's is 'conv2d'" + CONV + CHANNELS_FIRST),
+    ("op", "layers.MaxPooling2D",
+     ": that is the Keras name; dslc's is 'max_pool2d' (max_pool2d: {kernel_size: N})" + CHANNELS_FIRST),
+    ("op", "nn.MaxPool2d", ": that is the torch name; dslc's is 'max_pool2d' (max_pool2d: {kernel_size: N})"),
+    ("op", "nn.max_pool", ": that is the Flax name; dslc's is 'max_pool2d' (max_pool2d: {kernel_size: N}); "
+                          "stride defaults to kernel_size (torch's default), not Flax's 1"),
+    ("op", "AveragePooling2D",
+     ": that is the Keras name; dslc's is 'avg_pool2d' (avg_pool2d: {kernel_size: N})" + CHANNELS_FIRST),
+    ("op", "nn.AvgPool2d", ": that is the torch name; dslc's is 'avg_pool2d' (avg_pool2d: {kernel_size: N})"),
+    ("op", "flax.linen.avg_pool", ": that is the Flax name; dslc's is 'avg_pool2d' (avg_pool2d: {kernel_size: N}); "
+                                  "stride defaults to kernel_size (torch's default), not Flax's 1"),
+    ("op", "Flatten", ": that is the Keras and torch name; dslc's is 'flatten'; "
+                      "it flattens [C, H, W] in torch's order"),
+    ("op", "nn.Dropout", ": that is the Keras, Flax and torch name; dslc's is 'dropout'; "
+                         "its probability is p (Keras's and Flax's rate)"),
+    ("op", "nn.ReLU", ": that is the Keras and torch name; dslc's is 'relu'"),
+    ("op", "LeakyReLU", ": that is the Keras and torch name; dslc's is 'leaky_relu'; "
+                        "negative_slope defaults to 0.01 (torch's), not Keras's 0.3"),
+    ("op", "nn.GELU", ": that is the torch name; dslc's is 'gelu'"),
+    ("op", "nn.gelu", ": that is the Flax name; dslc's is 'gelu'; "
+                      "dslc's gelu is exact (erf) unless gelu: {approximate: tanh}, which is jax.nn.gelu's default"),
+    ("op", "Softmax", ": that is the Keras and torch name; dslc's is 'softmax'"),
+    ("op", "nn.LogSoftmax", ": that is the torch name; dslc's is 'log_softmax'"),
+    ("op", "nn.Tanh", ": that is the torch name; dslc's is 'tanh'"),
+    ("op", "Sigmoid", ": that is the torch name; dslc's is 'sigmoid'"),
+    ("op", "nn.SiLU", ": that is the torch name; dslc's is 'silu'"),
+    ("op", "swish", ": that is the Keras and Flax name; dslc's is 'silu'"),
+    ("op", "nn.Identity", ": that is the Keras and torch name; dslc's is 'identity'"),
+    ("op", "F.relu", "; did you mean 'relu'?"),
+    ("op", "jax.nn.sigmoid", "; did you mean 'sigmoid'?"),
+    ("op", "RELU", "; did you mean 'relu'?"),
+    ("op", "rleu", "; did you mean 'relu'?"),
+    # ops that are planned
+    ("op", "BatchNormalization", ": that is the Keras name for batch_norm2d, not supported yet "
+                                 "(planned in the language core issue)"),
+    ("op", "nn.BatchNorm2d", ": that is the torch name for batch_norm2d, not supported yet "
+                             "(planned in the language core issue)"),
+    ("op", "nn.BatchNorm", ": that is the Flax name for batch_norm2d, not supported yet "
+                           "(planned in the language core issue)"),
+    ("op", "nn.Embed", ": that is the Flax name for embedding, not supported yet (planned in the language core issue)"),
+    ("op", "Embedding", ": that is the Keras and torch name for embedding, not supported yet "
+                        "(planned in the language core issue)"),
+    ("op", "nn.LSTM", ": that is the Keras and torch name for lstm, not supported yet "
+                      "(planned in the sequence families issue)"),
+    ("op", "GRU", ": that is the Keras and torch name for gru, not supported yet "
+                  "(planned in the sequence families issue)"),
+    ("op", "MultiHeadAttention", ": that is the Keras and Flax name for multi_head_attention, not supported yet "
+                                 "(planned in the sequence families issue)"),
+    ("op", "nn.LayerNorm", ": that is the torch and Flax name for layer_norm, not supported yet "
+                           "(planned in the sequence families issue)"),
+    ("op", "LayerNormalization", ": that is the Keras name for layer_norm, not supported yet "
+                                 "(planned in the sequence families issue)"),
+    ("op", "nn.TransformerEncoderLayer", ": that is the torch name for transformer_encoder_layer, not supported yet "
+                                         "(planned in the sequence families issue)"),
+    ("op", "Conv2DTranspose", ": that is the Keras name for conv_transpose2d, not supported yet "
+                              "(planned in the vision families issue)"),
+    ("op", "nn.ConvTranspose2d", ": that is the torch name for conv_transpose2d, not supported yet "
+                                 "(planned in the vision families issue)"),
+    ("op", "GlobalAveragePooling2D", ": that is the Keras name for adaptive_avg_pool2d, not supported yet "
+                                     "(planned in the vision families issue)"),
+    ("op", "nn.AdaptiveAvgPool2d", ": that is the torch name for adaptive_avg_pool2d, not supported yet "
+                                   "(planned in the vision families issue)"),
+    # losses
+    ("loss", "categorical_crossentropy", ": that is the Keras name; dslc's is 'cross_entropy'; "
+                                         "it takes logits and class ids, as torch does, not probabilities and one-hot "
+                                         "labels"),
+    ("loss", "sparse_categorical_crossentropy", ": that is the Keras name; dslc's is 'cross_entropy'; "
+                                                "it takes logits (Keras's from_logits=True)"),
+    ("loss", "nn.CrossEntropyLoss", ": that is the torch name; dslc's is 'cross_entropy'"),
+    ("loss", "optax.softmax_cross_entropy", ": that is the optax name; dslc's is 'cross_entropy'; "
+                                            "it takes class ids, not one-hot labels"),
+    ("loss", "softmax_cross_entropy_with_integer_labels", ": that is the optax name; dslc's is 'cross_entropy'"),
+    ("loss", "F.cross_entropy", "; did you mean 'cross_entropy'?"),
+    ("loss", "mean_squared_error", ": that is the Keras name; dslc's is 'mse'"),
+    ("loss", "nn.MSELoss", ": that is the torch name; dslc's is 'mse'"),
+    ("loss", "F.mse_loss", ": that is the torch name; dslc's is 'mse'"),
+    ("loss", "optax.l2_loss", ": that is the optax name; dslc's is 'mse'; "
+                              "optax's l2_loss is HALF the squared error, dslc's mse the full mean (torch's)"),
+    ("loss", "binary_crossentropy", ": that is the Keras name; dslc's is 'bce_with_logits'; "
+                                    "it takes logits (Keras's from_logits=True): put no sigmoid before it"),
+    ("loss", "nn.BCEWithLogitsLoss", ": that is the torch name; dslc's is 'bce_with_logits'"),
+    ("loss", "optax.sigmoid_binary_cross_entropy", ": that is the optax name; dslc's is 'bce_with_logits'"),
+    ("loss", "nn.BCELoss", ": that is the torch name; dslc's is 'bce_with_logits'; "
+                           "it takes logits: put no sigmoid before it"),
+    # optimizers
+    ("optimizer", "Adam", ": that is the Keras and torch name; dslc's is 'adam'"),
+    ("optimizer", "torch.optim.Adam", ": that is the Keras and torch name; dslc's is 'adam'"),
+    ("optimizer", "optax.adam", "; did you mean 'adam'?"),
+    ("optimizer", "optim.SGD", ": that is the Keras and torch name; dslc's is 'sgd'"),
+    ("optimizer", "keras.optimizers.AdamW", ": that is the Keras and torch name; dslc's is 'adamw'; "
+                                            "weight_decay defaults to 0.01 (torch's; Keras's is 0.004)"),
+    ("optimizer", "optax.adamw", ": that is the optax name; dslc's is 'adamw'; "
+                                 "weight_decay defaults to 0.01 (torch's), not optax's 1e-4"),
+    ("optimizer", "RMSprop", ": that is the Keras, torch and optax name for rmsprop, not supported yet"),
+    ("optimizer", "optax.rmsprop", ": that is the Keras, torch and optax name for rmsprop, not supported yet"),
+    ("optimizer", "adagrad", ": that is the Keras, torch and optax name for adagrad, not supported yet"),
+    # datasets
+    ("dataset", "MNIST", ": that is the torchvision name; dslc's is 'mnist'"),
+    ("dataset", "torchvision.datasets.FashionMNIST", ": that is the torchvision name; dslc's is 'fashion_mnist'"),
+    ("dataset", "fashion-mnist", "; did you mean 'fashion_mnist'?"),
+    ("dataset", "load_digits", ": that is the scikit-learn name; dslc's is 'digits'"),
+    ("dataset", "cifar10", ": that is the torchvision, Keras and TensorFlow Datasets name for cifar10, "
+                           "not supported yet (planned in the vision families issue)"),
+    # metrics
+    ("metric", "acc", ": that is the Keras name; dslc's is 'accuracy'"),
+    ("metric", "Accuracy", ": that is the Keras and torchmetrics name; dslc's is 'accuracy'"),
+    ("metric", "sparse_categorical_accuracy", ": that is the Keras name; dslc's is 'accuracy'"),
+    ("metric", "categorical_accuracy", ": that is the Keras name; dslc's is 'accuracy'; "
+                                       "it compares the argmax with class ids, not one-hot labels"),
+    ("metric", "auc", ": that is the Keras and torchmetrics name for auc, not supported yet "
+                      "(planned in the recommenders/run issue)"),
+    ("metric", "AUC", ": that is the Keras and torchmetrics name for auc, not supported yet "
+                      "(planned in the recommenders/run issue)"),
+]
+
+
+def spec_with(kind: str, name: str) -> tuple[str, int, int]:
+    """SPEC with ``name`` (quoted) where ``kind``'s name goes, and the 1-based line:col of the quote."""
+    line, old = PLACES[kind]
+    lines = SPEC.splitlines(keepends=True)
+    quoted = json.dumps(name)
+    col = lines[line - 1].index(old) + 1
+    lines[line - 1] = lines[line - 1].replace(old, quoted, 1)
+    return "".join(lines), line, col
+
+
+def error_for(text: str) -> dsl.SpecError:
+    with pytest.raises(dsl.SpecError) as info:
+        dsl.loads(text)
+    return info.value
+
+
+def valid_list(kind: str) -> str:
+    if kind == "op":
+        return "; ".join(f"{group}: {', '.join(names)}" for group, names in OP_GROUPS.items())
+    return ", ".join(CATALOGS[kind])
+
+
+@pytest.mark.parametrize("kind, name, hint", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_a_foreign_name_gets_dslcs_name_in_one_located_line(kind, name, hint):
+    text, line, col = spec_with(kind, name)
+    err = error_for(text)
+    expected = f"unknown {kind} '{name}'{hint}; valid {PLURALS[kind]}: {valid_list(kind)}"
+    assert str(err) == f"<string>:{line}:{col}: {expected}"
+    assert "\n" not in str(err)
+
+
+def test_enough_cases_from_every_kind_and_every_table_entry_reached():
+    assert len(CASES) >= 20
+    assert {kind for kind, _, _ in CASES} == set(TABLES)
+    assert sum("not supported yet" in hint for _, _, hint in CASES) >= 10
+
+
+def test_the_cli_dataset_flag_gets_the_same_message():
+    spec, graph = dsl.loads(SPEC.replace("data: {dataset: digits}\n", ""))
+    for name in ("FashionMNIST", "MNIST", "cifar10", "mnsit"):
+        with pytest.raises(dsl.DataError) as info:
+            load_dataset(spec, graph, name=name)
+        assert str(info.value) == unknown_name("dataset", name)
+    assert str(info.value) == ("unknown dataset 'mnsit'; did you mean 'mnist'?; "
+                               "valid datasets: digits, mnist, fashion_mnist, synthetic")
+
+
+@pytest.mark.parametrize("kind", list(TABLES))
+def test_a_name_with_no_hint_still_lists_every_valid_name(kind):
+    text, _, _ = spec_with(kind, "zzz_nothing_like_it")
+    message = error_for(text).message
+    assert message == f"unknown {kind} 'zzz_nothing_like_it'; valid {PLURALS[kind]}: {valid_list(kind)}"
+    assert all(f" {name}" in message for name in CATALOGS[kind])
+
+
+def test_ops_are_listed_by_category_and_every_op_once():
+    assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
+    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "activation", "reshape", "dropout"]
+    assert valid_list("op").startswith("linear: linear, identity; conv: conv2d; pooling: max_pool2d, avg_pool2d; ")
+
+
+def test_a_keyed_foreign_op_points_at_its_key():
+    err = error_for(SPEC.replace("- linear: {out_features: 10}", "- nn.Linear: {in_features: 64, out_features: 10}"))
+    assert (err.location.line, err.location.col) == (5, 5)
+    assert err.message.startswith("unknown op 'nn.Linear': that is the torch and Flax nnx name; dslc's is 'linear'")
+
+
+def test_a_value_that_is_not_a_name():
+    text = SPEC.replace("metrics: [accuracy]", "metrics: [accuracy, 3]")
+    col = text.splitlines()[6].index("3]") + 1
+    assert str(error_for(text)) == f"<string>:7:{col}: a metric is a name, not 3; valid metrics: accuracy"
+    err = error_for(SPEC.replace("dataset: digits", "dataset: [digits]"))
+    assert err.message.startswith("a dataset is a name, not ['digits']; valid datasets: digits, mnist")
+
+
+# --- the tables cannot rot ---
+
+@pytest.mark.parametrize("kind", list(TABLES))
+def test_every_alias_names_something_dslc_has_and_every_planned_name_something_it_lacks(kind):
+    for key, entry in TABLES[kind].items():
+        if isinstance(entry, Alias):
+            assert entry.name in CATALOGS[kind], f"{key} -> {entry.name}: no such {kind}"
+        else:
+            assert isinstance(entry, Planned)
+            assert entry.name not in CATALOGS[kind], f"{entry.name} exists now: make {key} an Alias"
+            assert entry.where in (CORE, SEQUENCE, VISION, RUN, "")
+
+
+@pytest.mark.parametrize("kind", list(TABLES))
+def test_every_table_key_is_reached_and_is_not_already_a_dslc_name(kind):
+    for key, entry in TABLES[kind].items():
+        assert key not in CATALOGS[kind], f"'{key}' is dslc's own {kind}; the entry is never used"
+        assert f" {entry.name}" in suggestion(kind, key) or f"'{entry.name}'" in suggestion(kind, key), key
+
+
+def test_the_json_schema_still_lists_datasets_and_metrics():
+    defs = json_schema()["$defs"]
+    assert defs["DataSpec"]["properties"]["dataset"]["enum"] == list(dsl.DATASETS)
+    assert defs["TrainSpec"]["properties"]["metrics"]["items"]["enum"] == list(dsl.METRICS)
