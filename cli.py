@@ -41,7 +41,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that name the verb and point at its ``--help``."""
+    """argparse with one-line errors that name the verb and point at its ``--help``.
+
+    Abbreviated flags are off: ``--epoch 3`` silently meant ``--epochs 3``, and
+    whether ``--o`` is ``--out`` or ``--overwrite`` should never depend on which flags exist.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

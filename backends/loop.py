@@ -161,4 +161,4 @@ class _Throughput:
     @property
     def rate(self) -> float | None:
         """None where nothing was timed (a one-step run is all warm-up): reported as n/a, never as 0."""
-        return self.samples / self.seconds if self.seconds > 0 else None
+        return self.samples / self.seconds if self.samples and self.seconds > 0 else None

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from backends.data.sources import digits
 from tests.conftest import REPO
 from tests.test_data import make_mnist_files
 
@@ -67,11 +68,29 @@ def test_predict_gives_the_same_outputs_on_both_targets(trained, tmp_path):
     weights = trained["jax"] / "weights.safetensors"
     outputs = {}
     for target in ("jax", "torch"):
-        dslc("predict", "specs/digits_cnn.yaml", "--target", target, "--weights", weights,
-             "--input", tmp_path / "x.npy", "--output", tmp_path / f"{target}.npy")
-        outputs[target] = np.load(tmp_path / f"{target}.npy")
+        dslc("predict", "specs/digits_cnn.yaml", "--target", target, "--weights", weights, "--transformed",
+             "--input", tmp_path / "x.npy", "--output", tmp_path / f"{target}")  # written as named, no .npy added
+        outputs[target] = np.load(tmp_path / f"{target}")
     assert outputs["jax"].shape == (5, 10)
     np.testing.assert_allclose(outputs["jax"], outputs["torch"], rtol=0, atol=1e-5 * np.abs(outputs["torch"]).max())
+
+
+@pytest.mark.parametrize("target", ["jax", "torch"])
+def test_predict_on_raw_digits_matches_eval_accuracy_exactly(trained, tmp_path, target):
+    """Raw pixels (0..16, as sklearn stores them) get training's transform: argmax accuracy equals ``dslc eval``'s."""
+    test = digits().test
+    np.save(tmp_path / "raw.npy", test.x)
+    weights = trained[target] / "weights.safetensors"
+    args = ("predict", "specs/digits_cnn.yaml", "--target", target, "--weights", weights, "--input",
+            tmp_path / "raw.npy")
+    dslc(*args, "--output", tmp_path / "logits.npy")
+    accuracy = float((np.load(tmp_path / "logits.npy").argmax(1) == test.y).mean())
+    evaluated = json.loads(dslc("eval", "specs/digits_cnn.yaml", "--target", target, "--weights", weights).stdout)
+    assert accuracy == evaluated["test_accuracy"] and accuracy >= 0.97
+    transformed = ((test.x / 16 - 0.5) / 0.5).astype(np.float32)  # digits_cnn's normalize: mean 0.5, std 0.5
+    np.save(tmp_path / "transformed.npy", transformed)
+    dslc(*args[:-1], tmp_path / "transformed.npy", "--transformed", "--output", tmp_path / "same.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "same.npy"), np.load(tmp_path / "logits.npy"), rtol=0, atol=1e-5)
 
 
 def test_summary_reports_the_parameter_counts():
@@ -126,3 +145,28 @@ def test_torch_compile_trains_the_same_model(tmp_path):
     assert compiled["compile_seconds"] > 0 and eager["compile_seconds"] == 0
     assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
     assert compiled["test_accuracy"] == pytest.approx(eager["test_accuracy"], abs=0.003)
+
+
+def test_version():
+    result = dslc("--version")
+    assert result.stdout.startswith("dslc ") and result.stdout.split()[1][0].isdigit()
+
+
+def test_a_warning_is_one_located_line_and_validation_still_passes(tmp_path):
+    """The keras.io convnet habit: softmax as the last layer, then cross_entropy."""
+    spec = (REPO / "specs" / "digits_mlp.yaml").read_text().replace(
+        "  - linear: {out_features: 10, name: fc2}\n", "  - linear: {out_features: 10, name: fc2}\n  - softmax\n")
+    (tmp_path / "keras.yaml").write_text(spec)
+    result = dslc("validate", tmp_path / "keras.yaml")
+    line = spec.splitlines().index("  - softmax") + 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"{tmp_path / 'keras.yaml'}:{line}:5: warning: ")
+    assert "softmax_1 (softmax) feeds cross_entropy" in result.stderr and "ok" in result.stdout
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    """summary.json and the weights were 0600 (mkstemp) while metrics.jsonl was 0644."""
+    code = ("import os, sys, cli; os.umask(0o027); "
+            f"sys.exit(cli.main(['train', 'specs/digits_mlp.yaml', '--max-steps', '1', '--out', r'{tmp_path / 'r'}']))")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, timeout=300)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "r").iterdir()}
+    assert modes == {"summary.json": 0o640, "metrics.jsonl": 0o640, "weights.safetensors": 0o640}

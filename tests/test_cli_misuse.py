@@ -1,0 +1,137 @@
+"""The command-line misuse corpus: every mistake is one line on stderr, exit 2, no traceback.
+
+In the spirit of ``tests/bad_specs``: each case is a command line a person could
+type (bad paths, wrong files, wrong shapes and dtypes, wrong flags, loss and label
+mismatches) and a fragment of the message it must print. Cases marked ``early``
+must be refused before torch or JAX is even imported, i.e. before anything is
+compiled: the runner records which frameworks the process had loaded when it
+exited.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dsl
+from backends.weights import init_weights, save_weights
+from tests.conftest import REPO
+
+RUNNER = ("import os, sys, cli\n"
+          "try:\n"
+          "    code = cli.main(sys.argv[1:])\n"
+          "except SystemExit as stop:\n"
+          "    code = stop.code\n"
+          "loaded = [m for m in ('torch', 'jax') if m in sys.modules]\n"
+          "open(os.environ['DSLC_LOADED'], 'w').write(' '.join(loaded))\n"
+          "sys.exit(code)\n")
+
+CNN, MLP = "specs/digits_cnn.yaml", "specs/digits_mlp.yaml"
+P = "predict " + CNN + " --weights {w} --output {tmp}/out.npy --input "
+
+# (id, command line with {tmp} and {w} placeholders, message fragment, refused before a framework loads)
+CASES = [
+    # --- the command line itself ---
+    ("no_verb", "", "dslc: error: the following arguments are required: VERB", True),
+    ("unknown_verb", "trian " + CNN, "invalid choice: 'trian'", True),
+    ("missing_spec", "train", "dslc train: error: the following arguments are required: spec", True),
+    ("misspelt_flag", "train " + CNN + " --epoch 3", "unrecognized arguments: --epoch 3; did you mean --epochs?", True),
+    ("unknown_target", "train " + CNN + " --target tensorflow", "argument --target: invalid choice: 'tensorflow'",
+     True),
+    ("zero_epochs", "train " + CNN + " --epochs 0", "argument --epochs: must be at least 1, got 0", True),
+    ("word_for_batch_size", "train " + CNN + " --batch-size abc", "must be a whole number, got 'abc'", True),
+    ("negative_lr", "train " + CNN + " --lr -1", "argument --lr: must be a positive number, got -1", True),
+    ("zero_threads", "train " + CNN + " --threads 0", "argument --threads: must be at least 1", True),
+    ("unknown_pass", "train " + CNN + " --no-optimize bogus", "unknown pass bogus", True),
+    ("compile_on_jax", "train " + CNN + " --target jax --compile", "--compile applies to --target torch", True),
+    ("float16_check", "check " + CNN + " --dtype float16", "argument --dtype: invalid choice: 'float16'", True),
+    ("predict_without_weights", "predict " + CNN + " --input x.npy --output y.npy",
+     "the following arguments are required: --weights", True),
+    # --- paths ---
+    ("spec_missing", "validate {tmp}/missing.yaml", "missing.yaml:1:1: cannot read spec: No such file", True),
+    ("spec_is_a_folder", "train specs", "specs:1:1: cannot read spec: Is a directory", True),
+    ("out_is_a_file", "train " + CNN + " --out {tmp}/file.txt", "is a file, not a folder", True),
+    ("out_holds_a_run", "train " + CNN + " --out {tmp}/run", "already holds a run (summary.json", True),
+    ("weights_missing", "eval " + CNN + " --weights {tmp}/none.safetensors", "cannot read weights", True),
+    ("weights_not_safetensors", "eval " + CNN + " --weights {tmp}/file.txt", "not a safetensors file", True),
+    ("weights_of_another_model", "eval " + CNN + " --weights {tmp}/mlp.safetensors",
+     "names do not match model 'digits_cnn'", True),
+    ("output_folder_missing", P + "{tmp}/raw.npy --output {tmp}/no/such/out.npy",
+     "the folder {tmp}/no/such does not exist", True),
+    ("output_is_a_folder", P + "{tmp}/raw.npy --output {tmp}", "is a folder; give a file name", True),
+    # --- what predict is given ---
+    ("input_missing", P + "{tmp}/none.npy", "--input {tmp}/none.npy: no such file", True),
+    ("input_npz", P + "{tmp}/x.npz", "is a .npz archive (2 arrays: images, labels)", True),
+    ("input_csv", P + "{tmp}/x.csv", "is not a .npy file", True),
+    ("input_pickled", P + "{tmp}/objects.npy", "holds Python objects", True),
+    ("input_strings", P + "{tmp}/strings.npy", "not numbers", True),
+    ("input_channels_last", P + "{tmp}/nhwc.npy", "look channels-last: dslc takes channels first, "
+     "x.transpose(0, 3, 1, 2)", True),
+    ("input_flattened", P + "{tmp}/flat.npy", "look flattened: x.reshape(-1, 1, 8, 8)", True),
+    ("input_empty", P + "{tmp}/empty.npy", "the inputs hold no examples", True),
+    ("input_nan", P + "{tmp}/nan.npy", "hold 1 NaN or infinite values", True),
+    ("input_int_transformed", P + "{tmp}/raw_int.npy --transformed", "drop --transformed", True),
+    ("input_already_normalized", P + "{tmp}/normalized.npy", "if they are already transformed", True),
+    # --- data, losses and labels ---
+    ("unknown_dataset", "train " + CNN + " --dataset cifar10", "unknown dataset 'cifar10'", True),
+    ("dataset_shape", "train " + CNN + " --dataset mnist", "dataset mnist has examples of shape [N, 1, 28, 28]",
+     True),
+    ("mse_on_classes", "train tests/bad_specs/mse_on_class_labels.yaml", "mse takes float targets", True),
+    ("bce_on_classes", "train tests/bad_specs/bce_on_class_labels.yaml", "bce_with_logits takes", True),
+    ("train_size_too_large", "train tests/bad_specs/train_size_too_large.yaml", "data.train_size is 100,000", True),
+    ("keras_loss", "train tests/bad_specs/keras_loss.yaml", "dslc's is 'cross_entropy'", True),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("misuse")
+    (tmp / "file.txt").write_text("not weights\n")
+    (tmp / "x.csv").write_text("a,b\n1,2\n")
+    (tmp / "run").mkdir()
+    (tmp / "run" / "summary.json").write_text("{}")
+    for spec, name in ((CNN, "cnn"), (MLP, "mlp")):
+        save_weights(tmp / f"{name}.safetensors", init_weights(dsl.load(spec)[1], seed=0))
+    raw = np.random.default_rng(0).integers(0, 17, (4, 1, 8, 8))
+    arrays = {"raw": raw.astype(np.float64), "raw_int": raw, "nhwc": raw.transpose(0, 2, 3, 1),
+              "flat": raw.reshape(4, 64), "empty": raw[:0], "normalized": (raw / 16 - 0.5) / 0.5,
+              "strings": np.array([["a"] * 8] * 8)[None], "nan": np.where(raw == raw.max(), np.nan, raw)[:1]}
+    arrays["nan"].flat[1:] = 0
+    arrays["nan"].flat[0] = np.nan
+    for name, array in arrays.items():
+        np.save(tmp / f"{name}.npy", array)
+    np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp / "x.npz", images=raw, labels=np.zeros(4))
+    return {"tmp": str(tmp), "w": str(tmp / "cnn.safetensors")}
+
+
+def run(line: str, files: dict) -> tuple[subprocess.CompletedProcess, list[str]]:
+    args = [a.format(**files) for a in line.split()]
+    loaded = Path(files["tmp"]) / "loaded.txt"
+    env = {**os.environ, "DSLC_LOADED": str(loaded)}
+    result = subprocess.run([sys.executable, "-c", RUNNER, *args], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    return result, loaded.read_text().split()
+
+
+def test_the_corpus_is_large_and_unique():
+    assert len(CASES) >= 25
+    assert len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("line, fragment, early", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_misuse_is_one_line_exit_2(files, line, fragment, early):
+    result, loaded = run(line, files)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [s for s in result.stderr.splitlines() if ": warning: " not in s]
+    assert len(errors) == 1, result.stderr
+    assert fragment.format(**files) in errors[0], errors[0]
+    assert result.stdout == ""
+    if early:
+        assert loaded == [], f"refused only after loading {loaded}"
