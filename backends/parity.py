@@ -9,7 +9,7 @@ divides each gradient by its own magnitude, so where a gradient is float32 noise
 around zero its sign can differ between frameworks and move that one weight by
 2·lr, while the model as a whole (its losses, its outputs) still agrees. Dropout is
 turned off for the comparison: the two frameworks' random streams cannot agree, and
-PARITY.md §8 checks dropout's formula separately.
+docs/PARITY.md §8 checks dropout's formula separately.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ OPTIMIZERS = MappingProxyType({
     "adam": AdamParams,
     "adamw": AdamWParams,
 })
-"""Optimizer name -> parameter schema. Semantics are torch.optim's; see PARITY.md §13."""
+"""Optimizer name -> parameter schema. Semantics are torch.optim's; see docs/PARITY.md §13."""
 
 METRICS = ("accuracy",)
 

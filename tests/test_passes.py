@@ -89,7 +89,7 @@ def test_flatten_channels_last_permutes_the_linear_kernel_and_round_trips_exactl
     state = init_weights(graph, 0)
     variables = variables_from_state(optimized, state)
     w = state["head.weight"]  # (5, 3 * 2 * 2), rows of torch's (C, H, W) flatten
-    expected = w.reshape(5, 3, 2, 2).transpose(2, 3, 1, 0).reshape(2 * 2 * 3, 5)  # PARITY.md section 4
+    expected = w.reshape(5, 3, 2, 2).transpose(2, 3, 1, 0).reshape(2 * 2 * 3, 5)  # docs/PARITY.md section 4
     np.testing.assert_array_equal(variables["params"]["head"]["kernel"], expected)
     back = state_from_variables(optimized, variables)
     assert all(np.array_equal(back[k], state[k]) for k in state)

@@ -3,7 +3,7 @@
 Why linen and not nnx: a linen model is a pure ``apply(variables, x)`` over a plain
 pytree, which is exactly what a ``jax.jit``-compiled, donated, ``lax.scan``-able
 train step and sharding over a device mesh want, with no split/merge per step
-(PARITY.md §15 measured graph-mode ``nnx.jit`` at ~0.7 ms extra per step on this
+(docs/PARITY.md §15 measured graph-mode ``nnx.jit`` at ~0.7 ms extra per step on this
 CPU). The variables pytree also maps one-to-one onto the canonical state dict.
 
 The module takes and returns channels-first arrays, like the torch model; inside,

@@ -1,6 +1,6 @@
 """JAX lowerings of the training vocabulary, and the pure, jit-compiled steps.
 
-Losses follow torch (PARITY.md §12): ``mse`` is the mean of squared errors, not
+Losses follow torch (docs/PARITY.md §12): ``mse`` is the mean of squared errors, not
 optax's half ``l2_loss``; cross-entropy's class axis is 1. Optimizers follow
 torch.optim (§13): ``adam``'s weight decay is L2 added to the gradient before Adam,
 ``adamw``'s is decoupled, SGD momentum is optax's trace (equal to torch's with no

@@ -1,7 +1,7 @@
 """Dropout: zeroes each value with probability p while training, scaling the rest by 1/(1-p).
 
 Both backends agree on the formula; their random streams cannot match, so parity
-is checked with dropout off (evaluation mode), as PARITY.md §8 advises.
+is checked with dropout off (evaluation mode), as docs/PARITY.md §8 advises.
 """
 
 from __future__ import annotations

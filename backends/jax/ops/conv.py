@@ -13,7 +13,7 @@ _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def _conv2d(node: Node, x, *, train: bool):
-    """NHWC convolution with torch's explicit padding (never Flax's 'SAME', see PARITY.md §2)."""
+    """NHWC convolution with torch's explicit padding (never Flax's 'SAME', see docs/PARITY.md §2)."""
     p = node.params
     padding = conv2d_padding(p)
     if p.padding_mode != "zeros":

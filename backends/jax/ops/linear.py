@@ -16,7 +16,7 @@ def _linear(node: Node, x, *, train: bool):
 def _to_flax(w, received):
     """torch (out, in) weight -> Flax (in, out) kernel, rows in (H, W, C) order after an NHWC flatten."""
     kernel = np.asarray(w["weight"]).T
-    if received[0].kind == "flat_hwc":  # PARITY.md §4: W.reshape(O,C,H,W).transpose(2,3,1,0).reshape(HWC, O)
+    if received[0].kind == "flat_hwc":  # docs/PARITY.md §4: W.reshape(O,C,H,W).transpose(2,3,1,0).reshape(HWC, O)
         c, h, wd = received[0].chw
         kernel = kernel.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
     params = {"kernel": kernel}

@@ -2,7 +2,7 @@
 
 ``ceil_mode`` becomes extra padding at the end of each axis; the average's divisor is
 computed exactly as torch does (declared padding counts when ``count_include_pad``,
-the ceil-mode overhang never does; PARITY.md §5).
+the ceil-mode overhang never does; docs/PARITY.md §5).
 """
 
 import jax.numpy as jnp
