@@ -17,7 +17,7 @@ from safetensors.numpy import load as load_bytes
 from safetensors.numpy import save as save_bytes
 
 from dsl import Graph, WeightsError
-from dsl.ops import Constant, Uniform
+from dsl.ops import Constant, Normal, Uniform
 
 StateDict = dict[str, np.ndarray]
 
@@ -31,6 +31,9 @@ def init_weights(graph: Graph, seed: int, dtype: str = "float32") -> StateDict:
             values = rng.uniform(-weight.init.bound, weight.init.bound, weight.shape)
         elif isinstance(weight.init, Constant):
             values = np.full(weight.shape, weight.init.value)
+        elif isinstance(weight.init, Normal):
+            values = rng.normal(0.0, weight.init.std, weight.shape)
+            values[list(weight.init.zero_rows)] = 0.0
         else:
             raise TypeError(f"no sampler for init {weight.init!r}")
         state[key] = values.astype(dtype)

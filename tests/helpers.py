@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import dsl
 from dsl.ops import Example
 from dsl.schema import Spec
@@ -9,7 +11,8 @@ from dsl.schema import Spec
 
 def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Graph:
     layer = {op: dict(example.params)} if example.params else op
-    spec = Spec.model_validate({"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": dtype},
+    input_dtype = example.input_dtype or dtype  # integer ids keep their dtype; float ops take the test's
+    spec = Spec.model_validate({"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": input_dtype},
                                 "model": [layer]})
     return dsl.build_graph(spec)
 
@@ -17,3 +20,10 @@ def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Gr
 def example_cases():
     """(id, op, example) for every example of every op, for pytest.mark.parametrize."""
     return [(f"{name}-{i}", name, ex) for name, op in dsl.OPS.items() for i, ex in enumerate(op.examples)]
+
+
+def example_input(example: Example, batch: int, dtype: str, rng) -> np.ndarray:
+    """A batch for the example: standard normal floats, or integer ids in ``range(example.input_high)``."""
+    if example.input_dtype:
+        return rng.integers(0, example.input_high, (batch, *example.input)).astype(example.input_dtype)
+    return rng.standard_normal((batch, *example.input)).astype(dtype)

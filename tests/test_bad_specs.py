@@ -90,6 +90,8 @@ CASES = [
     ("conv_after_flatten.yaml", 5, 13, "expects input of shape [N, C, H, W], got [N, 784]; is a flatten misplaced?"),
     ("pool_on_flat_input.yaml", 4, 17, "expects input of shape [N, C, H, W], got [N, 784]; is a flatten misplaced?"),
     ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
+    ("embedding_float_input.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got float32"),
+    ("padding_idx_outside_table.yaml", 4, 69, "padding_idx 100 is outside the table of 100 rows (valid: -100..99)"),
     ("softmax_dim_batch.yaml", 5, 20, "dim 0 is out of range for input [N, 8]"),
     ("absurd_input_shape.yaml", 2, 16, "has 10,000,000,000 values per example"),
     ("absurd_activation.yaml", 4, 13, "outputs [N, 512, 4096, 4096], more than 2,147,483,648 values"),

@@ -90,9 +90,10 @@ CASES = [
                              "(planned in the language core issue)"),
     ("op", "nn.BatchNorm", ": that is the Flax name for batch_norm2d, not supported yet "
                            "(planned in the language core issue)"),
-    ("op", "nn.Embed", ": that is the Flax name for embedding, not supported yet (planned in the language core issue)"),
-    ("op", "Embedding", ": that is the Keras and torch name for embedding, not supported yet "
-                        "(planned in the language core issue)"),
+    ("op", "nn.Embed", ": that is the Flax name; dslc's is 'embedding' (embedding: {num_embeddings: N, "
+                       "embedding_dim: N}); initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
+    ("op", "Embedding", ": that is the Keras and torch name; dslc's is 'embedding' (embedding: {num_embeddings: N, "
+                        "embedding_dim: N})"),
     ("op", "nn.LSTM", ": that is the Keras and torch name for lstm, not supported yet "
                       "(planned in the sequence families issue)"),
     ("op", "GRU", ": that is the Keras and torch name for gru, not supported yet "
@@ -224,7 +225,7 @@ def test_a_name_with_no_hint_still_lists_every_valid_name(kind):
 
 def test_ops_are_listed_by_category_and_every_op_once():
     assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
-    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "activation", "reshape", "dropout"]
+    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "activation", "reshape", "dropout", "embedding"]
     assert valid_list("op").startswith("linear: linear, identity; conv: conv2d; pooling: max_pool2d, avg_pool2d; ")
 
 

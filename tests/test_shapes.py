@@ -15,11 +15,12 @@ from tests.helpers import example_cases, single_op_graph
 def test_inferred_shape_matches_torch_meta_and_jax_eval_shape(case, op, example):
     graph = single_op_graph(op, example)
     expected = (2, *graph.output_type.shape)
+    dtype = example.input_dtype or "float32"
     with torch.device("meta"):
         module = build_module(graph)
-        assert tuple(module(torch.empty(2, *example.input)).shape) == expected
+        assert tuple(module(torch.empty(2, *example.input, dtype=getattr(torch, dtype))).shape) == expected
     model = FlaxModel(graph)
-    x = jax.ShapeDtypeStruct((2, *example.input), np.float32)
+    x = jax.ShapeDtypeStruct((2, *example.input), np.dtype(dtype))
     variables = jax.eval_shape(model.init, jax.random.key(0), x)
     assert jax.eval_shape(model.apply, variables, x).shape == expected
 

@@ -97,3 +97,16 @@ def test_exported_weights_are_copies_that_training_does_not_change():
         after = target.export_state()
         assert all(np.array_equal(before[k], snapshot[k]) for k in before), name
         assert not np.array_equal(after["fc1.weight"], before["fc1.weight"]), name
+
+
+def test_embedding_init_is_torchs_normal_with_the_padding_row_zeroed():
+    _, graph = dsl.loads("""
+name: emb
+input: {shape: [3], dtype: int64}
+model:
+  - embedding: {num_embeddings: 2000, embedding_dim: 16, padding_idx: -2}
+""")
+    table = init_weights(graph, seed=0)["embedding_1.weight"]
+    assert graph.nodes[0].params.padding_idx == 1998  # negative indices count from the end, as in torch
+    assert not table[1998].any() and table[1999].any()
+    assert abs(table.std() - 1.0) < 0.02 and abs(table.mean()) < 0.02

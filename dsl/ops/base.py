@@ -34,7 +34,15 @@ class Constant:
     value: float
 
 
-Init = Uniform | Constant
+@dataclass(frozen=True)
+class Normal:
+    """N(0, std²), with the rows in ``zero_rows`` set to 0: torch's Embedding init (padding_idx row zeroed)."""
+
+    std: float = 1.0
+    zero_rows: tuple[int, ...] = ()
+
+
+Init = Uniform | Constant | Normal
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,16 @@ class Weight:
 
 @dataclass(frozen=True)
 class Example:
-    """One configuration the parity tests run through both backends."""
+    """One configuration the parity tests run through both backends.
+
+    ``input_dtype`` is None for float ops (the test's dtype); integer inputs are drawn
+    in ``range(input_high)`` (token ids within a vocabulary).
+    """
 
     input: tuple[int, ...]
     params: Mapping[str, object] = field(default_factory=dict)
+    input_dtype: str | None = None
+    input_high: int = 0
 
 
 def no_weights(params: Params) -> dict[str, Weight]:
