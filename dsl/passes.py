@@ -26,8 +26,34 @@ class Pass:
     doc: str
 
 
+@dataclass(frozen=True)
+class Hint:
+    """A mark a pass leaves on a node for one backend's lowering: one name, one meaning, one target.
+
+    ``channels_last`` once meant "flatten reads (H, W, C)" to the JAX lowering and "NHWC
+    memory" to the torch one; a hint set for one backend could then be read by the
+    other. ``tests/test_passes.py`` checks that every hint a lowering reads is declared
+    here for that lowering's backend.
+    """
+
+    name: str
+    target: str
+    meaning: str
+
+
+HINTS = {h.name: h for h in (
+    Hint("blocks", "jax", "a max-pool whose windows tile the input: fused element-wise maxima"),
+    Hint("flatten_hwc", "jax", "a flatten read only by linear layers keeps channels-last (H, W, C) feature order"),
+    Hint("gemm_weight_grad", "jax", "a small-window convolution takes its weight gradient as one patch GEMM"),
+    Hint("nhwc_memory", "torch", "a convolution or pool runs on torch.channels_last memory; values stay NCHW"),
+)}
+"""Hint name -> Hint."""
+
+
 def _mark(graph: Graph, hint: str, applies: Callable[[Node], bool]) -> Graph:
     """Adds ``hint`` to every node ``applies`` to: how the lowering-choice passes speak to a backend."""
+    if hint not in HINTS:
+        raise ValueError(f"hint '{hint}' is not declared in HINTS")
     return replace(graph, nodes=tuple(replace(n, hints=n.hints + (hint,)) if applies(n) else n for n in graph.nodes))
 
 
@@ -88,7 +114,7 @@ def flatten_channels_last(graph: Graph) -> Graph:
         return (node.op == "flatten" and node.params.start_dim == 1 and node.output.rank == 1
                 and node.name != graph.output and bool(consumers) and all(n.op == "linear" for n in consumers))
 
-    return _mark(graph, "channels_last", eligible)
+    return _mark(graph, "flatten_hwc", eligible)
 
 
 GEMM_WEIGHT_GRAD_MAX_PATCH = 27  # values per window: 3x3 over RGB
@@ -118,7 +144,7 @@ def channels_last(graph: Graph) -> Graph:
     0.26 ms instead of 4 ms on this 2-core machine, and the whole step ~1.5x less.
     """
     spatial = ("conv2d", "max_pool2d", "avg_pool2d")
-    return _mark(graph, "channels_last", lambda n: n.op in spatial)
+    return _mark(graph, "nhwc_memory", lambda n: n.op in spatial)
 
 
 PASSES = {p.name: p for p in (

@@ -1,5 +1,7 @@
 """Optimization passes change how a model runs, never what it computes."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,8 @@ import dsl
 from backends.jax import state_from_variables, variables_from_state
 from backends.torch import build_module
 from backends.weights import init_weights
-from dsl.passes import PASSES, optimize, passes_for
+from dsl.passes import HINTS, PASSES, optimize, passes_for
+from tests.conftest import REPO
 from tests.test_op_parity import run_jax, run_torch
 
 CNN = """
@@ -85,7 +88,7 @@ def test_swapped_model_is_still_a_plain_torch_module():
 def test_flatten_channels_last_permutes_the_linear_kernel_and_round_trips_exactly():
     _, graph = dsl.loads(CNN)
     optimized = optimize(graph, passes_for("jax"))
-    assert optimized.node("flatten_1").hints == ("channels_last",)
+    assert optimized.node("flatten_1").hints == ("flatten_hwc",)
     state = init_weights(graph, 0)
     variables = variables_from_state(optimized, state)
     w = state["head.weight"]  # (5, 3 * 2 * 2), rows of torch's (C, H, W) flatten
@@ -99,3 +102,17 @@ def test_flatten_read_by_anything_but_linear_keeps_torch_order():
     relu_first = CNN.replace("  - linear: {out_features: 5, name: head}", "  - relu\n  - linear: {out_features: 5}")
     _, graph = dsl.loads(relu_first)
     assert optimize(graph, passes_for("jax")).node("flatten_1").hints == ()
+
+
+def test_every_hint_a_lowering_reads_is_declared_for_that_backend():
+    """One name, one meaning: a hint read by the torch lowering is a torch hint, and so on."""
+    read = {}
+    for backend in ("torch", "jax"):
+        for path in (REPO / "backends" / backend).rglob("*.py"):
+            for hint in re.findall(r"[\"'](\w+)[\"'] in node\.hints", path.read_text()):
+                read.setdefault(hint, set()).add(backend)
+    assert read, "no lowering reads a hint: the pattern above is stale"
+    for hint, backends in read.items():
+        assert hint in HINTS, hint
+        assert backends == {HINTS[hint].target}, (hint, backends)
+    assert {h.target for h in HINTS.values()} <= {"torch", "jax"}

@@ -35,7 +35,7 @@ def build_module(graph: Graph, weights: StateDict | None = None, dtype: str = "f
     for node in graph.nodes:
         module = TORCH_OPS[node.op](node)
         inputs = tuple(values[i] for i in node.inputs)
-        if "channels_last" in node.hints:  # the channels_last pass: same values, NHWC memory
+        if "nhwc_memory" in node.hints:  # the channels_last pass: same values, NHWC memory
             module = module.to(memory_format=torch.channels_last)
             inputs = tuple(fx.call_method("contiguous", (x,), {"memory_format": torch.channels_last}) for x in inputs)
         root.add_module(node.name, module)

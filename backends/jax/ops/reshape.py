@@ -13,7 +13,7 @@ def _flatten(node: Node, x, *, train: bool):
 def _place(node: Node, layouts, types) -> Placement:
     """Flattens NHWC as it is when the ``flatten_channels_last`` pass allows it, else in (C, H, W) order."""
     (source,), (source_type,) = layouts, types
-    if "channels_last" in node.hints and source == CHANNELS_LAST:
+    if "flatten_hwc" in node.hints and source == CHANNELS_LAST:
         return Placement((CHANNELS_LAST,), flat_hwc(source_type.shape))
     return Placement((CHANNELS_FIRST,), CHANNELS_FIRST)
 
