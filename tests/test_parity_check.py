@@ -23,11 +23,21 @@ def test_every_spec_passes_check(path, dtype):
     assert len([r for r in report.rows if r.quantity.startswith("step")]) == 5 + len(graph.state_dict_spec()) + 1
 
 
-def test_check_names_the_first_layer_that_diverges(monkeypatch):
+FLAT = """
+name: flat
+input: {shape: [16]}
+model: [{linear: {out_features: 8}}, tanh, {linear: {out_features: 8}}, relu, {linear: {out_features: 3}}]
+train: {loss: cross_entropy, optimizer: sgd, batch_size: 8}
+"""
+
+
+@pytest.mark.parametrize("source, first", [("specs/digits_cnn.yaml", "relu_1 (relu)"), (FLAT, "relu_1 (relu)")],
+                         ids=["images", "features"])
+def test_check_names_the_first_layer_that_diverges(monkeypatch, source, first):
     wrong = dataclasses.replace(jax_ops.JAX_OPS["relu"], apply=lambda node, x, *, train: x)  # forgot the relu
     monkeypatch.setattr(jax_ops, "JAX_OPS", {**jax_ops.JAX_OPS, "relu": wrong})
     monkeypatch.setattr("backends.jax.model.JAX_OPS", jax_ops.JAX_OPS)
-    spec, graph = dsl.load(REPO / "specs/digits_cnn.yaml")
+    spec, graph = dsl.load(REPO / source) if source.endswith(".yaml") else dsl.loads(source)
     report = check(spec, graph, steps=1)
     assert not report.ok
-    assert report.first_divergence.startswith("relu_1 (relu)")
+    assert report.first_divergence.startswith(first)
