@@ -34,7 +34,8 @@ def test_the_article_cnn_flattens_to_5408():
 
 
 @pytest.mark.parametrize("path, parameters", [("specs/mnist_cnn.yaml", 693_962), ("specs/mnist_mlp.yaml", 101_770),
-                                              ("specs/digits_cnn.yaml", 67_274), ("specs/digits_mlp.yaml", 9_610)])
+                                              ("specs/digits_cnn.yaml", 67_274), ("specs/digits_mlp.yaml", 9_610),
+                                              ("specs/digits_bn_cnn.yaml", 67_434)])  # BatchNorm buffers not counted
 def test_parameter_counts_agree_with_torch_and_flax(path, parameters):
     _, graph = dsl.load(path)
     assert graph.num_parameters == parameters

@@ -24,11 +24,11 @@ class BatchNormParams(Params):
     track_running_stats: Bool = True
 
 
-def _infer(p: BatchNormParams, x: TensorType, ranks: tuple[int, ...], layout: str):
+def _infer(p: BatchNormParams, x: TensorType, ranks: tuple[int, ...], layout: str, other: str):
+    """``other`` names the BatchNorm that takes this input's rank: the usual fix."""
     require_float(x)
     if x.rank not in ranks:
-        raise ShapeError(f"expects input of shape {layout}, got {format_shape(x.shape)}"
-                         + ("; is a flatten misplaced?" if x.rank < min(ranks) else ""))
+        raise ShapeError(f"expects input of shape {layout}, got {format_shape(x.shape)}; {other}")
     channels = x.shape[0]
     if p.num_features is not None and p.num_features != channels:
         raise ShapeError(f"num_features is {p.num_features} but its input has {channels} channels (input shape "
@@ -38,11 +38,11 @@ def _infer(p: BatchNormParams, x: TensorType, ranks: tuple[int, ...], layout: st
 
 
 def _infer_2d(p: BatchNormParams, x: TensorType):
-    return _infer(p, x, (3,), "[N, C, H, W]")
+    return _infer(p, x, (3,), "[N, C, H, W]", "batch_norm1d takes [N, C] and [N, C, L]")
 
 
 def _infer_1d(p: BatchNormParams, x: TensorType):
-    return _infer(p, x, (1, 2), "[N, C] or [N, C, L]")
+    return _infer(p, x, (1, 2), "[N, C] or [N, C, L]", "batch_norm2d takes [N, C, H, W]")
 
 
 def _weights(p: BatchNormParams) -> dict[str, Weight]:
