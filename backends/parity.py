@@ -7,8 +7,13 @@ the reference's scale (max |torch value|), the measure Keras uses between its ow
 backends. Weights after training are compared in relative L2 norm instead: Adam
 divides each gradient by its own magnitude, so where a gradient is float32 noise
 around zero its sign can differ between frameworks and move that one weight by
-2·lr, while the model as a whole (its losses, its outputs) still agrees. Dropout is
-turned off for the comparison: the two frameworks' random streams cannot agree, and
+2·lr, while the model as a whole (its losses, its outputs) still agrees.
+
+Outputs are compared in evaluation and in training mode, gradients in training mode
+(for BatchNorm: through the batch statistics, as training computes them), and the
+buffers after K steps with the weights (running statistics relative, counters
+exactly). Stochastic ops run with their catalog's ``deterministic`` arguments
+(dropout: p = 0): the two frameworks' random streams cannot agree, and
 docs/PARITY.md §8 checks dropout's formula separately.
 """
 
@@ -18,7 +23,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dsl import LOSSES, Graph, Spec
+from dsl import LOSSES, OPS, Graph, Spec
+from dsl.ops import FLOAT
 from dsl.passes import passes_for
 
 from .target import make_target
@@ -92,10 +98,17 @@ def compare(quantity: str, value, reference, tolerance: float, norm: str = "max"
     return Row(quantity, max_abs, scale, error / size if size > 0 else error, tolerance, norm)
 
 
-def without_dropout(graph: Graph) -> Graph:
-    nodes = tuple(replace(n, params=n.params.model_copy(update={"p": 0.0})) if n.op == "dropout" else n
-                  for n in graph.nodes)
-    return replace(graph, nodes=nodes)
+def deterministic(graph: Graph) -> tuple[Graph, list[str]]:
+    """The graph with every stochastic op given its ``deterministic`` arguments, and a note per changed layer."""
+    nodes, notes = [], []
+    for node in graph.nodes:
+        op = OPS[node.op]
+        params = op.deterministic(node.params) if op.stochastic else node.params
+        if params != node.params:
+            notes.append(f"{node.name} ({node.op}) runs without randomness in both models: their random streams "
+                         "cannot match")
+        nodes.append(replace(node, params=params))
+    return replace(graph, nodes=tuple(nodes)), notes
 
 
 def make_batch(graph: Graph, loss: str, batch_size: int, dtype: str, rng: np.random.Generator):
@@ -116,12 +129,10 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
           seed: int = 0, disabled_passes: tuple[str, ...] = ()) -> Report:
     """Runs both targets side by side; see the module docstring."""
     tol = TOLERANCES[dtype]
-    graph_ = without_dropout(graph)
+    graph_, notes = deterministic(graph)
     recipe = spec.train
     batch_size = batch_size or (recipe.batch_size if recipe else 16)
-    report = Report(dtype, steps if recipe else 0, batch_size)
-    if any(n.op == "dropout" and n.params.p > 0 for n in graph.nodes):
-        report.notes.append("dropout is off in both models: their random streams cannot match")
+    report = Report(dtype, steps if recipe else 0, batch_size, notes=notes)
     torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype, disabled_passes=disabled_passes,
                                   full_precision=True) for name in ("torch", "jax"))
     state = init_weights(graph, seed, dtype)
@@ -134,8 +145,10 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
     if not report.add("output", out_j, out_t, tol.output).ok:
         report.first_divergence = first_divergence(graph_, recipe, state, x, dtype, disabled_passes, tol.output)
+    (out_j, _), (out_t, _) = jax_t.forward(x, train=True), torch_t.forward(x, train=True)
+    report.add("output (training mode)", out_j, out_t, tol.output)
     if recipe:
-        (loss_j, grads_j), (loss_t, grads_t) = jax_t.loss_and_grads(x, y), torch_t.loss_and_grads(x, y)
+        (loss_j, grads_j), (loss_t, grads_t) = (t.loss_and_grads(x, y, train=True) for t in (jax_t, torch_t))
         report.add("loss", loss_j, loss_t, tol.output)
         for key in grads_t:
             report.add(f"grad {key}", grads_j[key], grads_t[key], tol.grad)
@@ -157,8 +170,11 @@ def _compare_training(report: Report, torch_t, jax_t, graph: Graph, loss: str, r
         losses = [float(t.train_steps(data[t.name], [rows])[0]) / report.batch_size for t in (jax_t, torch_t)]
         report.add(f"step {k} loss", *losses, tol.trained)
     final_j, final_t = jax_t.export_state(), torch_t.export_state()
-    for key in final_t:
-        report.add(f"step {report.steps} {key}", final_j[key], final_t[key], tol.trained, norm="l2")
+    for key, weight in graph.state_dict_spec().items():
+        if weight.dtype == FLOAT:
+            report.add(f"step {report.steps} {key}", final_j[key], final_t[key], tol.trained, norm="l2")
+        else:  # counters (num_batches_tracked) agree exactly
+            report.add(f"step {report.steps} {key}", final_j[key], final_t[key], 0.0)
 
 
 def print_report(report: Report, console=None) -> None:

@@ -46,11 +46,15 @@ class Target(Protocol):
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Model outputs in evaluation mode."""
 
-    def forward(self, x: np.ndarray, capture: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Evaluation-mode outputs and, with ``capture``, every node's output (channels-first)."""
+    def forward(self, x: np.ndarray, capture: bool = False, train: bool = False
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Outputs in evaluation (or training) mode and, with ``capture``, every node's output (channels-first).
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, StateDict]:
-        """Mean loss of one batch and its gradient for every weight, canonical names and layouts."""
+        A probe: buffers a training-mode forward updates (BatchNorm's statistics) are left as they were.
+        """
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False) -> tuple[float, StateDict]:
+        """Mean loss of one batch and its gradient for every parameter, canonical names and layouts; a probe too."""
 
 
 def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",

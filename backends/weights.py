@@ -17,13 +17,17 @@ from safetensors.numpy import load as load_bytes
 from safetensors.numpy import save as save_bytes
 
 from dsl import Graph, WeightsError
-from dsl.ops import Constant, Normal, Uniform
+from dsl.ops import FLOAT, Constant, Normal, Uniform, Weight
 
 StateDict = dict[str, np.ndarray]
 
 
 def init_weights(graph: Graph, seed: int, dtype: str = "float32") -> StateDict:
-    """Samples every weight from its op's declared init (torch's defaults), reproducibly."""
+    """Samples every weight from its op's declared init (torch's defaults), reproducibly.
+
+    Float weights and buffers get ``dtype``; a buffer with a fixed dtype keeps it
+    (``num_batches_tracked``: int64 zeros, as torch saves it).
+    """
     rng = np.random.default_rng(seed)
     state = {}
     for key, weight in graph.state_dict_spec().items():
@@ -36,13 +40,18 @@ def init_weights(graph: Graph, seed: int, dtype: str = "float32") -> StateDict:
             values[list(weight.init.zero_rows)] = 0.0
         else:
             raise TypeError(f"no sampler for init {weight.init!r}")
-        state[key] = values.astype(dtype)
+        state[key] = values.astype(dtype if weight.dtype == FLOAT else weight.dtype)
     return state
 
 
 def check_state_dict(graph: Graph, state: StateDict, origin: str = "weights") -> None:
-    """Raises ``WeightsError`` unless names and shapes are exactly the model's."""
-    expected = {k: w.shape for k, w in graph.state_dict_spec().items()}
+    """Raises ``WeightsError`` unless names, shapes and dtypes are the model's.
+
+    Float weights may have any float dtype (they are cast to the model's); a fixed
+    dtype (``num_batches_tracked``: int64) must be exactly that one.
+    """
+    spec = graph.state_dict_spec()
+    expected = {k: w.shape for k, w in spec.items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -52,11 +61,19 @@ def check_state_dict(graph: Graph, state: StateDict, origin: str = "weights") ->
     for key, shape in expected.items():
         if tuple(state[key].shape) != tuple(shape):
             raise WeightsError(f"{origin}: {key} has shape {list(state[key].shape)}, the model needs {list(shape)}")
+        _check_dtype(key, spec[key], np.asarray(state[key]).dtype, origin)
+
+
+def _check_dtype(key: str, weight: Weight, dtype: np.dtype, origin: str) -> None:
+    if weight.dtype == FLOAT and dtype.kind != "f":
+        raise WeightsError(f"{origin}: {key} has dtype {dtype}, the model needs a float dtype")
+    if weight.dtype != FLOAT and dtype != np.dtype(weight.dtype):
+        raise WeightsError(f"{origin}: {key} has dtype {dtype}, the model needs {weight.dtype} ({weight.kind})")
 
 
 def save_weights(path: str | Path, state: StateDict, metadata: dict[str, str] | None = None) -> None:
     """Writes safetensors atomically: a crash leaves the previous file intact."""
-    tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    tensors = {k: np.asarray(v, order="C") for k, v in state.items()}  # ascontiguousarray would make 0-d arrays 1-d
     data = save_bytes(tensors, metadata={"format": "pt", **(metadata or {})})
     write_atomic(path, data)
 

@@ -52,6 +52,7 @@ _TANH_GELU = "dslc's gelu is exact (erf) unless gelu: {approximate: tanh}, which
 _LOGITS_IDS = "it takes logits and class ids, as torch does, not probabilities and one-hot labels"
 _FROM_LOGITS = "it takes logits (Keras's from_logits=True): put no sigmoid before it"
 _NO_SIGMOID = "it takes logits: put no sigmoid before it"
+_BN_MOMENTUM = "momentum is the new batch's weight, as in torch (default 0.1): {}'s momentum m is dslc's 1 - m"
 
 OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     # linear
@@ -87,10 +88,12 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     # reshape, dropout
     "Flatten": Alias("flatten", "Keras and torch", "it flattens [C, H, W] in torch's order"),
     "Dropout": Alias("dropout", "Keras, Flax and torch", "its probability is p (Keras's and Flax's rate)"),
+    # normalization
+    "BatchNormalization": Alias("batch_norm2d", "Keras", _BN_MOMENTUM.format("Keras") + "; batch_norm1d for [N, C]"),
+    "BatchNorm2d": Alias("batch_norm2d", "torch"),
+    "BatchNorm1d": Alias("batch_norm1d", "torch"),
+    "BatchNorm": Alias("batch_norm2d", "Flax", _BN_MOMENTUM.format("Flax") + "; batch_norm1d for [N, C]"),
     # not in dslc yet
-    "BatchNormalization": Planned("batch_norm2d", "Keras", CORE),
-    "BatchNorm2d": Planned("batch_norm2d", "torch", CORE),
-    "BatchNorm": Planned("batch_norm2d", "Flax", CORE),
     "Embedding": Alias("embedding", "Keras and torch"),
     "Embed": Alias("embedding", "Flax", "initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
     "LSTM": Planned("lstm", "Keras and torch", SEQUENCE),

@@ -65,8 +65,8 @@ CASES = [
     ("missing_colon.yaml", 4, 5, "unknown op 'linear {out_features'"),
     ("keras_dense.yaml", 4, 5, "unknown op 'Dense': that is the Keras and Flax name; dslc's is 'linear' "
                                "(linear: {out_features: N}); valid ops: linear: linear, identity; conv: conv2d"),
-    ("planned_batchnorm.yaml", 5, 5, "unknown op 'nn.BatchNorm2d': that is the torch name for batch_norm2d, "
-                                     "not supported yet (planned in the language core issue); valid ops: "),
+    ("torch_batchnorm_name.yaml", 5, 5, "unknown op 'nn.BatchNorm2d': that is the torch name; dslc's is "
+                                        "'batch_norm2d'; valid ops: "),
     ("layer_two_ops.yaml", 4, 5, "each op is a name ('relu') or a mapping with one key"),
     ("args_not_mapping.yaml", 4, 13, "the arguments of linear must be a mapping"),
     ("unknown_layer_key.yaml", 4, 31, "unknown key 'kernal_size' for conv2d; did you mean 'kernel_size'?"),
@@ -78,6 +78,8 @@ CASES = [
     ("zero_kernel.yaml", 4, 44, "kernel_size values must be positive integers, got 0"),
     ("absurd_size.yaml", 4, 28, "should be less than or equal to 2147483647"),
     ("dropout_p_above_one.yaml", 4, 18, "dropout p should be less than or equal to 1"),
+    ("batch_norm_momentum_above_one.yaml", 5, 30, "batch_norm2d momentum should be less than or equal to 1 (got 1.5)"),
+    ("batch_norm_eps_zero.yaml", 5, 25, "batch_norm1d eps should be greater than 0 (got 0)"),
     ("bad_layer_name.yaml", 4, 37, "layer name '1st-layer' must be a Python-style identifier"),
     ("duplicate_layer_name.yaml", 6, 37, "layer name 'fc' is used more than once (first at line 4)"),
     # --- shapes ---
@@ -92,6 +94,9 @@ CASES = [
     ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
     ("embedding_float_input.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got float32"),
     ("padding_idx_outside_table.yaml", 4, 69, "padding_idx 100 is outside the table of 100 rows (valid: -100..99)"),
+    ("batch_norm2d_on_flat_input.yaml", 5, 5, "expects input of shape [N, C, H, W], got [N, 32]; batch_norm1d takes "
+                                              "[N, C] and [N, C, L]"),
+    ("batch_norm_num_features_mismatch.yaml", 5, 34, "num_features is 16 but its input has 8 channels"),
     ("softmax_dim_batch.yaml", 5, 20, "dim 0 is out of range for input [N, 8]"),
     ("absurd_input_shape.yaml", 2, 16, "has 10,000,000,000 values per example"),
     ("absurd_activation.yaml", 4, 13, "outputs [N, 512, 4096, 4096], more than 2,147,483,648 values"),

@@ -6,9 +6,11 @@ from backends.jax.ops import JAX_OPS
 from backends.jax.training import JAX_LOSSES, JAX_OPTIMIZERS
 from backends.torch.ops import TORCH_OPS
 from backends.torch.training import TORCH_LOSSES, TORCH_OPTIMIZERS
+from dsl.ops import FLOAT
+from tests.helpers import example_cases, single_op_graph
 
 REQUIRED_OPS = {"linear", "conv2d", "max_pool2d", "avg_pool2d", "flatten", "dropout", "relu", "leaky_relu", "gelu",
-                "tanh", "sigmoid", "silu", "softmax", "log_softmax", "identity"}
+                "tanh", "sigmoid", "silu", "softmax", "log_softmax", "identity", "batch_norm1d", "batch_norm2d"}
 
 
 def test_every_op_has_a_torch_and_a_jax_lowering():
@@ -33,3 +35,23 @@ def test_every_loss_and_optimizer_is_lowered_by_both_backends():
 
 def test_datasets():
     assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "synthetic"}
+
+
+def test_stochastic_ops_declare_valid_deterministic_arguments():
+    """dslc check and the op parity tests run stochastic ops with these; they must still be the op's arguments."""
+    assert {name for name, op in dsl.OPS.items() if op.stochastic} == {"dropout"}
+    for name, op in dsl.OPS.items():
+        for example in op.examples if op.stochastic else ():
+            params = op.deterministic(op.params.model_validate(dict(example.params)))
+            assert op.params.model_validate(params.model_dump()) == params, name
+
+
+def test_every_weight_is_a_parameter_or_a_buffer_with_a_known_dtype():
+    kinds = set()
+    for _, op, example in example_cases():
+        for key, weight in single_op_graph(op, example).state_dict_spec().items():
+            assert weight.kind in ("parameter", "buffer") and weight.trainable == (weight.kind == "parameter"), key
+            assert weight.dtype in (FLOAT, "int64"), key
+            assert weight.trainable or weight.dtype != "int64" or weight.shape == (), key  # counters are scalars
+            kinds.add(weight.kind)
+    assert kinds == {"parameter", "buffer"}

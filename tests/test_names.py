@@ -84,12 +84,13 @@ CASES = [
     ("op", "RELU", "; did you mean 'relu'?"),
     ("op", "rleu", "; did you mean 'relu'?"),
     # ops that are planned
-    ("op", "BatchNormalization", ": that is the Keras name for batch_norm2d, not supported yet "
-                                 "(planned in the language core issue)"),
-    ("op", "nn.BatchNorm2d", ": that is the torch name for batch_norm2d, not supported yet "
-                             "(planned in the language core issue)"),
-    ("op", "nn.BatchNorm", ": that is the Flax name for batch_norm2d, not supported yet "
-                           "(planned in the language core issue)"),
+    ("op", "BatchNormalization", ": that is the Keras name; dslc's is 'batch_norm2d'; momentum is the new batch's "
+                                 "weight, as in torch (default 0.1): Keras's momentum m is dslc's 1 - m; "
+                                 "batch_norm1d for [N, C]"),
+    ("op", "nn.BatchNorm2d", ": that is the torch name; dslc's is 'batch_norm2d'"),
+    ("op", "torch.nn.BatchNorm1d", ": that is the torch name; dslc's is 'batch_norm1d'"),
+    ("op", "nn.BatchNorm", ": that is the Flax name; dslc's is 'batch_norm2d'; momentum is the new batch's weight, "
+                           "as in torch (default 0.1): Flax's momentum m is dslc's 1 - m; batch_norm1d for [N, C]"),
     ("op", "nn.Embed", ": that is the Flax name; dslc's is 'embedding' (embedding: {num_embeddings: N, "
                        "embedding_dim: N}); initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
     ("op", "Embedding", ": that is the Keras and torch name; dslc's is 'embedding' (embedding: {num_embeddings: N, "
@@ -225,7 +226,8 @@ def test_a_name_with_no_hint_still_lists_every_valid_name(kind):
 
 def test_ops_are_listed_by_category_and_every_op_once():
     assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
-    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "activation", "reshape", "dropout", "embedding"]
+    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "normalization", "activation", "reshape", "dropout",
+                            "embedding"]
     assert valid_list("op").startswith("linear: linear, identity; conv: conv2d; pooling: max_pool2d, avg_pool2d; ")
 
 

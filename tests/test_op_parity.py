@@ -2,8 +2,12 @@
 
 Both lowerings get the same canonical weights and input; outputs are compared, then
 the gradients of sum(output · R) for a random cotangent R, with respect to the input
-and to every weight (converted back to canonical layout). Errors are relative to the
-largest torch value, in float32 and float64.
+and to every parameter (converted back to canonical layout), and the buffers after
+the forward pass (BatchNorm's running statistics move in training mode). Each case
+runs in evaluation mode and, where the layer has buffers, in training mode too: an
+op without state computes the same in both modes, and a stochastic one (dropout)
+cannot be compared in training mode, since the random streams differ. Errors are
+relative to the largest torch value, in float32 and float64.
 """
 
 import jax
@@ -12,9 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+import dsl
 from backends.jax import FlaxModel, state_from_variables, variables_from_state
-from backends.torch import build_module
+from backends.torch import build_module, export_state
 from backends.weights import init_weights
+from dsl.ops import FLOAT
 from dsl.passes import optimize, passes_for
 from tests.helpers import example_cases, example_input, single_op_graph
 
@@ -30,32 +36,43 @@ def relative_error(value, reference) -> float:
     return diff / scale if scale else diff
 
 
-def run_torch(graph, state, x, cotangent, dtype, passes=True):
-    """Output, input gradient (None for integer inputs) and weight gradients."""
+def run_torch(graph, state, x, cotangent, dtype, passes=True, train=False):
+    """(output, input gradient or None for integer inputs, parameter gradients, state after the forward pass)."""
     graph = optimize(graph, passes_for("torch")) if passes else graph
-    module = build_module(graph, state, dtype=dtype).eval()
+    module = build_module(graph, state, dtype=dtype).train(train)
     x_t = torch.from_numpy(x).requires_grad_(x.dtype.kind == "f")
     out = module(x_t)
     (out * torch.from_numpy(cotangent)).sum().backward()
     grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
-    return out.detach().numpy(), None if x_t.grad is None else x_t.grad.numpy(), grads
+    return out.detach().numpy(), None if x_t.grad is None else x_t.grad.numpy(), grads, export_state(module)
 
 
-def run_jax(graph, state, x, cotangent, passes=True):
+def run_jax(graph, state, x, cotangent, passes=True, train=False):
     graph = optimize(graph, passes_for("jax")) if passes else graph
     model = FlaxModel(graph)
     variables = variables_from_state(graph, state)
-    out = model.apply(variables, x)
+    collections = [c for c in variables if c != "params"]
+
+    def forward(params, x):
+        """Output and the collections a training-mode forward updates."""
+        return model.apply({**variables, "params": params}, x, train=train, mutable=collections if train else False)
+
+    out, updated = forward(variables["params"], x) if train else (forward(variables["params"], x), {})
 
     def objective(params, x):
-        return jnp.sum(model.apply({**variables, "params": params}, x) * cotangent)
+        return jnp.sum(_output(forward(params, x), train) * cotangent)
 
     if x.dtype.kind != "f":  # integer ids have no gradient
         param_grads, x_grad = jax.grad(objective)(variables["params"], x), None
     else:
         param_grads, x_grad = jax.grad(objective, argnums=(0, 1))(variables["params"], x)
         x_grad = np.asarray(x_grad)
-    return np.asarray(out), x_grad, state_from_variables(graph, {"params": param_grads})
+    after = state_from_variables(graph, {**variables, **updated})
+    return np.asarray(out), x_grad, state_from_variables(graph, {"params": param_grads}), after
+
+
+def _output(result, train: bool):
+    return result[0] if train else result
 
 
 def lowering_cases():
@@ -68,20 +85,30 @@ def lowering_cases():
     return cases
 
 
-LOWERING_CASES = lowering_cases()
+def mode_cases():
+    """Every lowering case in evaluation mode, and in training mode where the layer has buffers."""
+    def stateful(op, example) -> bool:
+        return any(not w.trainable for w in single_op_graph(op, example).state_dict_spec().values())
+
+    return [(*case, mode) for case in lowering_cases() for mode in ("eval", "train")
+            if mode == "eval" or (stateful(case[1], case[2]) and not dsl.OPS[case[1]].stochastic)]
+
+
+LOWERING_CASES = mode_cases()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case, op, example, passes", LOWERING_CASES, ids=[c[0] for c in LOWERING_CASES])
-def test_op_matches_between_backends(case, op, example, passes, dtype):
+@pytest.mark.parametrize("case, op, example, passes, mode", LOWERING_CASES,
+                         ids=[f"{c[0]}-{c[4]}" for c in LOWERING_CASES])
+def test_op_matches_between_backends(case, op, example, passes, mode, dtype):
     graph = single_op_graph(op, example, dtype)
     rng = np.random.default_rng(abs(hash(case)) % 2**32)
     state = init_weights(graph, seed=1, dtype=dtype)
     x = example_input(example, BATCH, dtype, rng)
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape)).astype(dtype)
 
-    out_t, dx_t, grads_t = run_torch(graph, state, x, cotangent, dtype, passes)
-    out_j, dx_j, grads_j = run_jax(graph, state, x, cotangent, passes)
+    out_t, dx_t, grads_t, after_t = run_torch(graph, state, x, cotangent, dtype, passes, mode == "train")
+    out_j, dx_j, grads_j, after_j = run_jax(graph, state, x, cotangent, passes, mode == "train")
 
     out_tol, grad_tol = TOLERANCE[dtype]
     assert out_j.shape == out_t.shape == (BATCH, *graph.output_type.shape)
@@ -90,9 +117,14 @@ def test_op_matches_between_backends(case, op, example, passes, dtype):
     assert (dx_j is None) == (dx_t is None) == (x.dtype.kind != "f")
     if dx_t is not None:
         assert relative_error(dx_j, dx_t) <= grad_tol
-    assert set(grads_j) == set(grads_t) == set(graph.state_dict_spec())
+    spec = graph.state_dict_spec()
+    assert set(grads_j) == set(grads_t) == {k for k, w in spec.items() if w.trainable}
     for key in grads_t:
         assert relative_error(grads_j[key], grads_t[key]) <= grad_tol, key
+    assert list(after_j) == list(after_t) == list(spec)  # torch's state_dict order
+    for key in (k for k, w in spec.items() if not w.trainable):
+        assert after_j[key].dtype == after_t[key].dtype == np.dtype(dtype if spec[key].dtype == FLOAT else "int64")
+        assert relative_error(after_j[key], after_t[key]) <= out_tol, key
 
 
 @pytest.mark.parametrize("case, op, example", [c for c in example_cases() if c[1] == "max_pool2d"],
@@ -103,7 +135,7 @@ def test_max_pool_gradient_goes_to_the_same_element_when_values_tie(case, op, ex
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (BATCH, *example.input)).astype("float64")  # many ties
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape))
-    _, dx_t, _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
+    _, dx_t, _, _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
     for passes in (True, False):
-        _, dx_j, _ = run_jax(graph, {}, x, cotangent, passes)
+        _, dx_j, _, _ = run_jax(graph, {}, x, cotangent, passes)
         np.testing.assert_array_equal(dx_j, dx_t)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import dsl
 from backends.jax import FlaxModel, state_from_variables, variables_from_state
@@ -110,3 +110,55 @@ model:
     assert graph.nodes[0].params.padding_idx == 1998  # negative indices count from the end, as in torch
     assert not table[1998].any() and table[1999].any()
     assert abs(table.std() - 1.0) < 0.02 and abs(table.mean()) < 0.02
+
+
+@pytest.fixture
+def bn_cnn():
+    return dsl.load("specs/digits_bn_cnn.yaml")[1]
+
+
+def test_buffers_round_trip_with_torch_names_and_dtypes(bn_cnn, tmp_path):
+    """torch state_dict -> safetensors -> canonical -> Flax variables -> canonical -> safetensors -> torch, exactly."""
+    module = build_module(bn_cnn).train()
+    module(torch.randn(16, 1, 8, 8))  # moves the running statistics away from their init
+    module(torch.randn(16, 1, 8, 8))
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp_path / "torch.safetensors"))
+    state = load_weights(tmp_path / "torch.safetensors", bn_cnn)
+    assert set(state) == set(module.state_dict())  # safetensors stores names sorted
+    assert list(module.state_dict()) == list(init_weights(bn_cnn, 0))  # torch's order, buffers after the parameters
+    assert state["bn1.num_batches_tracked"].dtype == np.int64 and state["bn1.num_batches_tracked"] == 2
+    variables = variables_from_state(bn_cnn, state)
+    assert set(variables) == {"params", "batch_stats"}
+    assert set(variables["params"]["bn1"]) == {"scale", "bias"}
+    assert set(variables["batch_stats"]["bn2"]) == {"mean", "var", "num_batches_tracked"}
+    assert list(state_from_variables(bn_cnn, variables)) == list(module.state_dict())
+    save_weights(tmp_path / "back.safetensors", state_from_variables(bn_cnn, variables))
+    back = load_file(str(tmp_path / "back.safetensors"))
+    assert back.keys() == module.state_dict().keys()
+    for key, value in module.state_dict().items():
+        assert back[key].dtype == value.dtype and torch.equal(back[key], value), key
+    build_module(bn_cnn).load_state_dict(back, strict=True)
+
+
+def test_init_weights_gives_buffers_torch_values_and_dtypes(bn_cnn):
+    state = init_weights(bn_cnn, 0, dtype="float64")
+    assert state["bn1.running_mean"].dtype == np.float64 and not state["bn1.running_mean"].any()
+    assert (state["bn1.running_var"] == 1).all() and (state["bn1.weight"] == 1).all()
+    assert state["bn1.num_batches_tracked"].dtype == np.int64 and state["bn1.num_batches_tracked"].shape == ()
+    torch_init = build_module(bn_cnn).state_dict()
+    for key in ("bn1.running_var", "bn2.bias", "bn2.num_batches_tracked"):
+        np.testing.assert_array_equal(init_weights(bn_cnn, 0)[key], torch_init[key].numpy())
+
+
+def test_buffer_dtypes_are_checked(bn_cnn, tmp_path):
+    state = init_weights(bn_cnn, 0)
+    state["bn1.num_batches_tracked"] = np.zeros((), np.float32)
+    save_weights(tmp_path / "count.safetensors", state)
+    with pytest.raises(dsl.WeightsError, match=r"bn1.num_batches_tracked has dtype float32, the model needs int64 "
+                                               r"\(buffer\)"):
+        load_weights(tmp_path / "count.safetensors", bn_cnn)
+    state = init_weights(bn_cnn, 0)
+    state["bn2.running_var"] = np.ones(128, np.int64)
+    save_weights(tmp_path / "var.safetensors", state)
+    with pytest.raises(dsl.WeightsError, match="bn2.running_var has dtype int64, the model needs a float dtype"):
+        load_weights(tmp_path / "var.safetensors", bn_cnn)

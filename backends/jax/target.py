@@ -25,7 +25,7 @@ from dsl.schema import TrainSpec
 
 from ..weights import StateDict
 from .model import FlaxModel, state_from_variables, variables_from_state
-from .training import TrainState, make_loss, make_optimizer, make_steps
+from .training import TrainState, apply_train, make_loss, make_optimizer, make_steps
 
 LOOP_MAX_STEP_SECONDS = 0.005
 
@@ -57,7 +57,7 @@ class JaxTarget:
     # weights -------------------------------------------------------------
     def load_state(self, state: StateDict) -> None:
         variables = variables_from_state(self.graph, state)
-        variables = jax.tree.map(lambda a: jnp.asarray(a, self.dtype), variables)
+        variables = jax.tree.map(lambda a: jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None), variables)
         params, model_state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
         opt_state = self.tx.init(params) if self.tx else None
         self.state = TrainState(params, model_state, opt_state, jnp.zeros((), jnp.int32), jax.random.key(self.seed))
@@ -134,18 +134,23 @@ class JaxTarget:
                                for i in range(0, len(x), batch_size)])
 
     # parity --------------------------------------------------------------
-    def forward(self, x: np.ndarray, capture: bool = False):
-        out = self.model.apply(self.variables, jnp.asarray(x, self.dtype), capture=capture)
+    def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
+        """A probe: the model state a training-mode forward returns is dropped."""
+        mode = {"mutable": list(self.state.model_state), "rngs": {"dropout": self.state.key}} if train else {}
+        out = self.model.apply(self.variables, jnp.asarray(x, self.dtype), capture=capture, train=train, **mode)
+        out = out[0] if train else out
         out, captured = out if capture else (out, {})
         return np.asarray(out), {k: np.asarray(v) for k, v in captured.items()}
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray):
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False):
         x, y = self.put(x, y)
 
         def objective(params):
-            return self.loss(self.model.apply({"params": params, **self.state.model_state}, x), y).mean()
+            if train:
+                return self.loss(apply_train(self.model, params, self.state.model_state, x, self.state.key)[0], y)
+            return self.loss(self.model.apply({"params": params, **self.state.model_state}, x), y)
 
-        loss, grads = jax.value_and_grad(objective)(self.state.params)
+        loss, grads = jax.value_and_grad(lambda params: objective(params).mean())(self.state.params)
         return float(loss), state_from_variables(self.graph, {"params": grads})
 
 

@@ -81,6 +81,12 @@ class TrainState(NamedTuple):
     key: jax.Array
 
 
+def apply_train(model, params, model_state: dict, x, rng):
+    """A training-mode forward: (output, model_state updated by it), e.g. BatchNorm's running statistics."""
+    return model.apply({"params": params, **model_state}, x, train=True, rngs={"dropout": rng},
+                       mutable=list(model_state))
+
+
 def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation):
     """The pure train step, a loop of train steps, and the eval step; the target jits them."""
 
@@ -89,14 +95,14 @@ def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation)
         rng = jax.random.fold_in(state.key, state.step)
 
         def objective(params):
-            out = model.apply({"params": params, **state.model_state}, x, train=True, rngs={"dropout": rng})
-            return loss_fn(out, y).mean(), out
+            out, model_state = apply_train(model, params, state.model_state, x, rng)
+            return loss_fn(out, y).mean(), (out, model_state)
 
-        (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (out, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = (loss * index.shape[0], correct_count(loss_name, out, y).sum())
-        return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
+        return state._replace(params=params, model_state=model_state, opt_state=opt_state, step=state.step + 1), metrics
 
     def train_loop(state: TrainState, x_all, y_all, indices):
         """``len(indices)`` steps in one compiled call (``lax.scan``): no dispatch or host sync between them."""

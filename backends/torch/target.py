@@ -8,6 +8,7 @@ GPU when there is one (``device`` overrides).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -98,27 +99,40 @@ class TorchTarget:
         return torch.cat([self.module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).cpu().numpy()
 
     @torch.no_grad()
-    def forward(self, x: np.ndarray, capture: bool = False):
-        self.module.eval()
+    def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
+        self.module.train(train)
         captured = {}
         hooks = [getattr(self.module, n.name).register_forward_hook(
             lambda mod, args, out, name=n.name: captured.__setitem__(name, out.cpu().numpy().copy()))
             for n in self.graph.nodes] if capture else []
         try:
-            out = self.module(self._tensor(x)).cpu().numpy()
+            with self._buffers_kept():
+                out = self.module(self._tensor(x)).cpu().numpy()
         finally:
             for hook in hooks:
                 hook.remove()
         return out, captured
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray):
-        self.module.eval()
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False):
+        self.module.train(train)
         self.module.zero_grad(set_to_none=True)
         x_t, y_t = self.put(x, y)
-        loss = self.loss(self.module(x_t), y_t)
-        loss.backward()
+        with self._buffers_kept():  # restored after backward, which reads the saved running statistics
+            loss = self.loss(self.module(x_t), y_t)
+            loss.backward()
         grads = {k: np.array(p.grad.cpu().numpy(), order="C") for k, p in self.module.named_parameters()}
         return loss.item(), grads
+
+    @contextlib.contextmanager
+    def _buffers_kept(self):
+        """Restores the buffers a training-mode forward updates: ``forward`` and ``loss_and_grads`` only probe."""
+        saved = {k: b.clone() for k, b in self.module.named_buffers()}
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, b in self.module.named_buffers():
+                    b.copy_(saved[k])
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)

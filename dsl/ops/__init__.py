@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import activation, conv, dropout, embedding, linear, pooling, reshape
-from .base import Constant, Example, Normal, OpDef, ShapeError, Uniform, Weight
+from . import activation, conv, dropout, embedding, linear, normalization, pooling, reshape
+from .base import FLOAT, Constant, Example, Normal, OpDef, ShapeError, Uniform, Weight
 
-_CATEGORIES = (linear, conv, pooling, activation, reshape, dropout, embedding)
+_CATEGORIES = (linear, conv, pooling, normalization, activation, reshape, dropout, embedding)
 
 
 def _register(categories) -> MappingProxyType:
@@ -36,4 +36,4 @@ OPS = _register(_CATEGORIES)
 OP_GROUPS = _group(_CATEGORIES)
 """Category (the module's name: linear, conv, ...) -> its op names, in catalog order; for error messages."""
 
-__all__ = ["OPS", "OP_GROUPS", "OpDef", "Example", "ShapeError", "Weight", "Uniform", "Constant", "Normal"]
+__all__ = ["OPS", "OP_GROUPS", "OpDef", "Example", "ShapeError", "Weight", "Uniform", "Constant", "Normal", "FLOAT"]

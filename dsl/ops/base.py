@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..tensors import TensorType, format_shape
 from ..types import Params
@@ -45,17 +46,29 @@ class Normal:
 Init = Uniform | Constant | Normal
 
 
+FLOAT = "float"
+"""A weight dtype that follows the model's float dtype (float32, or float64 in ``dslc check --dtype float64``)."""
+
+
 @dataclass(frozen=True)
 class Weight:
-    """One entry of the canonical state dict: the torch name's suffix, shape and init.
+    """One entry of the canonical state dict: its shape, init, kind and dtype.
 
-    ``trainable=False`` marks buffers (BatchNorm's running statistics) that are saved
-    with the weights but not optimized.
+    ``kind`` is torch's distinction: a ``parameter`` is optimized; a ``buffer``
+    (BatchNorm's running statistics) is saved with the weights and updated by the
+    forward pass in training mode, never by the optimizer, and does not count as a
+    parameter. ``dtype`` is ``FLOAT`` (the model's float dtype) or a fixed dtype:
+    torch keeps ``num_batches_tracked`` in int64 whatever the model's dtype.
     """
 
     shape: tuple[int, ...]
     init: Init
-    trainable: bool = True
+    kind: Literal["parameter", "buffer"] = "parameter"
+    dtype: str = FLOAT
+
+    @property
+    def trainable(self) -> bool:
+        return self.kind == "parameter"
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,9 @@ class OpDef:
         weights: the canonical (torch ``state_dict``) entries of one layer, by suffix.
         examples: configurations exercised by the parity tests; at least one.
         doc: one line for ``dslc schema`` and the README.
+        deterministic: for a stochastic op (dropout), its arguments with the randomness
+            turned off. Two frameworks' random streams cannot agree, so parity checks
+            run stochastic ops this way; ``None`` for every other op.
     """
 
     name: str
@@ -97,6 +113,11 @@ class OpDef:
     examples: tuple[Example, ...]
     doc: str
     weights: Callable[[Params], dict[str, Weight]] = no_weights
+    deterministic: Callable[[Params], Params] | None = None
+
+    @property
+    def stochastic(self) -> bool:
+        return self.deterministic is not None
 
 
 def require_float(x: TensorType) -> None:

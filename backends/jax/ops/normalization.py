@@ -1,0 +1,109 @@
+"""torch's BatchNorm, written out: Flax's ``nn.BatchNorm`` cannot reproduce it.
+
+docs/PARITY.md §6 measured the three differences: Flax's momentum is torch's 1 − m
+(running_mean off by 0.345 after 3 steps at the defaults), its running variance is
+the biased one (eval outputs off by 0.039 after 3 steps with 36 values per channel),
+and it has no cumulative average (torch's ``momentum=None``). This module keeps
+torch's state under Flax's names: ``params`` {scale, bias}, ``batch_stats`` {mean,
+var, num_batches_tracked}. ``num_batches_tracked`` is JAX's default int (int32
+unless x64 is on); the converters give it back as torch's int64.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from dsl import Node
+
+from .base import JaxOp
+
+# canonical suffix -> (Flax collection, Flax name)
+FLAX_NAMES = {
+    "weight": ("params", "scale"),
+    "bias": ("params", "bias"),
+    "running_mean": ("batch_stats", "mean"),
+    "running_var": ("batch_stats", "var"),
+    "num_batches_tracked": ("batch_stats", "num_batches_tracked"),
+}
+
+
+class TorchBatchNorm(nn.Module):
+    """torch.nn.BatchNorm over ``axis`` (−1: NHWC activations; 1: [N, C] and [N, C, L])."""
+
+    features: int
+    axis: int
+    eps: float
+    momentum: float | None
+    affine: bool
+    track_running_stats: bool
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        axis = self.axis % x.ndim
+        reduce = tuple(a for a in range(x.ndim) if a != axis)
+        shape = tuple(self.features if a == axis else 1 for a in range(x.ndim))
+        if train or not self.track_running_stats:  # torch: no running stats means batch statistics in eval too
+            mean = x.mean(reduce)
+            var = jnp.square(x - mean.reshape(shape)).mean(reduce)  # two passes: stable (PARITY.md §6)
+            if train and self.track_running_stats:
+                self._update(mean, var, x.size // self.features)
+        else:
+            mean, var = self._statistics(x.dtype)[:2]
+            mean, var = mean.value, var.value
+        y = (x - mean.reshape(shape)) * jax.lax.rsqrt(var.reshape(shape) + jnp.asarray(self.eps, x.dtype))
+        if self.affine:
+            scale = self.param("scale", nn.initializers.ones, (self.features,), x.dtype)
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
+            y = y * scale.reshape(shape) + bias.reshape(shape)
+        return y
+
+    def _statistics(self, dtype):
+        channels = (self.features,)
+        return (self.variable("batch_stats", "mean", lambda: jnp.zeros(channels, dtype)),
+                self.variable("batch_stats", "var", lambda: jnp.ones(channels, dtype)),
+                self.variable("batch_stats", "num_batches_tracked", lambda: jnp.zeros((), int)))
+
+    def _update(self, mean, var, n: int) -> None:
+        """torch's update: the unbiased variance n/(n−1), by momentum or 1/num_batches_tracked."""
+        running_mean, running_var, count = self._statistics(mean.dtype)
+        if self.is_initializing():
+            return
+        count.value = count.value + 1
+        factor = (1 / count.value if self.momentum is None else self.momentum)
+        factor = jnp.asarray(factor, mean.dtype)
+        mean, var = jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var * (n / (n - 1)))
+        running_mean.value = (1 - factor) * running_mean.value + factor * mean
+        running_var.value = (1 - factor) * running_var.value + factor * var
+
+
+def _batch_norm(axis: int):
+    def apply(node: Node, x, *, train: bool):
+        p = node.params
+        return TorchBatchNorm(p.num_features, axis, p.eps, p.momentum, p.affine, p.track_running_stats,
+                              name=node.name)(x, train=train)
+
+    return apply
+
+
+def _to_flax(w, received):
+    variables: dict[str, dict] = {}
+    for suffix, value in w.items():
+        collection, name = FLAX_NAMES[suffix]
+        variables.setdefault(collection, {})[name] = value
+    return variables
+
+
+def _from_flax(v, received):
+    state = {suffix: v[c][name] for suffix, (c, name) in FLAX_NAMES.items() if name in v.get(c, {})}
+    if "num_batches_tracked" in state:
+        state["num_batches_tracked"] = np.asarray(state["num_batches_tracked"], np.int64)  # torch's dtype
+    return state
+
+
+LOWERINGS = {
+    "batch_norm2d": JaxOp(_batch_norm(-1), "channels_last", _to_flax, _from_flax),  # conv -> bn -> relu stays NHWC
+    "batch_norm1d": JaxOp(_batch_norm(1), "channels_first", _to_flax, _from_flax),
+}
