@@ -8,10 +8,16 @@ from dsl.schema import Spec
 
 
 def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Graph:
-    layer = {op: dict(example.params)} if example.params else op
-    spec = Spec.model_validate({"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": dtype},
-                                "model": [layer]})
-    return dsl.build_graph(spec)
+    """A one-layer graph; a merge op's example reads inputs named ``a``, ``b``, ``c``, ..."""
+    if not example.more_inputs:
+        layer = {op: dict(example.params)} if example.params else op
+        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": dtype}, "model": [layer]}
+    else:
+        names = [chr(ord("a") + i) for i in range(len(example.inputs))]
+        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": dtype}
+                                                    for n, s in zip(names, example.inputs)},
+                "model": [{op: {**example.params, "inputs": names}}]}
+    return dsl.build_graph(Spec.model_validate(spec))
 
 
 def example_cases():

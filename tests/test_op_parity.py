@@ -30,27 +30,32 @@ def relative_error(value, reference) -> float:
     return diff / scale if scale else diff
 
 
-def run_torch(graph, state, x, cotangent, dtype, passes=True):
+def run_torch(graph, state, xs, cotangent, dtype, passes=True):
+    """Output, the gradient for each input (a tuple), and every weight's gradient."""
     graph = optimize(graph, passes_for("torch")) if passes else graph
     module = build_module(graph, state, dtype=dtype).eval()
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    out = module(x_t)
+    xs_t = tuple(torch.from_numpy(x).requires_grad_(True) for x in _tuple(xs))
+    out = module(*xs_t)
     (out * torch.from_numpy(cotangent)).sum().backward()
     grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
-    return out.detach().numpy(), x_t.grad.numpy(), grads
+    return out.detach().numpy(), tuple(x.grad.numpy() for x in xs_t), grads
 
 
-def run_jax(graph, state, x, cotangent, passes=True):
+def run_jax(graph, state, xs, cotangent, passes=True):
     graph = optimize(graph, passes_for("jax")) if passes else graph
     model = FlaxModel(graph)
     variables = variables_from_state(graph, state)
-    out = model.apply(variables, x)
+    out = model.apply(variables, *_tuple(xs))
 
-    def objective(params, x):
-        return jnp.sum(model.apply({**variables, "params": params}, x) * cotangent)
+    def objective(params, xs):
+        return jnp.sum(model.apply({**variables, "params": params}, *xs) * cotangent)
 
-    param_grads, x_grad = jax.grad(objective, argnums=(0, 1))(variables["params"], x)
-    return np.asarray(out), np.asarray(x_grad), state_from_variables(graph, {"params": param_grads})
+    param_grads, x_grads = jax.grad(objective, argnums=(0, 1))(variables["params"], _tuple(xs))
+    return np.asarray(out), tuple(map(np.asarray, x_grads)), state_from_variables(graph, {"params": param_grads})
+
+
+def _tuple(xs):
+    return xs if isinstance(xs, tuple) else (xs,)
 
 
 def lowering_cases():
@@ -72,17 +77,18 @@ def test_op_matches_between_backends(case, op, example, passes, dtype):
     graph = single_op_graph(op, example, dtype)
     rng = np.random.default_rng(abs(hash(case)) % 2**32)
     state = init_weights(graph, seed=1, dtype=dtype)
-    x = rng.standard_normal((BATCH, *example.input)).astype(dtype)
+    xs = tuple(rng.standard_normal((BATCH, *shape)).astype(dtype) for shape in example.inputs)
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape)).astype(dtype)
 
-    out_t, dx_t, grads_t = run_torch(graph, state, x, cotangent, dtype, passes)
-    out_j, dx_j, grads_j = run_jax(graph, state, x, cotangent, passes)
+    out_t, dxs_t, grads_t = run_torch(graph, state, xs, cotangent, dtype, passes)
+    out_j, dxs_j, grads_j = run_jax(graph, state, xs, cotangent, passes)
 
     out_tol, grad_tol = TOLERANCE[dtype]
     assert out_j.shape == out_t.shape == (BATCH, *graph.output_type.shape)
     assert out_j.dtype == out_t.dtype == np.dtype(dtype)
     assert relative_error(out_j, out_t) <= out_tol
-    assert relative_error(dx_j, dx_t) <= grad_tol
+    for dx_j, dx_t in zip(dxs_j, dxs_t, strict=True):
+        assert relative_error(dx_j, dx_t) <= grad_tol
     assert set(grads_j) == set(grads_t) == set(graph.state_dict_spec())
     for key in grads_t:
         assert relative_error(grads_j[key], grads_t[key]) <= grad_tol, key
@@ -96,7 +102,7 @@ def test_max_pool_gradient_goes_to_the_same_element_when_values_tie(case, op, ex
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (BATCH, *example.input)).astype("float64")  # many ties
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape))
-    _, dx_t, _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
+    _, (dx_t,), _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
     for passes in (True, False):
-        _, dx_j, _ = run_jax(graph, {}, x, cotangent, passes)
+        _, (dx_j,), _ = run_jax(graph, {}, x, cotangent, passes)
         np.testing.assert_array_equal(dx_j, dx_t)

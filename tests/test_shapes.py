@@ -17,11 +17,11 @@ def test_inferred_shape_matches_torch_meta_and_jax_eval_shape(case, op, example)
     expected = (2, *graph.output_type.shape)
     with torch.device("meta"):
         module = build_module(graph)
-        assert tuple(module(torch.empty(2, *example.input)).shape) == expected
+        assert tuple(module(*(torch.empty(2, *shape) for shape in example.inputs)).shape) == expected
     model = FlaxModel(graph)
-    x = jax.ShapeDtypeStruct((2, *example.input), np.float32)
-    variables = jax.eval_shape(model.init, jax.random.key(0), x)
-    assert jax.eval_shape(model.apply, variables, x).shape == expected
+    xs = [jax.ShapeDtypeStruct((2, *shape), np.float32) for shape in example.inputs]
+    variables = jax.eval_shape(model.init, jax.random.key(0), *xs)
+    assert jax.eval_shape(model.apply, variables, *xs).shape == expected
 
 
 def test_the_article_cnn_flattens_to_5408():

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import activation, conv, dropout, linear, pooling, reshape
+from . import activation, conv, dropout, linear, merge, pooling, reshape
 from .base import Constant, Example, OpDef, ShapeError, Uniform, Weight
 
-_CATEGORIES = (linear, conv, pooling, activation, reshape, dropout)
+_CATEGORIES = (linear, conv, pooling, activation, reshape, dropout, merge)
 
 
 def _register(categories) -> MappingProxyType:

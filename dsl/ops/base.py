@@ -52,10 +52,18 @@ class Weight:
 
 @dataclass(frozen=True)
 class Example:
-    """One configuration the parity tests run through both backends."""
+    """One configuration the parity tests run through both backends.
+
+    ``more_inputs`` are the shapes of a merge op's second and later inputs.
+    """
 
     input: tuple[int, ...]
     params: Mapping[str, object] = field(default_factory=dict)
+    more_inputs: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def inputs(self) -> tuple[tuple[int, ...], ...]:
+        return (self.input, *self.more_inputs)
 
 
 def no_weights(params: Params) -> dict[str, Weight]:
@@ -75,6 +83,7 @@ class OpDef:
         weights: the canonical (torch ``state_dict``) entries of one layer, by suffix.
         examples: configurations exercised by the parity tests; at least one.
         doc: one line for ``dslc schema`` and the README.
+        arity: how many inputs it takes, (least, most); ``most`` None for no limit.
     """
 
     name: str
@@ -83,6 +92,15 @@ class OpDef:
     examples: tuple[Example, ...]
     doc: str
     weights: Callable[[Params], dict[str, Weight]] = no_weights
+    arity: tuple[int, int | None] = (1, 1)
+
+    def arity_error(self, count: int) -> str | None:
+        """Why ``count`` inputs do not fit this op, or None when they do."""
+        least, most = self.arity
+        if least <= count and (most is None or count <= most):
+            return None
+        wanted = f"{least}" if least == most else f"at least {least}" if most is None else f"{least} to {most}"
+        return f"{self.name} takes {wanted} input{'s' * (wanted != '1')}, got {count}"
 
 
 def require_float(x: TensorType) -> None:
