@@ -28,8 +28,9 @@ class ConcatParams(Params):
 
 
 def _same_dtype(inputs: tuple[TensorType, ...]) -> None:
+    """One dtype, where float32 and float64 count as one: the model computes every float in one dtype."""
     dtypes = [x.dtype for x in inputs]
-    if len(set(dtypes)) > 1:
+    if len({"float" if x.is_float else x.dtype for x in inputs}) > 1:
         raise ShapeError(f"needs inputs of one dtype, got {', '.join(dtypes)}")
 
 
