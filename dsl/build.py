@@ -101,7 +101,7 @@ class _Builder:
         outputs = []
         for index, (out, ref) in enumerate(pairs):
             where = ("outputs", out) if isinstance(given, dict) else ("outputs", index)
-            outputs.append((out, self.lookup(top, ref, len(top.layers), where, "outputs")[0]))
+            outputs.append((out, self.lookup(top, ref, len(top.layers), where, f"output {out}")[0]))
         return tuple(outputs)
 
     # a list of items ------------------------------------------------------
@@ -253,7 +253,7 @@ class _Builder:
                 bound[arg] = self._substitute(layer.args[arg], scope, key + (arg,))
             elif default is None:
                 raise SpecSchemaError(f"block {layer.op} needs argument '{arg}' (it has no default)",
-                                      self.locate(key))
+                                      self.locate(key, key=layer.keyed))
             else:
                 bound[arg] = default
         return bound
@@ -372,7 +372,8 @@ def _check_recursion(spec: Spec, locate) -> None:
         for used, where in uses[name]:
             if used in chain:
                 loop = " -> ".join(chain[chain.index(used):] + [used])
-                raise SpecSchemaError(f"block {used} uses itself ({loop}); blocks may not recurse", locate(where))
+                raise SpecSchemaError(f"block {used} uses itself ({loop}); blocks may not recurse",
+                                      locate(where, key=True))
             visit(used, chain + [used])
 
     for name in spec.blocks:
