@@ -88,6 +88,11 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Flatten": Alias("flatten", "Keras and torch", "it flattens [C, H, W] in torch's order"),
     "Dropout": Alias("dropout", "Keras, Flax and torch", "its probability is p (Keras's and Flax's rate)"),
     # not in dslc yet
+    # merge
+    "Add": Alias("add", "Keras", "inputs are named with inputs: [a, b]"),
+    "Multiply": Alias("multiply", "Keras", "inputs are named with inputs: [a, b]"),
+    "Concatenate": Alias("concat", "Keras", "dim counts the batched tensor's axes, channels first (dim: 1)"),
+    "torch.cat": Alias("concat", "torch"),
     "BatchNormalization": Planned("batch_norm2d", "Keras", CORE),
     "BatchNorm2d": Planned("batch_norm2d", "torch", CORE),
     "BatchNorm": Planned("batch_norm2d", "Flax", CORE),
