@@ -111,11 +111,38 @@ def deterministic(graph: Graph) -> tuple[Graph, list[str]]:
     return replace(graph, nodes=tuple(nodes)), notes
 
 
+ID_RANGE = 10
+"""Integer inputs are drawn from 0..ID_RANGE-1: valid ids for any table with at least that many rows."""
+
+
+def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Generator):
+    """One batch for the model's inputs: an array for one input, a tuple in declared order for several.
+
+    Floats are standard normal (in ``dtype``), integers ids in ``0..ID_RANGE-1`` in their
+    declared dtype, bools fair coin flips (masks).
+    """
+    xs = tuple(_draw(kind, batch_size, dtype, rng) for _, kind in graph.inputs)
+    return xs[0] if len(xs) == 1 else xs
+
+
+def _draw(kind, batch_size: int, dtype: str, rng: np.random.Generator) -> np.ndarray:
+    shape = (batch_size, *kind.shape)
+    if kind.is_float:
+        return rng.standard_normal(shape).astype(dtype)
+    if kind.dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, ID_RANGE, shape).astype(kind.dtype)
+
+
 def make_batch(graph: Graph, loss: str, batch_size: int, dtype: str, rng: np.random.Generator):
-    """Standard-normal inputs and targets that fit the loss (class ids, 0/1 or real values)."""
-    (_, input_type), = graph.inputs
+    """Inputs (see ``make_inputs``) and targets that fit the loss (class ids, 0/1 or real values).
+
+    A model with several outputs has no loss: its targets are None.
+    """
+    x = make_inputs(graph, batch_size, dtype, rng)
+    if len(graph.outputs) != 1:
+        return x, None
     out = graph.output_type.shape
-    x = rng.standard_normal((batch_size, *input_type.shape)).astype(dtype)
     if LOSSES[loss].targets == "classes":
         y = rng.integers(0, out[0], (batch_size, *out[1:])).astype(np.int64)
     elif loss == "bce_with_logits":
@@ -143,7 +170,8 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     x, y = make_batch(graph, loss, batch_size, dtype, rng)
 
     (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
-    if not report.add("output", out_j, out_t, tol.output).ok:
+    if not all(report.add(name, out_j[key] if key else out_j, out_t[key] if key else out_t, tol.output).ok
+               for name, key in _output_rows(out_t)):
         report.first_divergence = first_divergence(graph_, recipe, state, x, dtype, disabled_passes, tol.output)
     (out_j, _), (out_t, _) = jax_t.forward(x, train=True), torch_t.forward(x, train=True)
     report.add("output (training mode)", out_j, out_t, tol.output)
@@ -160,9 +188,9 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
 
 def _compare_training(report: Report, torch_t, jax_t, graph: Graph, loss: str, rng, tol: Tolerances) -> None:
     batches = [make_batch(graph, loss, report.batch_size, report.dtype, rng) for _ in range(report.steps)]
-    x = np.concatenate([b[0] for b in batches])
+    x = _concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
-    index = np.arange(len(x), dtype=np.int32).reshape(report.steps, report.batch_size)
+    index = np.arange(len(y), dtype=np.int32).reshape(report.steps, report.batch_size)
     data = {t.name: t.put(x, y) for t in (torch_t, jax_t)}
     for t in (torch_t, jax_t):
         t.compile(data[t.name], data[t.name], [report.batch_size], report.batch_size)
@@ -175,6 +203,18 @@ def _compare_training(report: Report, torch_t, jax_t, graph: Graph, loss: str, r
             report.add(f"step {report.steps} {key}", final_j[key], final_t[key], tol.trained, norm="l2")
         else:  # counters (num_batches_tracked) agree exactly
             report.add(f"step {report.steps} {key}", final_j[key], final_t[key], 0.0)
+
+
+def _output_rows(out) -> list[tuple[str, str | None]]:
+    """(row name, output key): 'output' for one output, 'output NAME' per output of several."""
+    return [(f"output {k}", k) for k in out] if isinstance(out, dict) else [("output", None)]
+
+
+def _concatenate(batches: list):
+    """Batches of one input (arrays) or of several (tuples of arrays), joined along the batch axis."""
+    if isinstance(batches[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*batches))
+    return np.concatenate(batches)
 
 
 def print_report(report: Report, console=None) -> None:

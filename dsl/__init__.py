@@ -9,8 +9,9 @@ Example:
     [('conv1', '[N, 32, 26, 26]'), ('relu_1', '[N, 32, 26, 26]')]
 """
 
+from .build import build_graph
 from .errors import DataError, DslcError, Location, SpecError, SpecWarning, UsageError, WeightsError
-from .graph import INPUT, Graph, Node, build_graph
+from .graph import INPUT, Graph, Group, Node
 from .loader import load, load_spec, loads
 from .ops import OPS
 from .schema import Spec, json_schema
@@ -19,7 +20,7 @@ from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
 
 __all__ = [
     "DATASETS", "INPUT", "LOSSES", "METRICS", "OPS", "OPTIMIZERS",
-    "DataError", "DslcError", "Graph", "Location", "Node", "Spec", "SpecError", "SpecWarning", "TensorType",
+    "DataError", "DslcError", "Graph", "Group", "Location", "Node", "Spec", "SpecError", "SpecWarning", "TensorType",
     "UsageError", "WeightsError",
     "build_graph", "json_schema", "load", "load_spec", "loads",
 ]

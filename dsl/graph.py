@@ -1,21 +1,42 @@
-"""The typed graph every backend lowers: named nodes with inferred shapes.
+"""The typed graph every backend lowers: named nodes with inferred shapes, flat, in execution order.
 
-A spec's ``model:`` list becomes a chain, but nodes name their inputs, so graphs
-with skip connections and several inputs fit the same structure. Unnamed layers are
-named ``{op}_{k}``, k counting that op's layers from 1 in file order (the second
-``relu`` is ``relu_2``), so canonical weight names never depend on anything but
-the spec.
+**Values.** Every value is named: a model input by its name (``input``, or the keys
+of ``inputs:``), a node's output by the node's name. A node lists the values it
+reads (``Node.inputs``); ``Graph.outputs`` maps each output name to a value. A
+value name is never reused, so a name is an edge.
+
+**Names.** Node names are dotted paths, the canonical weight names' prefixes:
+``conv1`` at the top, ``layer1.0.conv1`` for the ``conv1`` of the first item of
+sequential ``layer1``. An unnamed layer is ``{op}_{k}`` at the top and inside a
+block's body (k counts that op's items from 1 in file order: ``relu_2``), and its
+position ``0, 1, ...`` inside a ``sequential`` (torch.nn.Sequential's numbering), so
+names never depend on anything but the spec. The graph stays flat: passes, layout
+planning and parity capture walk ``nodes``; the nesting is in the names and in
+``groups`` (each sequential, block instance and repeat), which the backends use to
+build nested torch modules and nested Flax scopes, and ``dslc summary`` to draw a
+tree.
+
+**Repeats.** ``repeat: N`` on a block use makes a ``repeat`` group ``name`` with N
+``block`` groups ``name.0 .. name.N-1`` (``Group.index``); all N instances have the
+same arguments, hence the same ops, parameters and shapes, node for node. That is
+what a later JAX lowering needs to run them as one ``lax.scan`` over weights stacked
+on a new leading axis (the nodes of instance k are those named ``name.k.*``), with
+the canonical names still per instance.
+
+**Several outputs per op (future: LSTM).** A node has one output today. An op that
+returns several will give its node ``outputs: tuple[TensorType, ...]``, and its
+values will be named ``node[0]``, ``node[1]`` (``[`` cannot occur in a layer name, so
+no value name changes); ``inputs: [lstm[0]]`` and ``outputs: {h: lstm[1]}`` will
+address them, the torch lowering will emit ``operator.getitem`` on the fx node, the
+JAX lowering index the returned tuple. A bare ``lstm`` keeps meaning its first value.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
-from .errors import SpecSchemaError, SpecShapeError
-from .ops import OPS, ShapeError, Weight
-from .schema import Spec
-from .tensors import TensorType, format_shape
+from .ops import OPS, Weight
+from .tensors import TensorType
 from .types import Params
 
 INPUT = "input"
@@ -38,6 +59,12 @@ class Node:
     inputs: tuple[str, ...]
     output: TensorType
     hints: tuple[str, ...] = ()
+    path: tuple = ()  # YAML path of the layer that made it (inside a block: the block's body), for messages
+
+    @property
+    def local_name(self) -> str:
+        """The last component of the dotted name: the Flax submodule's name inside its entered scopes."""
+        return self.name.rsplit(".", 1)[-1]
 
     @property
     def weights(self) -> dict[str, Weight]:
@@ -50,21 +77,47 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A named level of nesting: a ``sequential``, a block instance, or a ``repeat`` of instances.
+
+    ``block`` is the block's name (instances and repeats); ``index`` an instance's
+    number inside its repeat (None otherwise).
+    """
+
+    name: str
+    kind: str
+    block: str = ""
+    index: int | None = None
+
+
+@dataclass(frozen=True)
 class Graph:
-    """A model: named inputs, nodes in execution order, and the node that is its output."""
+    """A model: named inputs, nodes in execution order, named outputs, and the nesting of names."""
 
     name: str
     inputs: tuple[tuple[str, TensorType], ...]
     nodes: tuple[Node, ...]
-    output: str
+    outputs: tuple[tuple[str, str], ...]  # (output name, value name), in order
+    groups: tuple[Group, ...] = ()
 
     @property
     def input_types(self) -> dict[str, TensorType]:
         return dict(self.inputs)
 
     @property
+    def output(self) -> str:
+        """The value a one-output model returns (code written for one output keeps working)."""
+        if len(self.outputs) != 1:
+            raise ValueError(f"model '{self.name}' has {len(self.outputs)} outputs; read graph.outputs")
+        return self.outputs[0][1]
+
+    @property
     def output_type(self) -> TensorType:
-        return self.node(self.output).output
+        return self.value_type(self.output)
+
+    def value_type(self, name: str) -> TensorType:
+        """The type of a value: a model input's or a node's output."""
+        return self.input_types[name] if name in self.input_types else self.node(name).output
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -81,65 +134,3 @@ class Graph:
         return sum(n.num_parameters for n in self.nodes)
 
 
-def build_graph(spec: Spec) -> Graph:
-    """Names the layers and infers every shape; raises a located ``SpecError``."""
-    source = spec.source
-    names = _layer_names(spec)
-    current = TensorType(tuple(spec.input.shape), spec.input.dtype)
-    if current.numel > MAX_ELEMENTS:  # each dimension is in range, their product may not be
-        raise SpecShapeError(f"input.shape {format_shape(current.shape)} has {current.numel:,} values per example, "
-                             f"more than {MAX_ELEMENTS:,}", source.locate(("input", "shape")))
-    previous = INPUT
-    nodes = []
-    parameters = 0
-    for index, (layer, name) in enumerate(zip(spec.model, names)):
-        op = OPS[layer.op]
-        path = layer_path(source, index, layer.op)
-        try:
-            params, output = op.infer(layer.params, current)
-        except ShapeError as err:
-            at = path + (err.param,) if err.param and err.param in layer.params.model_fields_set else path
-            raise SpecShapeError(f"{name} ({layer.op}): {err}", source.locate(at)) from None
-        if output.numel > MAX_ELEMENTS:
-            raise SpecShapeError(f"{name} ({layer.op}) outputs {format_shape(output.shape)}, "
-                                 f"more than {MAX_ELEMENTS:,} values per example", source.locate(path))
-        node = Node(name, layer.op, params, (previous,), output)
-        parameters += node.num_parameters
-        if parameters > MAX_PARAMETERS:
-            raise SpecShapeError(f"{name} ({layer.op}) brings the model to {parameters:,} parameters, more than "
-                                 f"the limit of {MAX_PARAMETERS:,}", source.locate(path))
-        nodes.append(node)
-        current, previous = output, name
-    return Graph(spec.name, ((INPUT, TensorType(tuple(spec.input.shape), spec.input.dtype)),), tuple(nodes), previous)
-
-
-def layer_path(source, index: int, op: str) -> tuple:
-    """The YAML path of layer ``index``: its op key (``- conv2d: {...}``) or the bare op name (``- relu``)."""
-    return ("model", index, op) if _is_mapping(source, index) else ("model", index)
-
-
-def _is_mapping(source, index: int) -> bool:
-    return any(len(p) == 3 and p[:2] == ("model", index) for p in source.keys)
-
-
-def _layer_names(spec: Spec) -> list[str]:
-    given = Counter(layer.name for layer in spec.model if layer.name)
-    first: dict[str, int] = {}  # layer name -> index of the layer that gave it first
-    seen: Counter[str] = Counter()
-    names = []
-    for index, layer in enumerate(spec.model):
-        seen[layer.op] += 1
-        if layer.name in first:  # reported at the repeat, as a compiler reports a redefinition
-            earlier = spec.source.keys.get(("model", first[layer.name], spec.model[first[layer.name]].op, "name"))
-            raise SpecSchemaError(f"layer name '{layer.name}' is used more than once"
-                                  + (f" (first at line {earlier.line})" if earlier else ""),
-                                  spec.source.locate(("model", index, layer.op, "name")))
-        if layer.name:
-            first[layer.name] = index
-        automatic = f"{layer.op}_{seen[layer.op]}"
-        if not layer.name and automatic in given:
-            raise SpecSchemaError(f"'{automatic}' is both a layer's name and the automatic name of "
-                                  f"{layer.op} layer {seen[layer.op]}; rename one or name both",
-                                  spec.source.locate(("model", index)))
-        names.append(layer.name or automatic)
-    return names

@@ -8,9 +8,10 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ValidationError
 
+from .build import build_graph
 from .choice import describe_error, format_path
 from .errors import Location, SpecSchemaError, SpecWarning, did_you_mean
-from .graph import Graph, Node, build_graph, layer_path
+from .graph import Graph, Node
 from .schema import Spec
 from .source import SourceMap, load_yaml, parse_yaml
 from .tensors import TensorType, format_shape
@@ -72,7 +73,8 @@ def validate_spec(data: object, source: SourceMap) -> Spec:
         raise SpecSchemaError("a spec is a mapping with keys 'name', 'input', 'model' (and 'data', 'train')",
                               source.locate(()))
     try:
-        spec = Spec.model_validate(data)
+        blocks = data.get("blocks")
+        spec = Spec.model_validate(data, context={"blocks": blocks if isinstance(blocks, dict) else {}})
     except ValidationError as err:
         raise _located(err.errors()[0], source) from None
     spec._source = source
@@ -85,6 +87,10 @@ def check_training(spec: Spec, graph: Graph) -> None:
         check_dataset(spec, graph, spec.data.dataset)
     if spec.train is None:
         return
+    if len(graph.outputs) != 1:
+        raise SpecSchemaError(f"train: needs a model with one output for its loss; this one has "
+                              f"{len(graph.outputs)} ({', '.join(n for n, _ in graph.outputs)})",
+                              spec.source.locate(("train",), key=True))
     loss, out = spec.train.loss.name, graph.output_type
     if LOSSES[loss].targets == "classes" and out.rank < 1:
         raise SpecSchemaError(f"{loss} needs an output with a class axis; the model outputs "
@@ -98,8 +104,11 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
     """Raises a located error unless dataset ``name`` can feed this model (shape, channels, labels, classes)."""
     data = spec.data
     dataset = DATASETS[name]
-    input_type = graph.input_types["input"]
     where = spec.source.locate(("data", "dataset") if data else ())
+    if len(graph.inputs) != 1:
+        raise SpecSchemaError(f"dataset {dataset.name} feeds a model with one input; this one has "
+                              f"{len(graph.inputs)} ({', '.join(n for n, _ in graph.inputs)})", where)
+    (_, input_type), = graph.inputs
     if dataset.example_shape and dataset.example_shape != input_type.shape:
         raise SpecSchemaError(f"dataset {dataset.name} has examples of shape {format_shape(dataset.example_shape)} "
                               f"but input.shape is {format_shape(input_type.shape)}", where)
@@ -180,14 +189,13 @@ def training_warnings(spec: Spec, graph: Graph) -> list[SpecWarning]:
     A faithful Keras translation (softmax last, then a loss with from_logits=False)
     lands here: dslc's losses take logits, as torch's do.
     """
-    if spec.train is None or (feeding := loss_input(graph)) is None:
+    if spec.train is None or len(graph.outputs) != 1 or (node := loss_input(graph)) is None:
         return []
-    index, node = feeding
     loss = spec.train.loss.name
     message = REDUNDANT_BEFORE_LOSS.get((loss, node.op))
     if message is None or (node.op == "log_softmax" and not _on_class_axis(node, graph)):
         return []
-    where = spec.source.locate(layer_path(spec.source, index, node.op), key=True) if spec._source else None
+    where = spec.source.locate(node.path, key=True) if spec._source and node.path else None
     return [SpecWarning(f"{node.name} ({node.op}) feeds {loss}, {message}", where)]
 
 
@@ -197,13 +205,13 @@ def warn_training(spec: Spec, graph: Graph, stacklevel: int = 1) -> None:
         warnings.warn(warning, stacklevel=stacklevel + 1)
 
 
-def loss_input(graph: Graph) -> tuple[int, Node] | None:
-    """The layer (index, node) whose values the loss reads: the output, looking back through shape-only layers."""
-    index = {node.name: i for i, node in enumerate(graph.nodes)}
+def loss_input(graph: Graph) -> Node | None:
+    """The layer whose values the loss reads: the output, looking back through shape-only layers."""
+    nodes = {node.name: node for node in graph.nodes}
     name = graph.output
-    while name in index and graph.nodes[index[name]].op in SHAPE_ONLY:
-        name = graph.nodes[index[name]].inputs[0]
-    return (index[name], graph.nodes[index[name]]) if name in index else None
+    while name in nodes and nodes[name].op in SHAPE_ONLY:
+        name = nodes[name].inputs[0]
+    return nodes.get(name)
 
 
 def _on_class_axis(node: Node, graph: Graph) -> bool:

@@ -94,6 +94,11 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "BatchNorm1d": Alias("batch_norm1d", "torch"),
     "BatchNorm": Alias("batch_norm2d", "Flax", _BN_MOMENTUM.format("Flax") + "; batch_norm1d for [N, C]"),
     # not in dslc yet
+    # merge
+    "Add": Alias("add", "Keras", "inputs are named with inputs: [a, b]"),
+    "Multiply": Alias("multiply", "Keras", "inputs are named with inputs: [a, b]"),
+    "Concatenate": Alias("concat", "Keras", "dim counts the batched tensor's axes, channels first (dim: 1)"),
+    "torch.cat": Alias("concat", "torch"),
     "Embedding": Alias("embedding", "Keras and torch"),
     "Embed": Alias("embedding", "Flax", "initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
     "LSTM": Planned("lstm", "Keras and torch", SEQUENCE),

@@ -8,32 +8,20 @@ the same rules for editors (``dslc schema``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field, PlainValidator, PrivateAttr, WithJsonSchema, create_model
+from pydantic import Field, PlainValidator, PrivateAttr, ValidationInfo, WithJsonSchema, create_model, model_validator
 from pydantic.json_schema import models_json_schema
 
 from .choice import choice_error, split_choice, validate_params
+from .layers import CONTROL_KEYS, LAYER_NAME, RESERVED_NAMES, SEQUENTIAL, LayerSpec, parse_layer
 from .names import unknown_name
 from .ops import OPS
 from .source import SourceMap
-from .tensors import FLOAT_DTYPES, INT_DTYPES
+from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
 from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
 from .types import FloatList, Params, PositiveFloat, PositiveInt
-
-LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_NAMES = frozenset({"input"})
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One item of ``model:``: an op, its validated arguments, and its name if given."""
-
-    op: str
-    params: Params
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,13 +32,8 @@ class ChoiceSpec:
     params: Params
 
 
-def _parse_layer(value) -> LayerSpec:
-    op, args = split_choice(value, "op", OPS, ("relu", "conv2d"))
-    name = args.pop("name", None)
-    if name is not None and (not isinstance(name, str) or not LAYER_NAME.match(name) or name in RESERVED_NAMES):
-        raise choice_error(f"layer name {name!r} must be a Python-style identifier (letters, digits, _) "
-                           f"and not {', '.join(sorted(RESERVED_NAMES))}", (op, "name"))
-    return LayerSpec(op, validate_params(OPS[op].params, args, (op,), op), name)
+def _parse_layer(value, info: ValidationInfo) -> LayerSpec:
+    return parse_layer(value, (info.context or {}).get("blocks", {}))
 
 
 def _parse_loss(value) -> ChoiceSpec:
@@ -88,7 +71,7 @@ class InputSpec(Params):
     """One example's shape, channels first: ``[1, 28, 28]`` for an MNIST image."""
 
     shape: Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=8)]
-    dtype: Literal[FLOAT_DTYPES + INT_DTYPES] = "float32"
+    dtype: Literal[FLOAT_DTYPES + INT_DTYPES + BOOL_DTYPES] = "float32"
 
 
 class NormalizeSpec(Params):
@@ -113,17 +96,73 @@ class TrainSpec(Params):
     metrics: list[Metric] = []
 
 
+Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
+
+
+class BlockSpec(Params):
+    """A parameterized sub-graph, used in ``model:`` like an op (``- basic: {planes: 64}``).
+
+    ``args`` maps each argument to its default (null: required); ``inputs`` names what
+    an instance reads (default one input, ``input``); ``output`` names the layer whose
+    value an instance gives (default the last).
+    """
+
+    args: dict[Name, int | float | bool | str | list | None] = {}
+    inputs: Annotated[list[Name], Field(min_length=1)] = ["input"]
+    model: Annotated[list[Layer], Field(min_length=1)]
+    output: str | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> BlockSpec:
+        for key in self.args:
+            if key in CONTROL_KEYS:
+                raise choice_error(f"block argument '{key}' would shadow the control key {key}: of every layer; "
+                                   "rename it", ("args", key), True)
+        for index, name in enumerate(self.inputs):
+            if name in self.inputs[:index]:
+                raise choice_error(f"input name '{name}' is listed twice", ("inputs", index))
+        return self
+
+
 class Spec(Params):
-    """A whole spec file: the model, and optionally the data and training recipe."""
+    """A whole spec file: the model, and optionally the data and training recipe.
+
+    The model reads ``input`` (one input, named ``input``) or ``inputs`` (several,
+    by name, in this order) and returns ``outputs`` (default: its last layer).
+    """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=100)]
     description: str = ""
-    input: InputSpec
+    input: InputSpec | None = None
+    inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] | None = None
+    blocks: dict[str, BlockSpec] = {}
     model: Annotated[list[Layer], Field(min_length=1)]
+    outputs: Annotated[list[str], Field(min_length=1)] | Annotated[dict[Name, str], Field(min_length=1)] | None = None
     data: DataSpec | None = None
     train: TrainSpec | None = None
 
     _source: SourceMap | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_input_form(self) -> Spec:
+        if self.input is None and self.inputs is None:
+            raise choice_error("missing required key 'input' (one input) or 'inputs' (several, by name)")
+        if self.input is not None and self.inputs is not None:
+            raise choice_error("give 'input' (one input) or 'inputs' (several), not both", ("inputs",), True)
+        for name in self.blocks:
+            if not LAYER_NAME.match(name) or name in OPS or name == SEQUENTIAL or name in RESERVED_NAMES:
+                raise choice_error(f"block name '{name}' must be an identifier that is not an op's name, "
+                                   f"'sequential' or 'input'", ("blocks", name), True)
+        if isinstance(self.outputs, list):
+            for index, name in enumerate(self.outputs):
+                if name in self.outputs[:index]:
+                    raise choice_error(f"output '{name}' is listed twice", ("outputs", index))
+        return self
+
+    @property
+    def input_specs(self) -> dict[str, InputSpec]:
+        """The model's inputs by name, in order: ``{'input': ...}`` for the single ``input:`` form."""
+        return dict(self.inputs) if self.inputs is not None else {"input": self.input}
 
     @property
     def source(self) -> SourceMap:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
+BOOL_DTYPES = ("bool",)
 
 
 @dataclass(frozen=True)

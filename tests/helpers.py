@@ -10,11 +10,18 @@ from dsl.schema import Spec
 
 
 def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Graph:
-    layer = {op: dict(example.params)} if example.params else op
+    """A one-layer graph; a merge op's example reads inputs named ``a``, ``b``, ``c``, ..."""
     input_dtype = example.input_dtype or dtype  # integer ids keep their dtype; float ops take the test's
-    spec = Spec.model_validate({"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": input_dtype},
-                                "model": [layer]})
-    return dsl.build_graph(spec)
+    if not example.more_inputs:
+        layer = {op: dict(example.params)} if example.params else op
+        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": input_dtype},
+                "model": [layer]}
+    else:
+        names = [chr(ord("a") + i) for i in range(len(example.inputs))]
+        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": input_dtype}
+                                                    for n, s in zip(names, example.inputs)},
+                "model": [{op: {**example.params, "inputs": names}}]}
+    return dsl.build_graph(Spec.model_validate(spec))
 
 
 def example_cases():
@@ -22,8 +29,9 @@ def example_cases():
     return [(f"{name}-{i}", name, ex) for name, op in dsl.OPS.items() for i, ex in enumerate(op.examples)]
 
 
-def example_input(example: Example, batch: int, dtype: str, rng) -> np.ndarray:
-    """A batch for the example: standard normal floats, or integer ids in ``range(example.input_high)``."""
+def example_inputs(example: Example, batch: int, dtype: str, rng) -> tuple[np.ndarray, ...]:
+    """A batch per input: standard normal floats, or integer ids in ``range(example.input_high)``."""
     if example.input_dtype:
-        return rng.integers(0, example.input_high, (batch, *example.input)).astype(example.input_dtype)
-    return rng.standard_normal((batch, *example.input)).astype(dtype)
+        return tuple(rng.integers(0, example.input_high, (batch, *s)).astype(example.input_dtype)
+                     for s in example.inputs)
+    return tuple(rng.standard_normal((batch, *s)).astype(dtype) for s in example.inputs)

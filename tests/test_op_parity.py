@@ -22,7 +22,7 @@ from backends.torch import build_module, export_state
 from backends.weights import init_weights
 from dsl.ops import FLOAT
 from dsl.passes import optimize, passes_for
-from tests.helpers import example_cases, example_input, single_op_graph
+from tests.helpers import example_cases, example_inputs, single_op_graph
 
 TOLERANCE = {"float32": (1e-5, 1e-4), "float64": (1e-10, 1e-10)}  # (outputs, gradients)
 BATCH = 3
@@ -36,43 +36,52 @@ def relative_error(value, reference) -> float:
     return diff / scale if scale else diff
 
 
-def run_torch(graph, state, x, cotangent, dtype, passes=True, train=False):
-    """(output, input gradient or None for integer inputs, parameter gradients, state after the forward pass)."""
+def run_torch(graph, state, xs, cotangent, dtype, passes=True, train=False):
+    """(output, each input's gradient (None for integer ids), weight gradients, state after the forward pass)."""
     graph = optimize(graph, passes_for("torch")) if passes else graph
     module = build_module(graph, state, dtype=dtype).train(train)
-    x_t = torch.from_numpy(x).requires_grad_(x.dtype.kind == "f")
-    out = module(x_t)
+    xs_t = tuple(torch.from_numpy(x).requires_grad_(x.dtype.kind == "f") for x in _tuple(xs))
+    out = module(*xs_t)
     (out * torch.from_numpy(cotangent)).sum().backward()
     grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
-    return out.detach().numpy(), None if x_t.grad is None else x_t.grad.numpy(), grads, export_state(module)
+    dxs = tuple(None if x.grad is None else x.grad.numpy() for x in xs_t)
+    return out.detach().numpy(), dxs, grads, export_state(module)
 
 
-def run_jax(graph, state, x, cotangent, passes=True, train=False):
+def run_jax(graph, state, xs, cotangent, passes=True, train=False):
     graph = optimize(graph, passes_for("jax")) if passes else graph
     model = FlaxModel(graph)
     variables = variables_from_state(graph, state)
     collections = [c for c in variables if c != "params"]
+    xs = _tuple(xs)
 
-    def forward(params, x):
+    def forward(params, *xs):
         """Output and the collections a training-mode forward updates."""
-        return model.apply({**variables, "params": params}, x, train=train, mutable=collections if train else False)
+        return model.apply({**variables, "params": params}, *xs, train=train, mutable=collections if train else False)
 
-    out, updated = forward(variables["params"], x) if train else (forward(variables["params"], x), {})
+    out, updated = forward(variables["params"], *xs) if train else (forward(variables["params"], *xs), {})
+    floats = [i for i, x in enumerate(xs) if x.dtype.kind == "f"]  # integer ids have no gradient
 
-    def objective(params, x):
-        return jnp.sum(_output(forward(params, x), train) * cotangent)
+    def objective(params, float_xs):
+        full = list(xs)
+        for i, x in zip(floats, float_xs):
+            full[i] = x
+        return jnp.sum(_output(forward(params, *full), train) * cotangent)
 
-    if x.dtype.kind != "f":  # integer ids have no gradient
-        param_grads, x_grad = jax.grad(objective)(variables["params"], x), None
-    else:
-        param_grads, x_grad = jax.grad(objective, argnums=(0, 1))(variables["params"], x)
-        x_grad = np.asarray(x_grad)
+    param_grads, float_grads = jax.grad(objective, argnums=(0, 1))(variables["params"], [xs[i] for i in floats])
+    dxs = [None] * len(xs)
+    for i, g in zip(floats, float_grads):
+        dxs[i] = np.asarray(g)
     after = state_from_variables(graph, {**variables, **updated})
-    return np.asarray(out), x_grad, state_from_variables(graph, {"params": param_grads}), after
+    return np.asarray(out), tuple(dxs), state_from_variables(graph, {"params": param_grads}), after
 
 
 def _output(result, train: bool):
     return result[0] if train else result
+
+
+def _tuple(xs):
+    return xs if isinstance(xs, tuple) else (xs,)
 
 
 def lowering_cases():
@@ -104,19 +113,20 @@ def test_op_matches_between_backends(case, op, example, passes, mode, dtype):
     graph = single_op_graph(op, example, dtype)
     rng = np.random.default_rng(abs(hash(case)) % 2**32)
     state = init_weights(graph, seed=1, dtype=dtype)
-    x = example_input(example, BATCH, dtype, rng)
+    xs = example_inputs(example, BATCH, dtype, rng)
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape)).astype(dtype)
 
-    out_t, dx_t, grads_t, after_t = run_torch(graph, state, x, cotangent, dtype, passes, mode == "train")
-    out_j, dx_j, grads_j, after_j = run_jax(graph, state, x, cotangent, passes, mode == "train")
+    out_t, dxs_t, grads_t, after_t = run_torch(graph, state, xs, cotangent, dtype, passes, mode == "train")
+    out_j, dxs_j, grads_j, after_j = run_jax(graph, state, xs, cotangent, passes, mode == "train")
 
     out_tol, grad_tol = TOLERANCE[dtype]
     assert out_j.shape == out_t.shape == (BATCH, *graph.output_type.shape)
     assert out_j.dtype == out_t.dtype == np.dtype(dtype)
     assert relative_error(out_j, out_t) <= out_tol
-    assert (dx_j is None) == (dx_t is None) == (x.dtype.kind != "f")
-    if dx_t is not None:
-        assert relative_error(dx_j, dx_t) <= grad_tol
+    for x, dx_j, dx_t in zip(xs, dxs_j, dxs_t, strict=True):
+        assert (dx_j is None) == (dx_t is None) == (x.dtype.kind != "f")
+        if dx_t is not None:
+            assert relative_error(dx_j, dx_t) <= grad_tol
     spec = graph.state_dict_spec()
     assert set(grads_j) == set(grads_t) == {k for k, w in spec.items() if w.trainable}
     for key in grads_t:
@@ -135,7 +145,7 @@ def test_max_pool_gradient_goes_to_the_same_element_when_values_tie(case, op, ex
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (BATCH, *example.input)).astype("float64")  # many ties
     cotangent = rng.standard_normal((BATCH, *graph.output_type.shape))
-    _, dx_t, _, _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
+    _, (dx_t,), _, _ = run_torch(graph, {}, x, cotangent, "float64", passes=False)
     for passes in (True, False):
-        _, dx_j, _, _ = run_jax(graph, {}, x, cotangent, passes)
+        _, (dx_j,), _, _ = run_jax(graph, {}, x, cotangent, passes)
         np.testing.assert_array_equal(dx_j, dx_t)

@@ -18,11 +18,12 @@ def test_inferred_shape_matches_torch_meta_and_jax_eval_shape(case, op, example)
     dtype = example.input_dtype or "float32"
     with torch.device("meta"):
         module = build_module(graph).eval()  # BatchNorm's momentum: null reads num_batches_tracked while training
-        assert tuple(module(torch.empty(2, *example.input, dtype=getattr(torch, dtype))).shape) == expected
+        xs_t = (torch.empty(2, *shape, dtype=getattr(torch, dtype)) for shape in example.inputs)
+        assert tuple(module(*xs_t).shape) == expected
     model = FlaxModel(graph)
-    x = jax.ShapeDtypeStruct((2, *example.input), np.dtype(dtype))
-    variables = jax.eval_shape(model.init, jax.random.key(0), x)
-    assert jax.eval_shape(model.apply, variables, x).shape == expected
+    xs = [jax.ShapeDtypeStruct((2, *shape), np.dtype(dtype)) for shape in example.inputs]
+    variables = jax.eval_shape(model.init, jax.random.key(0), *xs)
+    assert jax.eval_shape(model.apply, variables, *xs).shape == expected
 
 
 def test_the_article_cnn_flattens_to_5408():

@@ -23,6 +23,7 @@ import numpy as np
 from dsl import Graph
 from dsl.schema import TrainSpec
 
+from ..inputs import as_tuple, map_inputs
 from ..weights import StateDict
 from .model import FlaxModel, state_from_variables, variables_from_state
 from .training import TrainState, apply_train, make_loss, make_optimizer, make_steps
@@ -52,7 +53,7 @@ class JaxTarget:
             self._train_step = jax.jit(train_step, donate_argnums=0)
             self._train_loop = jax.jit(train_loop, donate_argnums=0)
             self._eval_step = jax.jit(eval_step)
-        self._apply = jax.jit(lambda variables, x: self.model.apply(variables, x))
+        self._apply = jax.jit(lambda variables, x: self.model.apply(variables, *as_tuple(x)))
 
     # weights -------------------------------------------------------------
     def load_state(self, state: StateDict) -> None:
@@ -72,7 +73,11 @@ class JaxTarget:
     # training ------------------------------------------------------------
     def put(self, x: np.ndarray, y: np.ndarray):
         y_dtype = self.dtype if y.dtype.kind == "f" else jnp.int32
-        return jax.device_put(jnp.asarray(x, self.dtype)), jax.device_put(jnp.asarray(y, y_dtype))
+        return jax.device_put(self._arrays(x)), jax.device_put(jnp.asarray(y, y_dtype))
+
+    def _arrays(self, x):
+        """Float inputs in the model's dtype; integer and bool inputs keep theirs (ids, masks)."""
+        return map_inputs(lambda a: jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None), x)
 
     def compile(self, train_data, test_data, batch_sizes: list[int], eval_batch_size: int) -> float:
         start = time.perf_counter()
@@ -129,18 +134,18 @@ class JaxTarget:
         return loss_sum, correct
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        x = jnp.asarray(x, self.dtype)
-        return np.concatenate([np.asarray(self._apply(self.variables, x[i:i + batch_size]))
-                               for i in range(0, len(x), batch_size)])
+        x = self._arrays(x)
+        return np.concatenate([np.asarray(self._apply(self.variables, map_inputs(lambda a: a[i:i + batch_size], x)))
+                               for i in range(0, len(as_tuple(x)[0]), batch_size)])
 
     # parity --------------------------------------------------------------
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
         """A probe: the model state a training-mode forward returns is dropped."""
         mode = {"mutable": list(self.state.model_state), "rngs": {"dropout": self.state.key}} if train else {}
-        out = self.model.apply(self.variables, jnp.asarray(x, self.dtype), capture=capture, train=train, **mode)
+        out = self.model.apply(self.variables, *as_tuple(self._arrays(x)), capture=capture, train=train, **mode)
         out = out[0] if train else out
         out, captured = out if capture else (out, {})
-        return np.asarray(out), {k: np.asarray(v) for k, v in captured.items()}
+        return jax.tree.map(np.asarray, out), {k: np.asarray(v) for k, v in captured.items()}
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False):
         x, y = self.put(x, y)
@@ -148,7 +153,7 @@ class JaxTarget:
         def objective(params):
             if train:
                 return self.loss(apply_train(self.model, params, self.state.model_state, x, self.state.key)[0], y)
-            return self.loss(self.model.apply({"params": params, **self.state.model_state}, x), y)
+            return self.loss(self.model.apply({"params": params, **self.state.model_state}, *as_tuple(x)), y)
 
         loss, grads = jax.value_and_grad(lambda params: objective(params).mean())(self.state.params)
         return float(loss), state_from_variables(self.graph, {"params": grads})

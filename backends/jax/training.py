@@ -17,6 +17,8 @@ import optax
 
 from dsl.schema import ChoiceSpec
 
+from ..inputs import as_tuple
+
 
 def _per_example(losses):
     return losses.reshape(losses.shape[0], -1).mean(1)
@@ -83,7 +85,7 @@ class TrainState(NamedTuple):
 
 def apply_train(model, params, model_state: dict, x, rng):
     """A training-mode forward: (output, model_state updated by it), e.g. BatchNorm's running statistics."""
-    return model.apply({"params": params, **model_state}, x, train=True, rngs={"dropout": rng},
+    return model.apply({"params": params, **model_state}, *as_tuple(x), train=True, rngs={"dropout": rng},
                        mutable=list(model_state))
 
 
@@ -91,7 +93,7 @@ def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation)
     """The pure train step, a loop of train steps, and the eval step; the target jits them."""
 
     def train_step(state: TrainState, x_all, y_all, index):
-        x, y = x_all[index], y_all[index]
+        x, y = jax.tree.map(lambda a: a[index], x_all), y_all[index]  # x_all: one array, or a tuple (inputs)
         rng = jax.random.fold_in(state.key, state.step)
 
         def objective(params):
@@ -110,8 +112,8 @@ def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation)
         return state, (losses.sum(), hits.sum())
 
     def eval_step(variables, x_all, y_all, index, mask):
-        x, y = x_all[index], y_all[index]
-        out = model.apply(variables, x, train=False)
+        x, y = jax.tree.map(lambda a: a[index], x_all), y_all[index]
+        out = model.apply(variables, *as_tuple(x), train=False)
         return (loss_fn(out, y) * mask).sum(), (correct_count(loss_name, out, y) * mask).sum()
 
     return train_step, train_loop, eval_step

@@ -3,7 +3,13 @@
 torch.fx turns the graph into a real ``forward`` (``print(module.code)`` shows it),
 which is as fast as hand-written code, works with ``torch.compile`` and
 ``torch.save``, and names each layer's submodule by its node name, so
-``state_dict()`` keys are the canonical ones (``conv1.weight``).
+``state_dict()`` keys are the canonical ones (``conv1.weight``). Dotted node names
+(``layer1.0.conv1``) become real nested submodules (``add_module`` refuses dots), as
+in a hand-written model, and ``call_module`` targets their qualified names.
+
+``forward`` takes the model's inputs positionally, in declared order (the fx
+placeholders carry their names), and returns one tensor, or a dict of tensors by
+output name when the spec declares several outputs.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from dsl import Graph
 from ..weights import StateDict, check_state_dict
 from .ops import TORCH_OPS
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "int32": torch.int32, "int64": torch.int64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "int32": torch.int32, "int64": torch.int64,
+          "bool": torch.bool}
 
 
 def build_module(graph: Graph, weights: StateDict | None = None, dtype: str = "float32") -> torch.fx.GraphModule:
@@ -38,13 +45,25 @@ def build_module(graph: Graph, weights: StateDict | None = None, dtype: str = "f
         if "nhwc_memory" in node.hints:  # the channels_last pass: same values, NHWC memory
             module = module.to(memory_format=torch.channels_last)
             inputs = tuple(fx.call_method("contiguous", (x,), {"memory_format": torch.channels_last}) for x in inputs)
-        root.add_module(node.name, module)
+        _attach(root, node.name, module)
         values[node.name] = fx.call_module(node.name, inputs)
-    fx.output(values[graph.output])
+    outputs = {name: values[value] for name, value in graph.outputs}
+    fx.output(next(iter(outputs.values())) if len(outputs) == 1 else outputs)
     module = torch.fx.GraphModule(root, fx, class_name=_class_name(graph.name)).to(DTYPES[dtype])
     if weights is not None:
         load_state(module, graph, weights)
     return module
+
+
+def _attach(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Adds ``module`` at dotted ``name``, creating the containers on its path (``layer1``, then ``0``)."""
+    *path, local = name.split(".")
+    parent = root
+    for part in path:
+        if part not in parent._modules:
+            parent.add_module(part, nn.Module())
+        parent = parent._modules[part]
+    parent.add_module(local, module)
 
 
 def load_state(module: nn.Module, graph: Graph, weights: StateDict) -> None:

@@ -17,6 +17,7 @@ import torch
 from dsl import Graph
 from dsl.schema import TrainSpec
 
+from ..inputs import as_tuple, map_inputs, map_outputs
 from ..weights import StateDict
 from .module import DTYPES, build_module, export_state, load_state
 from .training import correct_count, make_loss, make_optimizer
@@ -69,8 +70,8 @@ class TorchTarget:
         loss_sum, correct = (torch.zeros((), dtype=self.dtype, device=self.device) for _ in range(2))
         for index in batches:
             index = torch.from_numpy(index).to(self.device, non_blocking=True)
-            x, y = x_all[index], y_all[index]
-            out = self.step_module(x)
+            x, y = map_inputs(lambda a: a[index], x_all), y_all[index]
+            out = self.step_module(*as_tuple(x))
             loss = self.loss(out, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -87,7 +88,7 @@ class TorchTarget:
         for rows, weights in zip(index, mask):
             rows = torch.from_numpy(rows).to(self.device)
             weights = torch.from_numpy(weights).to(self.device, self.dtype)
-            out = self.module(x_all[rows])
+            out = self.module(*as_tuple(map_inputs(lambda a: a[rows], x_all)))
             loss_sum = loss_sum + (self.loss(out, y_all[rows], reduction="none") * weights).sum()
             correct = correct + correct_count(self.loss_name, out, y_all[rows], weights)
         return loss_sum, correct
@@ -96,18 +97,20 @@ class TorchTarget:
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         self.module.eval()
         x = self._tensor(x)
-        return torch.cat([self.module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).cpu().numpy()
+        size = len(as_tuple(x)[0])
+        return torch.cat([self.module(*as_tuple(map_inputs(lambda a: a[i:i + batch_size], x)))
+                          for i in range(0, size, batch_size)]).cpu().numpy()
 
     @torch.no_grad()
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
         self.module.train(train)
         captured = {}
-        hooks = [getattr(self.module, n.name).register_forward_hook(
+        hooks = [self.module.get_submodule(n.name).register_forward_hook(
             lambda mod, args, out, name=n.name: captured.__setitem__(name, out.cpu().numpy().copy()))
             for n in self.graph.nodes] if capture else []
         try:
             with self._buffers_kept():
-                out = self.module(self._tensor(x)).cpu().numpy()
+                out = map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(self._tensor(x))))
         finally:
             for hook in hooks:
                 hook.remove()
@@ -118,7 +121,7 @@ class TorchTarget:
         self.module.zero_grad(set_to_none=True)
         x_t, y_t = self.put(x, y)
         with self._buffers_kept():  # restored after backward, which reads the saved running statistics
-            loss = self.loss(self.module(x_t), y_t)
+            loss = self.loss(self.module(*as_tuple(x_t)), y_t)
             loss.backward()
         grads = {k: np.array(p.grad.cpu().numpy(), order="C") for k, p in self.module.named_parameters()}
         return loss.item(), grads
@@ -134,8 +137,10 @@ class TorchTarget:
                 for k, b in self.module.named_buffers():
                     b.copy_(saved[k])
 
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
+    def _tensor(self, x):
+        """Float inputs in the model's dtype; integer and bool inputs keep theirs (ids, masks)."""
+        return map_inputs(lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(
+            self.device, self.dtype if a.dtype.kind == "f" else None), x)
 
 
 TARGET = TorchTarget

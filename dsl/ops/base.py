@@ -76,13 +76,19 @@ class Example:
     """One configuration the parity tests run through both backends.
 
     ``input_dtype`` is None for float ops (the test's dtype); integer inputs are drawn
-    in ``range(input_high)`` (token ids within a vocabulary).
+    in ``range(input_high)`` (token ids within a vocabulary). ``more_inputs`` are the
+    shapes of a merge op's second and later inputs.
     """
 
     input: tuple[int, ...]
     params: Mapping[str, object] = field(default_factory=dict)
     input_dtype: str | None = None
     input_high: int = 0
+    more_inputs: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def inputs(self) -> tuple[tuple[int, ...], ...]:
+        return (self.input, *self.more_inputs)
 
 
 def no_weights(params: Params) -> dict[str, Weight]:
@@ -105,6 +111,7 @@ class OpDef:
         deterministic: for a stochastic op (dropout), its arguments with the randomness
             turned off. Two frameworks' random streams cannot agree, so parity checks
             run stochastic ops this way; ``None`` for every other op.
+        arity: how many inputs it takes, (least, most); ``most`` None for no limit.
     """
 
     name: str
@@ -114,10 +121,19 @@ class OpDef:
     doc: str
     weights: Callable[[Params], dict[str, Weight]] = no_weights
     deterministic: Callable[[Params], Params] | None = None
+    arity: tuple[int, int | None] = (1, 1)
 
     @property
     def stochastic(self) -> bool:
         return self.deterministic is not None
+
+    def arity_error(self, count: int) -> str | None:
+        """Why ``count`` inputs do not fit this op, or None when they do."""
+        least, most = self.arity
+        if least <= count and (most is None or count <= most):
+            return None
+        wanted = f"{least}" if least == most else f"at least {least}" if most is None else f"{least} to {most}"
+        return f"{self.name} takes {wanted} input{'s' * (wanted != '1')}, got {count}"
 
 
 def require_float(x: TensorType) -> None:

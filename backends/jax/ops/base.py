@@ -34,7 +34,9 @@ class JaxOp:
 
     Attributes:
         apply: ``apply(node, *inputs, train) -> output``; runs inside the Flax model's
-            ``@compact`` call, so it may create Flax submodules named ``node.name``.
+            ``@compact`` call, inside the Flax scopes of the node's dotted name
+            (``layer1`` then ``0`` for ``layer1.0.conv1``), so it may create one Flax
+            submodule, named ``node.local_name`` (``conv1``).
         layout: the layout ``apply`` expects 4-D inputs in; ``any`` for ops that do not
             care (element-wise), whose output keeps the input's layout; ``features``
             for ops reading only the last axis, which also take (H, W, C)-ordered

@@ -22,7 +22,7 @@ def _conv2d(node: Node, x, *, train: bool):
     fan_in = p.in_channels // p.groups * int(np.prod(p.kernel_size))
     conv = nn.Conv(p.out_channels, p.kernel_size, strides=p.stride, padding=padding, kernel_dilation=p.dilation,
                    feature_group_count=p.groups, use_bias=p.bias, kernel_init=torch_kernel_init(),
-                   bias_init=torch_uniform_bias(fan_in), name=node.name,
+                   bias_init=torch_uniform_bias(fan_in), name=node.local_name,
                    conv_general_dilated=conv_gemm.conv_general_dilated if "gemm_weight_grad" in node.hints else None)
     return conv(x)
 

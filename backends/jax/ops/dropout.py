@@ -7,7 +7,7 @@ from .base import JaxOp
 
 def _dropout(node: Node, x, *, train: bool):
     """Active only when training; needs the 'dropout' rng then, as linen's Dropout does."""
-    return nn.Dropout(node.params.p, deterministic=not train, name=node.name)(x)
+    return nn.Dropout(node.params.p, deterministic=not train, name=node.local_name)(x)
 
 
 LOWERINGS = {"dropout": JaxOp(_dropout, "any")}

@@ -29,7 +29,7 @@ class Embedding(nn.Module):
 
 def _embedding(node: Node, ids, *, train: bool):
     p = node.params
-    return Embedding(p.num_embeddings, p.embedding_dim, p.padding_idx, name=node.name)(ids)
+    return Embedding(p.num_embeddings, p.embedding_dim, p.padding_idx, name=node.local_name)(ids)
 
 
 LOWERINGS = {

@@ -9,7 +9,7 @@ from .base import JaxOp, torch_kernel_init, torch_uniform_bias
 def _linear(node: Node, x, *, train: bool):
     p = node.params
     dense = nn.Dense(p.out_features, use_bias=p.bias, kernel_init=torch_kernel_init(),
-                     bias_init=torch_uniform_bias(p.in_features), name=node.name)
+                     bias_init=torch_uniform_bias(p.in_features), name=node.local_name)
     return dense(x)
 
 

@@ -83,7 +83,7 @@ def _batch_norm(axis: int):
     def apply(node: Node, x, *, train: bool):
         p = node.params
         return TorchBatchNorm(p.num_features, axis, p.eps, p.momentum, p.affine, p.track_running_stats,
-                              name=node.name)(x, train=train)
+                              name=node.local_name)(x, train=train)
 
     return apply
 
