@@ -53,7 +53,7 @@ def check_state_dict(graph: Graph, state: StateDict, origin: str = "weights") ->
 
 def save_weights(path: str | Path, state: StateDict, metadata: dict[str, str] | None = None) -> None:
     """Writes safetensors atomically: a crash leaves the previous file intact."""
-    tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    tensors = {k: np.asarray(v, order="C") for k, v in state.items()}  # ascontiguousarray makes 0-d arrays 1-d
     data = save_bytes(tensors, metadata={"format": "pt", **(metadata or {})})
     write_atomic(path, data)
 

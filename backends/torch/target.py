@@ -8,7 +8,7 @@ GPU when there is one (``device`` overrides).
 Dropout's randomness is a function of (seed, step), as JAX's ``fold_in(key, step)``
 is: before each step of a model with dropout, torch's generator is seeded from the
 two, so a resumed run draws the masks an uninterrupted one would, with no generator
-state saved (``torch.manual_seed`` costs ~4 µs a step; models without dropout skip it).
+state saved (4 µs a step with the seeding; models without dropout skip it).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class TorchTarget:
         self.graph, self.train, self.dtype = graph, train, DTYPES[dtype]
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = build_module(graph, dtype=dtype).to(self.device)
+        self.generator = device_generator(self.device)
         self.step_module = torch.compile(self.module) if compile else self.module  # shares the parameters
         self.loss_name = train.loss.name if train else "cross_entropy"
         self.loss = make_loss(train.loss) if train else None
@@ -105,7 +106,7 @@ class TorchTarget:
         loss_sum, correct = (torch.zeros((), dtype=self.dtype, device=self.device) for _ in range(2))
         for index in batches:
             if self.dropout:
-                torch.manual_seed(step_seed(self.seed, self.steps))
+                self.generator.manual_seed(step_seed(self.seed, self.steps))
             self.steps += 1
             index = torch.from_numpy(index).to(self.device, non_blocking=True)
             x, y = x_all[index], y_all[index]
@@ -165,8 +166,29 @@ class TorchTarget:
 
 
 def step_seed(seed: int, step: int) -> int:
-    """The torch seed of one step's random draws: a hash of (seed, step), so streams of nearby steps are unrelated."""
-    return int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0])
+    """The seed of one step's random draws: splitmix64 of (seed, step), so nearby steps' streams are unrelated.
+
+    Measured on this CPU: 1.3 µs (numpy's ``SeedSequence`` took 28 µs).
+    """
+    x = (seed * 0x9E3779B97F4A7C15 + step + 1) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def device_generator(device: torch.device) -> torch.Generator:
+    """The generator dropout draws from on ``device``.
+
+    Seeding it directly costs 2.7 µs; ``torch.manual_seed`` seeds every device type
+    there is and took 300 µs a call on this CPU, more than a digits_mlp step.
+    """
+    if device.type == "cuda":
+        torch.cuda.init()
+        return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.default_generator
+
+
+_MASK64 = (1 << 64) - 1
 
 
 TARGET = TorchTarget

@@ -1,0 +1,95 @@
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed ends where an uninterrupted run ends, bit for bit.
+
+The killed run is caught with SIGSTOP right after a mid-epoch checkpoint is on disk
+and then SIGKILLed, so it has always trained past its last checkpoint (steps the
+resumed run must redo) and may have written a metrics line that checkpoint does not
+cover (which the resume must drop). Both targets, CPU, the JAX one with its 25-step
+``lax.scan`` chunks in play (``--checkpoint-every 30`` leaves room for them).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from backends.checkpoint import CHECKPOINT, read_checkpoint
+from dsl import UsageError
+from tests.conftest import REPO
+
+SPEC = "specs/digits_mlp.yaml"
+RUN = ("--max-steps", "300", "--checkpoint-every", "30", "--threads", "1", "--no-progress")
+
+
+def dslc_command(*args) -> list[str]:
+    return [sys.executable, str(REPO / "cli.py"), *map(str, args)]
+
+
+def kill_after_mid_epoch_checkpoint(command: list[str], out, min_step: int = 40, timeout: float = 120.0) -> int:
+    """Starts ``command``; SIGKILLs it once its checkpoint is mid-epoch at ``min_step`` or later; returns that step."""
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            position = _position(out)
+            if position and position.batch > 0 and position.step >= min_step:
+                process.send_signal(signal.SIGSTOP)  # freeze it, then make sure the checkpoint still is mid-epoch
+                position = _position(out)
+                if position.batch > 0:
+                    process.kill()
+                    process.wait()
+                    return position.step
+                process.send_signal(signal.SIGCONT)
+            time.sleep(0.002)
+        raise AssertionError(f"the run ended (exit {process.poll()}) before a mid-epoch checkpoint was caught: "
+                             f"{process.stderr.read().decode() if process.poll() is not None else 'timeout'}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _position(out):
+    try:
+        return read_checkpoint(out).position
+    except UsageError:  # not written yet
+        return None
+
+
+def _records(out) -> list[dict]:
+    skip = ("seconds", "train_samples_per_sec")
+    return [{k: v for k, v in json.loads(line).items() if k not in skip}
+            for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, target):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    reference = subprocess.Popen(dslc_command("train", SPEC, "--target", target, "--out", whole, *RUN), cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    step = kill_after_mid_epoch_checkpoint(dslc_command("train", SPEC, "--target", target, "--out", killed, *RUN),
+                                           killed)
+    assert 40 <= step < 300
+    resumed = subprocess.run(dslc_command("train", "--resume", killed, "--threads", "1", "--no-progress"), cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {killed} at step {step}" in resumed.stdout
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
+    for name in (CHECKPOINT, "weights.safetensors"):  # weights, and in the checkpoint the optimizer state too
+        a, b = load_file(whole / name), load_file(killed / name)
+        assert a.keys() == b.keys() and any(k.startswith("optimizer.") for k in load_file(whole / CHECKPOINT))
+        for key in a:
+            assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), f"{name}: {key} differs"
+    resumed_records, whole_records = _records(killed), _records(whole)
+    assert [r["epoch"] for r in resumed_records] == [r["epoch"] for r in whole_records]  # no epoch twice
+    for a, b in zip(resumed_records, whole_records):  # the resumed epoch's loss sum is carried over, but the
+        assert a == pytest.approx(b, rel=1e-6)  # float32 steps' losses are summed in other groups: 7th digit
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["steps"] == 300 and summary["resumed_at_step"] == step
+    assert read_checkpoint(killed).position.step == 300
