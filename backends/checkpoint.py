@@ -160,6 +160,7 @@ def check_spec(checkpoint: Checkpoint, folder: Path, spec_path: Path | None) -> 
     if checkpoint.spec_text is None or run.spec_sha256 is None:
         raise UsageError(f"--resume {folder}: the run was started without its spec text (from the Python API); "
                          f"resume it with backends.loop.train")
+    spec_path = Path(spec_path) if spec_path else None
     path = spec_path or (Path(run.spec_path) if run.spec_path else None)
     if path is None or (spec_path is None and not path.exists()):
         return checkpoint.spec_text, run.spec_path or "<checkpoint>"
@@ -170,7 +171,7 @@ def check_spec(checkpoint: Checkpoint, folder: Path, spec_path: Path | None) -> 
     except UnicodeDecodeError:
         text = ""  # not the text the run started with
     if spec_sha256(text) != run.spec_sha256:
-        raise UsageError(f"--resume {folder}: the spec {path} changed since the run started (sha256 "
-                         f"{run.spec_sha256[:12]} then, {spec_sha256(text)[:12]} now); resume with the spec it "
-                         f"started from, or start a new run")
+        raise UsageError(f"--resume {folder}: the spec {path} is not the one the run started from (sha256 "
+                         f"{run.spec_sha256[:12]} then, {spec_sha256(text)[:12]} now): it changed, or is another "
+                         f"spec; resume with the spec the run started from, or start a new run")
     return text, str(path)
