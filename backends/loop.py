@@ -151,9 +151,17 @@ def _restore(target: Target, graph: Graph, checkpoint: Checkpoint, out: Path) ->
     done = checkpoint.position.epochs_done
     path = out / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
-    kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] <= done]
+    kept = [line for line in lines if (_epoch_of(line) or done + 1) <= done]
     write_atomic(path, "".join(line + "\n" for line in kept).encode())
     return checkpoint.position
+
+
+def _epoch_of(line: str) -> int | None:
+    """The epoch of a metrics line; None for a line torn by a kill in mid-write."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class _Checkpoints:

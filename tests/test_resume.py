@@ -93,3 +93,54 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["resumed_at_step"] == step
     assert read_checkpoint(killed).position.step == 300
+
+
+def test_jax_scan_chunks_and_single_steps_reach_identical_weights():
+    """Resume regroups steps (a warm-up step, then chunks cut at checkpoints); on CPU the grouping changes nothing."""
+    import jax
+    import jax.numpy as jnp
+
+    import dsl
+    from backends.data import epoch_batches, load_dataset
+    from backends.target import make_target
+    from backends.weights import init_weights
+
+    spec, graph = dsl.load(REPO / SPEC)
+    data = load_dataset(spec, graph)
+    batches = epoch_batches(len(data.train), 32, 0, 1)
+    results = []
+    for scanned in (True, False):
+        target = make_target("jax", graph, spec.train)
+        target.load_state(init_weights(graph, 0))
+        train = target.put(data.train.x, data.train.y)
+        target.compile(train, target.put(data.test.x, data.test.y), [32, 29], 360)
+        target._compiled.pop(("loop", 32), None)
+        if scanned:  # whatever the timing trial chose
+            shape = jax.ShapeDtypeStruct((target.steps_per_call, 32), jnp.int32)
+            target._compiled["loop", 32] = target._train_loop.lower(target.state, *train, shape).compile()
+        for chunk in (batches[:1], batches[1:26], batches[26:]):
+            target.train_steps(train, chunk)
+        results.append({**target.export_state(), **target.export_optimizer_state()})
+    for key in results[0]:
+        assert np.array_equal(results[0][key], results[1][key]), key
+
+
+def test_checkpoint_keeps_weights_optimizer_state_and_position(tmp_path):
+    from backends.checkpoint import Position, RunConfig, check_spec, save_checkpoint, spec_sha256
+    from backends.optimizer_state import STEP, step_array
+
+    text = (REPO / SPEC).read_text()
+    weights = {"fc1.weight": np.ones((128, 64), np.float32), "fc1.bias": np.zeros(128, np.float32),
+               "fc2.weight": np.ones((10, 128), np.float32), "fc2.bias": np.zeros(10, np.float32),
+               "bn.num_batches_tracked": np.array(7, np.int64)}  # a buffer: 0-d int64 stays so
+    optimizer = {STEP: step_array(12), "optimizer.fc2.bias.step": np.array(12.0, np.float32)}
+    run = RunConfig("digits_mlp", str(REPO / SPEC), spec_sha256(text), "torch", 3, None, 12, None, 0.5, None, "data",
+                    train_examples=1437, total_steps=12)
+    save_checkpoint(tmp_path, weights, optimizer, run, Position(12, 0, 12, 1.5, 3.0, 384, 2.0), text)
+    header = read_checkpoint(tmp_path)
+    assert header.tensors == {} and header.run == run and header.position.batch == 12
+    full = read_checkpoint(tmp_path, tensors=True)
+    assert full.tensors.keys() == weights.keys() | optimizer.keys()
+    assert full.tensors["bn.num_batches_tracked"].shape == () and full.tensors[STEP].dtype == np.int64
+    assert check_spec(full, tmp_path, None) == (text, str(REPO / SPEC))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
