@@ -144,3 +144,22 @@ def test_checkpoint_keeps_weights_optimizer_state_and_position(tmp_path):
     assert full.tensors["bn.num_batches_tracked"].shape == () and full.tensors[STEP].dtype == np.int64
     assert check_spec(full, tmp_path, None) == (text, str(REPO / SPEC))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_resume_drops_metrics_lines_its_checkpoint_does_not_cover(tmp_path):
+    """Killed between an epoch's metrics line and its checkpoint, or in mid-write: those lines go, the epoch reruns."""
+    from types import SimpleNamespace
+
+    from backends.checkpoint import Checkpoint, Position, RunConfig
+    from backends.loop import _restore
+
+    lines = [json.dumps({"epoch": e, "train_loss": 1.0 / e}) for e in (1, 2, 3)] + ['{"epoch": 4, "tra']
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
+    loaded = []
+    target = SimpleNamespace(load_state=loaded.append, load_optimizer_state=loaded.append)
+    graph = SimpleNamespace(state_dict_spec=lambda: {"w": None})
+    run = RunConfig("m", None, None, "jax", 0, None, None, None, None, None, "data")
+    checkpoint = Checkpoint(run, Position(step=70, epochs_done=2, batch=5), None, {"w": 1, "optimizer.step": 2})
+    assert _restore(target, graph, checkpoint, tmp_path).step == 70
+    assert loaded == [{"w": 1}, {"optimizer.step": 2}]
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
