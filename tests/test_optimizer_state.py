@@ -97,3 +97,25 @@ def test_malformed_state_is_a_weights_error():
         made["jax"].load_optimizer_state({k: v for k, v in state.items() if not k.startswith("optimizer.fc1.")})
     with pytest.raises(WeightsError, match="optimizer.fc2.bias.exp_avg has shape"):
         check_optimizer_state(graph, "adam", {**state, "optimizer.fc2.bias.exp_avg": np.zeros(3, np.float32)})
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=list(OPTIMIZERS))
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_reloading_into_a_fresh_target_changes_nothing_bitwise(optimizer, name):
+    """float32, same target: torch's fused kernels and optax continue bit for bit from a reloaded state."""
+    spec, graph = cnn_with(OPTIMIZERS[optimizer])
+    x, y = make_batch(graph, "cross_entropy", 16 * 6, "float32", np.random.default_rng(2))
+    batches = list(np.arange(96, dtype=np.int32).reshape(6, 16))
+    original, fresh = (make_target(name, graph, spec.train) for _ in range(2))
+    original.load_state(init_weights(graph, 0))
+    data = original.put(x, y)
+    original.train_steps(data, batches[:3])
+    fresh.load_state(original.export_state())
+    fresh.load_optimizer_state(original.export_optimizer_state())
+    for target in (original, fresh):
+        target.train_steps(data, batches[3:])
+    a = {**original.export_state(), **original.export_optimizer_state()}
+    b = {**fresh.export_state(), **fresh.export_optimizer_state()}
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
