@@ -83,22 +83,67 @@ def _schema(args) -> None:
 
 def _train(args) -> None:
     import dsl
-    from backends.loop import TrainOptions, train
+    from backends.loop import train
     from backends.progress import format_rate
-    from dsl import DslcError
 
-    spec, graph = dsl.load(args.spec)
-    if args.compile and args.target != "torch":
-        raise DslcError("--compile applies to --target torch (the JAX step is always jit-compiled)")
-    options = TrainOptions(target=args.target, epochs=args.epochs, max_steps=args.max_steps,
-                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=args.out,
-                           overwrite=args.overwrite, data_dir=args.data_dir, dataset=args.dataset,
-                           progress=args.progress, disabled_passes=args.no_optimize,
-                           target_options={"compile": True} if args.compile else {})
-    summary = train(spec, graph, options)
+    if args.resume is not None:
+        spec, graph, options, checkpoint = _resume(args)
+        print(f"resuming {args.resume} at step {checkpoint.position.step:,} of {checkpoint.run.total_steps:,}",
+              flush=True)
+    else:
+        if args.spec is None:
+            args.parser.error("the following arguments are required: spec (or --resume RUN_DIR)")
+        spec, graph = dsl.load(args.spec)
+        options, checkpoint = _train_options(args), None
+    summary = train(spec, graph, options, resume=checkpoint)
     print(f"test_accuracy {summary['test_accuracy']:.4f}  test_loss {summary['test_loss']:.4f}  "
           f"{format_rate(summary['train_samples_per_sec'])}  compile {summary['compile_seconds']:.1f}s  "
           f"wall {summary['wall_seconds']:.1f}s  -> {summary['out']}")
+
+
+def _train_options(args):
+    from backends.loop import TrainOptions
+    from dsl import DslcError
+
+    if args.compile and (args.target or "jax") != "torch":
+        raise DslcError("--compile applies to --target torch (the JAX step is always jit-compiled)")
+    return TrainOptions(target=args.target or "jax", epochs=args.epochs, max_steps=args.max_steps,
+                        batch_size=args.batch_size, lr=args.lr, seed=args.seed or 0, out_dir=args.out,
+                        overwrite=args.overwrite, data_dir=args.data_dir or Path("data"), dataset=args.dataset,
+                        progress=args.progress, disabled_passes=args.no_optimize,
+                        target_options={"compile": True} if args.compile else {},
+                        checkpoint_every=args.checkpoint_every, spec_path=Path(args.spec),
+                        spec_text=Path(args.spec).read_bytes().decode())
+
+
+_RUN_FLAGS = ("target", "epochs", "max_steps", "batch_size", "lr", "seed", "out", "overwrite", "dataset",
+              "no_optimize", "compile")
+"""``train`` flags that decide a run's numbers: a resumed run keeps the ones it started with."""
+
+
+def _resume(args):
+    """Spec, graph, options and checkpoint (with its tensors) of the run in ``--resume``; refuses early."""
+    import dsl
+    from backends.checkpoint import check_resumable, check_spec, read_checkpoint
+    from backends.loop import TrainOptions
+    from dsl import UsageError
+
+    given = [f"--{name.replace('_', '-')}" for name in _RUN_FLAGS
+             if getattr(args, name) is not None and getattr(args, name) is not False and getattr(args, name) != ()]
+    if given:
+        raise UsageError(f"--resume continues a run with the options it started with; drop {', '.join(given)}")
+    header = read_checkpoint(args.resume)
+    check_resumable(header, args.resume)
+    text, file = check_spec(header, args.resume, args.spec)
+    spec, graph = dsl.loads(text, file)
+    run = header.run
+    options = TrainOptions(target=run.target, epochs=run.epochs, max_steps=run.max_steps, batch_size=run.batch_size,
+                           lr=run.lr, seed=run.seed, out_dir=args.resume, data_dir=args.data_dir or Path(run.data_dir),
+                           dataset=run.dataset, progress=args.progress, disabled_passes=run.disabled_passes,
+                           target_options=run.target_options,
+                           checkpoint_every=args.checkpoint_every or run.checkpoint_every,
+                           spec_path=Path(args.spec or run.spec_path), spec_text=text)
+    return spec, graph, options, read_checkpoint(args.resume, tensors=True)
 
 
 def _eval(args) -> None:
@@ -142,27 +187,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dslc {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, run, help: str, description: str = "") -> argparse.ArgumentParser:
+    def verb(name: str, run, help: str, description: str = "", spec_optional: bool = False) -> argparse.ArgumentParser:
         p = verbs.add_parser(name, help=help, description=description or help)
         p.set_defaults(run=run, parser=p)
         if name in _COMPUTE_VERBS:
             p.add_argument("--threads", type=_positive, help="CPU threads for torch and XLA (default: the cores "
                            "this process may use; on a machine another process keeps busy, try 1)")
         if name != "schema":
-            p.add_argument("spec", help="the spec file (YAML)")
+            p.add_argument("spec", nargs="?" if spec_optional else None, help="the spec file (YAML)")
         return p
 
     verb("validate", _validate, "check a spec: schema, names and every shape; exit 2 on an error")
     verb("summary", _summary, "table of layers, output shapes and parameter counts")
     verb("schema", _schema, "print the JSON Schema of spec files (for editor completion)")
 
-    train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, weights, summary.json")
+    train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, weights, checkpoints, "
+                 "summary.json", spec_optional=True)
     _target(train)
     train.add_argument("--epochs", type=_positive, help="override train.epochs")
     train.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps")
     train.add_argument("--batch-size", type=_positive, help="override train.batch_size")
     train.add_argument("--lr", type=_positive_float, help="override the optimizer's learning rate")
-    train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, dropout (default 0)")
+    train.add_argument("--seed", type=int, help="initial weights, batch order, dropout (default 0)")
     train.add_argument("--out", type=Path, help="run folder (default runs/<spec name>-<target>, numbered -2, -3, "
                        "... when that holds a run already)")
     train.add_argument("--overwrite", action="store_true", help="replace the run in an existing --out folder "
@@ -172,6 +218,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="progress bar (default: on a terminal only)")
     _optimize(train)
     train.add_argument("--compile", action="store_true", help="torch target: run the step through torch.compile")
+    train.add_argument("--checkpoint-every", type=_positive, metavar="STEPS",
+                       help="write the run's checkpoint every STEPS optimizer steps (default: every 30 s of "
+                       "training), and always at the end of an epoch")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its checkpoint, exactly where it stopped, with its "
+                       "own spec and options (SPEC may be left out)")
+    train.set_defaults(target=None, seed=None, data_dir=None)  # given or not: --resume refuses the given ones
 
     evaluate = verb("eval", _eval, "test-split loss and accuracy of saved weights")
     _target(evaluate)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import Graph, Spec
-from dsl.errors import SpecSchemaError
+from dsl.errors import SpecSchemaError, UsageError
 
+from .checkpoint import Checkpoint, Position, RunConfig, check_resumable, save_checkpoint, spec_sha256
 from .data import DEFAULT_DATA_DIR, Dataset, epoch_batches, eval_batches, load_dataset
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
@@ -23,6 +24,8 @@ from .target import Target, make_target
 from .weights import init_weights, save_weights, write_atomic
 
 EVAL_BATCH_SIZE = 1000
+CHECKPOINT_SECONDS = 30.0
+"""Default time between checkpoints (``--checkpoint-every`` not given)."""
 
 
 @dataclass
@@ -42,6 +45,9 @@ class TrainOptions:
     progress: bool | None = None  # None: a bar on a terminal, a line per epoch otherwise
     disabled_passes: tuple[str, ...] = ()  # ("all",) for --no-optimize
     target_options: dict = field(default_factory=dict)
+    checkpoint_every: int | None = None  # steps between checkpoints; None: every CHECKPOINT_SECONDS of training
+    spec_path: Path | None = None  # recorded in the checkpoint, with the spec's text, for --resume
+    spec_text: str | None = None
 
 
 def resolve_train_spec(spec: Spec, options: TrainOptions):
@@ -57,12 +63,20 @@ def resolve_train_spec(spec: Spec, options: TrainOptions):
     return train.model_copy(update=updates)
 
 
-def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
-    """Trains from the seed's initial weights; writes metrics, weights and a summary to the run folder."""
+def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | None = None) -> dict:
+    """Trains from the seed's initial weights, or continues ``resume`` (a checkpoint read with its tensors)
+    in ``options.out_dir``; writes metrics, weights, checkpoints and a summary to the run folder."""
     wall_start = time.perf_counter()
     recipe = resolve_train_spec(spec, options)
-    out = plan_run_dir(options.out_dir, Path("runs") / f"{spec.name}-{options.target}", options.overwrite)
+    if resume is not None:
+        check_resumable(resume, options.out_dir)
+    out = Path(options.out_dir) if resume else plan_run_dir(options.out_dir, Path("runs") / f"{spec.name}-"
+                                                                         f"{options.target}", options.overwrite)
     dataset = load_dataset(spec, graph, data_dir=options.data_dir, name=options.dataset, seed=options.seed)
+    plan = _Plan.of(len(dataset.train), recipe.batch_size, recipe.epochs, options.max_steps)
+    run = _run_config(spec, options, plan, len(dataset.train))
+    if resume is not None:
+        _check_same_run(resume.run, run, out)
     target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
                          **options.target_options)
     target.load_state(init_weights(graph, options.seed))
@@ -72,62 +86,184 @@ def train(spec: Spec, graph: Graph, options: TrainOptions) -> dict:
     sizes = [min(batch, len(dataset.train))] + ([len(dataset.train) % batch] if len(dataset.train) % batch else [])
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
     compile_seconds = target.compile(train_data, test_data, sizes, eval_size)
-
-    start_run_dir(out)
-    (out / "metrics.jsonl").write_text("")
-    steps_per_epoch = math.ceil(len(dataset.train) / batch)
-    total_steps = min(recipe.epochs * steps_per_epoch, options.max_steps or math.inf)
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    timing = _Throughput()
-    step = 0
+    position = _restore(target, graph, resume, out) if resume else _start(out)
+    session = _Session(target, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
+                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every), spec.name,
+                       wall_start - position.seconds)
     record = {}
-    with Progress(epochs, steps_per_epoch, enabled=options.progress) as progress:
-        for epoch in range(1, epochs + 1):
-            batches = epoch_batches(len(dataset.train), batch, options.seed, epoch)[: total_steps - step]
-            progress.start_epoch(epoch, len(batches))
-            loss_sum, correct, seen = _run_epoch(target, train_data, batches, timing, progress)
-            step += len(batches)
-            test = _evaluate(target, test_data, dataset, eval_size)
-            record = {"epoch": epoch, "steps": step, "train_loss": float(loss_sum) / seen,
-                      "train_accuracy": float(correct) / seen, **test,
-                      "train_samples_per_sec": timing.rate, "seconds": time.perf_counter() - wall_start}
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            save_weights(out / "weights.safetensors", target.export_state(), {"spec": spec.name, "epoch": str(epoch)})
-            progress.epoch_done(record)
+    with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress) as progress:
+        for epoch in range(position.epochs_done + 1, plan.epochs + 1):
+            record, position = session.epoch(epoch, position, progress)
     summary = {"spec": spec.name, "target": target.name, "out": str(out), "dataset": dataset.name, "seed": options.seed,
-               "epochs": epochs, "steps": step, "batch_size": batch,
+               "epochs": plan.epochs, "steps": position.step, "batch_size": batch,
                "train_loss": record["train_loss"], "train_accuracy": record["train_accuracy"],
                "test_loss": record["test_loss"], "test_accuracy": record["test_accuracy"],
-               "train_samples_per_sec": timing.rate, "compile_seconds": compile_seconds,
+               "train_samples_per_sec": session.timing.rate, "compile_seconds": compile_seconds,
                "wall_seconds": time.perf_counter() - wall_start}
+    if resume is not None:
+        summary["resumed_at_step"] = resume.position.step
     write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 
-def _run_epoch(target: Target, data, batches, timing: _Throughput, progress: Progress):
-    """Runs an epoch's steps; the run's first step is warm-up, left out of the throughput."""
-    loss_sum = correct = 0.0
-    seen = 0
-    start = 0
-    if not timing.warmed_up:
-        loss_sum, correct = target.train_steps(data, batches[:1])
-        float(loss_sum)  # waits for the step: asynchronous targets would otherwise not be done
-        timing.warmed_up = True
-        seen, start = len(batches[0]), 1
-        progress.advance(1, seen)
-    tic = time.perf_counter()
-    timed = 0
-    for i in range(start, len(batches), progress.chunk):
-        chunk = batches[i:i + progress.chunk]
-        chunk_loss, chunk_correct = target.train_steps(data, chunk)
-        loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
-        size = sum(len(b) for b in chunk)
-        seen, timed = seen + size, timed + size
-        progress.advance(len(chunk), size, lambda: timed / (time.perf_counter() - tic))
-    loss_sum, correct = float(loss_sum), float(correct)  # one host sync per epoch
-    timing.add(timed, time.perf_counter() - tic)
-    return loss_sum, correct, seen
+@dataclass(frozen=True)
+class _Plan:
+    """How many steps a run takes: full epochs, cut short by ``--max-steps``."""
+
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+
+    @classmethod
+    def of(cls, examples: int, batch_size: int, epochs: int, max_steps: int | None) -> _Plan:
+        steps_per_epoch = math.ceil(examples / batch_size)
+        total = min(epochs * steps_per_epoch, max_steps or math.inf)
+        return cls(steps_per_epoch, total, math.ceil(total / steps_per_epoch))
+
+
+def _run_config(spec: Spec, options: TrainOptions, plan: _Plan, examples: int) -> RunConfig:
+    text = options.spec_text
+    return RunConfig(spec.name, str(options.spec_path) if options.spec_path else None,
+                     spec_sha256(text) if text is not None else None, options.target, options.seed, options.epochs,
+                     options.max_steps, options.batch_size, options.lr, options.dataset, str(options.data_dir),
+                     tuple(options.disabled_passes), dict(options.target_options), options.checkpoint_every,
+                     examples, plan.total_steps)
+
+
+def _check_same_run(saved: RunConfig, now: RunConfig, out: Path) -> None:
+    """The dataset a resumed run reads must be the size it was: the batch order depends on it."""
+    if (saved.train_examples, saved.total_steps) != (now.train_examples, now.total_steps):
+        raise UsageError(f"--resume {out}: the run trained on {saved.train_examples:,} examples "
+                         f"({saved.total_steps:,} steps), the dataset now has {now.train_examples:,}; "
+                         f"resume with the same data (--data-dir)")
+
+
+def _start(out: Path) -> Position:
+    start_run_dir(out)
+    (out / "metrics.jsonl").write_text("")
+    return Position()
+
+
+def _restore(target: Target, graph: Graph, checkpoint: Checkpoint, out: Path) -> Position:
+    """Loads the checkpoint into the target, and drops metrics lines of epochs it did not finish."""
+    target.load_state(checkpoint.weights(graph))
+    target.load_optimizer_state(checkpoint.optimizer(graph))
+    done = checkpoint.position.epochs_done
+    path = out / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if (_epoch_of(line) or done + 1) <= done]
+    write_atomic(path, "".join(line + "\n" for line in kept).encode())
+    return checkpoint.position
+
+
+def _epoch_of(line: str) -> int | None:
+    """The epoch of a metrics line; None for a line torn by a kill in mid-write."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class _Checkpoints:
+    """When to write the run's checkpoint, and writing it.
+
+    ``every`` steps, on multiples of it; with ``every=None`` (the default) after
+    ``CHECKPOINT_SECONDS`` of training, checked at the driver's chunks of 25 steps.
+    Always at the end of an epoch. The seconds spent writing are kept out of throughput.
+    """
+
+    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None):
+        self.out, self.run, self.spec_text, self.every = out, run, spec_text, every
+        self.last = time.perf_counter()
+
+    def steps_to_next(self, step: int) -> int:
+        """Steps from ``step`` to the next step-based checkpoint (a large number when time-based)."""
+        return self.every - step % self.every if self.every else 1 << 62
+
+    def due(self, step: int) -> bool:
+        if self.every:
+            return step % self.every == 0
+        return time.perf_counter() - self.last >= CHECKPOINT_SECONDS
+
+    def write(self, target: Target, position: Position) -> float:
+        """Writes the checkpoint; returns the seconds it took."""
+        start = time.perf_counter()
+        save_checkpoint(self.out, target.export_state(), target.export_optimizer_state(), self.run, position,
+                        self.spec_text)
+        self.last = time.perf_counter()
+        return self.last - start
+
+
+@dataclass
+class _Session:
+    """This process's share of a run: the target and its data, the run folder, the plan and the clock."""
+
+    target: Target
+    train_data: object
+    test_data: object
+    dataset: Dataset
+    eval_size: int
+    out: Path
+    seed: int
+    batch_size: int
+    plan: _Plan
+    checkpoints: _Checkpoints
+    spec_name: str
+    clock_start: float  # perf_counter time the run would have started at, had it never stopped
+    timing: _Throughput = field(default_factory=lambda: _Throughput())
+
+    def epoch(self, epoch: int, position: Position, progress: Progress) -> tuple[dict, Position]:
+        """Trains the rest of ``epoch`` from ``position``, evaluates, and records it everywhere."""
+        first_step = position.step - position.batch
+        batches = epoch_batches(len(self.dataset.train), self.batch_size, self.seed, epoch)
+        batches = batches[: self.plan.total_steps - first_step]
+        progress.start_epoch(epoch, len(batches))
+        progress.advance(position.batch, position.seen)
+        position = self.steps(batches, position, progress)
+        test = _evaluate(self.target, self.test_data, self.dataset, self.eval_size)
+        seen = position.seen
+        record = {"epoch": epoch, "steps": position.step, "train_loss": position.loss_sum / seen,
+                  "train_accuracy": position.correct / seen, **test,
+                  "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        save_weights(self.out / "weights.safetensors", self.target.export_state(),
+                     {"spec": self.spec_name, "epoch": str(epoch)})
+        position = Position(position.step, epoch, seconds=self.seconds())
+        self.checkpoints.write(self.target, position)
+        progress.epoch_done(record)
+        return record, position
+
+    def steps(self, batches: list, position: Position, progress: Progress) -> Position:
+        """Runs ``batches[position.batch:]``, the process's first step as untimed warm-up, checkpointing
+        on the way; returns the position at the end, with the epoch's sums (one host sync per checkpoint)."""
+        i, step = position.batch, position.step
+        loss_sum, correct, seen = position.loss_sum, position.correct, position.seen
+        if not self.timing.warmed_up and i < len(batches):
+            step_loss, step_correct = self.target.train_steps(self.train_data, batches[i:i + 1])
+            float(step_loss)  # waits for the step: asynchronous targets would otherwise not be done
+            loss_sum, correct = loss_sum + step_loss, correct + step_correct
+            self.timing.warmed_up = True
+            seen, i, step = seen + len(batches[i]), i + 1, step + 1
+            progress.advance(1, len(batches[i - 1]))
+        tic, timed, paused = time.perf_counter(), 0, 0.0
+        while i < len(batches):
+            chunk = batches[i:i + min(progress.chunk, self.checkpoints.steps_to_next(step))]
+            chunk_loss, chunk_correct = self.target.train_steps(self.train_data, chunk)
+            loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
+            size = sum(len(b) for b in chunk)
+            seen, timed, i, step = seen + size, timed + size, i + len(chunk), step + len(chunk)
+            progress.advance(len(chunk), size, lambda: timed / (time.perf_counter() - tic - paused))
+            if i < len(batches) and self.checkpoints.due(step):
+                loss_sum, correct = float(loss_sum), float(correct)
+                paused += self.checkpoints.write(self.target, Position(step, position.epochs_done, i, loss_sum,
+                                                                       correct, seen, self.seconds()))
+        loss_sum, correct = float(loss_sum), float(correct)  # one host sync per epoch
+        self.timing.add(timed, time.perf_counter() - tic - paused)
+        return Position(step, position.epochs_done, i, loss_sum, correct, seen)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.clock_start
 
 
 def _evaluate(target: Target, data, dataset: Dataset, batch_size: int) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dsl.errors import UsageError
 
-RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors")
+RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors", "checkpoint.safetensors")
 """The files a run writes; a folder holding any of them holds a run."""
 
 

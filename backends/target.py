@@ -31,6 +31,12 @@ class Target(Protocol):
     def export_state(self) -> StateDict:
         """The weights as canonical arrays."""
 
+    def export_optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer state in canonical form (``optimizer_state.py``): torch's entries by weight name."""
+
+    def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        """Sets the optimizer state (and the step count) from canonical arrays; call after ``load_state``."""
+
     def put(self, x: np.ndarray, y: np.ndarray) -> Any:
         """Moves a dataset split to where the steps read it (device memory, tensors)."""
 

@@ -169,4 +169,5 @@ def test_saved_files_follow_the_umask(tmp_path):
             f"sys.exit(cli.main(['train', 'specs/digits_mlp.yaml', '--max-steps', '1', '--out', r'{tmp_path / 'r'}']))")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, timeout=300)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "r").iterdir()}
-    assert modes == {"summary.json": 0o640, "metrics.jsonl": 0o640, "weights.safetensors": 0o640}
+    assert modes == {"summary.json": 0o640, "metrics.jsonl": 0o640, "weights.safetensors": 0o640,
+                     "checkpoint.safetensors": 0o640}

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 
 import dsl
+from backends.checkpoint import Position, RunConfig, save_checkpoint, spec_sha256
+from backends.optimizer_state import STEP, step_array
 from backends.weights import init_weights, save_weights
 from tests.conftest import REPO
 
@@ -85,6 +87,19 @@ CASES = [
     ("bce_on_classes", "train tests/bad_specs/bce_on_class_labels.yaml", "bce_with_logits takes", True),
     ("train_size_too_large", "train tests/bad_specs/train_size_too_large.yaml", "data.train_size is 100,000", True),
     ("keras_loss", "train tests/bad_specs/keras_loss.yaml", "dslc's is 'cross_entropy'", True),
+    # --- resuming a run ---
+    ("resume_missing_folder", "train --resume {tmp}/nowhere", "--resume {tmp}/nowhere: no such folder", True),
+    ("resume_a_file", "train --resume {tmp}/file.txt", "is a file; give the run folder", True),
+    ("resume_without_checkpoint", "train --resume {tmp}/run", "holds no checkpoint.safetensors", True),
+    ("resume_junk_checkpoint", "train --resume {tmp}/junk", "not a dslc checkpoint", True),
+    ("resume_changed_spec", "train --resume {tmp}/started", "the spec {tmp}/spec.yaml is not the one the run "
+     "started from", True),
+    ("resume_other_spec", "train " + CNN + " --resume {tmp}/started", "the spec specs/digits_cnn.yaml is not the one",
+     True),
+    ("resume_with_run_flags", "train --resume {tmp}/started --target torch --lr 0.1",
+     "continues a run with the options it started with; drop --target, --lr", True),
+    ("resume_complete_run", "train --resume {tmp}/complete", "the run is complete (90 steps, 2 epochs)", True),
+    ("train_without_spec", "train --epochs 2", "the following arguments are required: spec (or --resume", True),
 ]
 
 
@@ -107,7 +122,22 @@ def files(tmp_path_factory) -> dict[str, str]:
         np.save(tmp / f"{name}.npy", array)
     np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.savez(tmp / "x.npz", images=raw, labels=np.zeros(4))
+    _checkpoints(tmp)
     return {"tmp": str(tmp), "w": str(tmp / "cnn.safetensors")}
+
+
+def _checkpoints(tmp: Path) -> None:
+    """Run folders for the --resume cases: one whose spec was edited since, one complete, one junk."""
+    text = (REPO / MLP).read_text()
+    (tmp / "spec.yaml").write_text(text)
+    weights = init_weights(dsl.load(MLP)[1], seed=0)
+    run = RunConfig("digits_mlp", str(tmp / "spec.yaml"), spec_sha256(text), "jax", 0, 2, None, None, None, None,
+                    "data", train_examples=1437, total_steps=90)
+    save_checkpoint(tmp / "started", weights, {STEP: step_array(20)}, run, Position(20, 0, 20), text)
+    save_checkpoint(tmp / "complete", weights, {STEP: step_array(90)}, run, Position(90, 2, 0), text)
+    (tmp / "spec.yaml").write_text(text.replace("epochs: 30", "epochs: 40"))
+    (tmp / "junk").mkdir()
+    (tmp / "junk" / "checkpoint.safetensors").write_bytes(b"junk")
 
 
 def run(line: str, files: dict) -> tuple[subprocess.CompletedProcess, list[str]]:

@@ -19,11 +19,21 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from dsl import Graph
+from dsl import Graph, WeightsError
 from dsl.schema import TrainSpec
 
 from ..inputs import as_tuple, map_inputs
+from ..optimizer_state import (
+    STEP,
+    OptimizerState,
+    check_optimizer_state,
+    entries_of,
+    entry_key,
+    step_array,
+    trainable_names,
+)
 from ..weights import StateDict
 from .model import FlaxModel, state_from_variables, variables_from_state
 from .training import TrainState, apply_train, make_loss, make_optimizer, make_steps
@@ -65,6 +75,73 @@ class JaxTarget:
 
     def export_state(self) -> StateDict:
         return state_from_variables(self.graph, self.variables)
+
+    # optimizer state ---------------------------------------------------------
+    def export_optimizer_state(self) -> OptimizerState:
+        """optax's state in torch's terms: ``mu``/``nu``/``count`` -> ``exp_avg``/``exp_avg_sq``/``step``,
+        ``trace`` -> ``momentum_buffer`` (docs/PARITY.md §13: with no dampening the two are the same
+        recurrence), each tree converted to canonical layouts like the weights."""
+        step, opt_state = int(self.state.step), self.state.opt_state
+        state = {STEP: step_array(step)}
+        if self.train.optimizer.name == "sgd":
+            trace = optax.tree_utils.tree_get(opt_state, "trace")
+            entries = {"momentum_buffer": self._canonical(trace)} if trace is not None and step else {}
+        elif count := int(optax.tree_utils.tree_get(opt_state, "count")):
+            entries = {"step": dict.fromkeys(trainable_names(self.graph), np.array(count, np.float32)),
+                       "exp_avg": self._canonical(optax.tree_utils.tree_get(opt_state, "mu")),
+                       "exp_avg_sq": self._canonical(optax.tree_utils.tree_get(opt_state, "nu"))}
+        else:
+            entries = {}
+        for weight in trainable_names(self.graph):
+            state.update({entry_key(weight, entry): values[weight] for entry, values in entries.items()})
+        return state
+
+    def load_optimizer_state(self, state: OptimizerState) -> None:
+        """The inverse of ``export_optimizer_state``: a fresh ``tx.init`` with the canonical entries set in.
+
+        Missing entries (before the first step) stay optax's zeros, which give the same
+        first step as torch's absent ones. optax has one ``count`` for all weights, so
+        the per-weight ``step`` entries must agree.
+        """
+        name = self.train.optimizer.name
+        check_optimizer_state(self.graph, name, state)
+        found = {w: entries_of(state, w, name) for w in trainable_names(self.graph)}
+        opt_state = self.tx.init(self.state.params)
+        if found and all(found.values()):  # checked: all weights have state, or none (before the first step)
+            opt_state = self._with_entries(opt_state, name, found)
+        self.state = self.state._replace(opt_state=opt_state, step=jnp.asarray(int(state[STEP]), jnp.int32))
+
+    def _with_entries(self, opt_state, name: str, found: dict[str, dict[str, np.ndarray]]):
+        def entry(key):
+            return {w: e[key] for w, e in found.items()}
+
+        if name == "sgd":
+            return self._set(opt_state, trace=entry("momentum_buffer"))
+        counts = {int(e["step"]) for e in found.values()}
+        if len(counts) != 1:
+            raise WeightsError(f"optimizer state: the weights' step entries differ ({sorted(counts)}); "
+                               f"optax keeps one count for all of them")
+        return self._set(opt_state, mu=entry("exp_avg"), nu=entry("exp_avg_sq"), count=counts.pop())
+
+    def _canonical(self, tree) -> StateDict:
+        """A tree shaped like the params (a moment, a trace) in canonical names and layouts."""
+        state = state_from_variables(self.graph, {**self.variables, "params": tree})
+        return {w: state[w] for w in trainable_names(self.graph)}
+
+    def _set(self, opt_state, count: int | None = None, **trees: StateDict):
+        """``opt_state`` with the named fields (``mu``, ``trace``, ...) replaced, converted to Flax layouts.
+
+        Buffers fill the rest of the state dict the converters read; the params trees
+        they give back are the ones used.
+        """
+        full = self.export_state()
+        values = {k: jax.tree.map(lambda a: jnp.asarray(a, self.dtype),
+                                  variables_from_state(self.graph, {**full, **tree})["params"])
+                  for k, tree in trees.items()}
+        if count is not None:
+            old = optax.tree_utils.tree_get(opt_state, "count")
+            values["count"] = jnp.asarray(count, old.dtype)
+        return optax.tree_utils.tree_set(opt_state, **values)
 
     @property
     def variables(self) -> dict:
