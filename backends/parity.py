@@ -170,11 +170,10 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     x, y = make_batch(graph, loss, batch_size, dtype, rng)
 
     (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
-    if not all(report.add(name, out_j[key] if key else out_j, out_t[key] if key else out_t, tol.output).ok
-               for name, key in _output_rows(out_t)):
+    if not _add_outputs(report, "", out_j, out_t, tol.output):
         report.first_divergence = first_divergence(graph_, recipe, state, x, dtype, disabled_passes, tol.output)
     (out_j, _), (out_t, _) = jax_t.forward(x, train=True), torch_t.forward(x, train=True)
-    report.add("output (training mode)", out_j, out_t, tol.output)
+    _add_outputs(report, " (training mode)", out_j, out_t, tol.output)
     if recipe:
         (loss_j, grads_j), (loss_t, grads_t) = (t.loss_and_grads(x, y, train=True) for t in (jax_t, torch_t))
         report.add("loss", loss_j, loss_t, tol.output)
@@ -182,7 +181,7 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
             report.add(f"grad {key}", grads_j[key], grads_t[key], tol.grad)
         _compare_training(report, torch_t, jax_t, graph, loss, rng, tol)
         (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
-        report.add(f"step {report.steps} output", out_j, out_t, tol.trained)
+        _add_outputs(report, "", out_j, out_t, tol.trained, prefix=f"step {report.steps} ")
     return report
 
 
@@ -203,6 +202,13 @@ def _compare_training(report: Report, torch_t, jax_t, graph: Graph, loss: str, r
             report.add(f"step {report.steps} {key}", final_j[key], final_t[key], tol.trained, norm="l2")
         else:  # counters (num_batches_tracked) agree exactly
             report.add(f"step {report.steps} {key}", final_j[key], final_t[key], 0.0)
+
+
+def _add_outputs(report: Report, suffix: str, out_j, out_t, tolerance: float, prefix: str = "") -> bool:
+    """One row per model output (a dict of several, or one array); True when all agree."""
+    rows = [report.add(f"{prefix}{name}{suffix}", out_j[key] if key else out_j, out_t[key] if key else out_t,
+                       tolerance) for name, key in _output_rows(out_t)]
+    return all(r.ok for r in rows)
 
 
 def _output_rows(out) -> list[tuple[str, str | None]]:

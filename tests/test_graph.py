@@ -16,12 +16,13 @@ import dsl
 from backends.jax import FlaxModel, state_from_variables, variables_from_state
 from backends.parity import check, make_inputs
 from backends.torch import build_module
+from backends.target import make_target
 from backends.weights import init_weights
 from dsl.expr import ExprError, evaluate
 from dsl.summary import summary_rows
 from tests.conftest import REPO
 
-RESNET = REPO / "specs" / "digits_resnet_mini.yaml"
+RESNET = REPO / "specs" / "resnet_tiny.yaml"
 
 TWO_INPUTS = """
 name: two_inputs
@@ -179,8 +180,8 @@ def test_block_instances_nest_and_repeat_records_the_instances():
 
 def test_if_drops_a_layer_and_its_name_stands_for_its_input():
     _, graph = dsl.load(RESNET)
-    assert graph.node("layer1.0.add_1").inputs == ("layer1.0.conv2", "relu_1")  # identity shortcut
-    assert graph.node("layer2.0.add_1").inputs == ("layer2.0.conv2", "layer2.0.downsample.0")
+    assert graph.node("layer1.0.add_1").inputs == ("layer1.0.bn2", "relu_1")  # identity shortcut
+    assert graph.node("layer2.0.add_1").inputs == ("layer2.0.bn2", "layer2.0.downsample.1")
     assert graph.node("layer2.0.downsample.0").inputs == ("layer1.0.relu_2",)  # the block's own input
     assert "layer2.1.downsample.0" not in {n.name for n in graph.nodes}
 
@@ -216,7 +217,7 @@ def test_summary_shows_the_nesting_with_parameters_per_group():
     rows = {(depth, name): (op, params) for depth, name, op, _, params in summary_rows(graph)}
     assert rows[(0, "layer2")] == ("sequential", sum(n.num_parameters for n in graph.nodes
                                                      if n.name.startswith("layer2.")))
-    assert rows[(1, "0")][0] == "basic" and rows[(2, "downsample")] == ("sequential", 32 * 16 + 32)
+    assert rows[(1, "0")][0] == "basic" and rows[(2, "downsample")] == ("sequential", 32 * 16 + 2 * 32)
     _, gated = dsl.load(REPO / "specs" / "digits_gated_mini.yaml")
     assert ("gated ×2" in [op for _, _, op, _, _ in summary_rows(gated)])
 
@@ -224,24 +225,28 @@ def test_summary_shows_the_nesting_with_parameters_per_group():
 # --- a block-built ResNet against a hand-written nested torch module ---------------------------------------
 
 class BasicBlock(nn.Module):
-    """torchvision's BasicBlock without BatchNorm."""
+    """torchvision.models.resnet.BasicBlock, as torchvision writes it."""
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1)
-        self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride)) if stride != 1 else None
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = (nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+                           if stride != 1 else None)
 
     def forward(self, x):
-        out = self.conv2(self.relu(self.conv1(x)))
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
 
 
-class ResNetMini(nn.Module):
+class ResNetTiny(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1)
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU()
         self.layer1 = nn.Sequential(BasicBlock(16, 16))
         self.layer2 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32))
@@ -249,30 +254,37 @@ class ResNetMini(nn.Module):
         self.fc = nn.Linear(32, 10)
 
     def forward(self, x):
-        x = self.layer2(self.layer1(self.relu(self.conv1(x))))
+        x = self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x)))))
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
 def test_block_resnet_has_the_hand_written_modules_state_dict_and_outputs():
+    """Keys, buffers included, equal the hand-written torchvision-style module's; so do outputs in both modes."""
     _, graph = dsl.load(RESNET)
-    reference = ResNetMini().double()
+    reference = ResNetTiny().double()
     assert list(build_module(graph).state_dict()) == list(reference.state_dict()) == list(graph.state_dict_spec())
+    assert "layer2.0.downsample.1.running_var" in reference.state_dict()
     state = init_weights(graph, 3, "float64")
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     x = np.random.default_rng(0).standard_normal((4, 1, 8, 8))
-    expected = reference(torch.from_numpy(x)).detach().numpy()
-    out_t, out_j = _outputs_both(graph, state, x)
-    np.testing.assert_allclose(out_t, expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(out_j, expected, rtol=0, atol=1e-12)
+    for train in (False, True):
+        expected = reference.train(train)(torch.from_numpy(x)).detach().numpy()
+        for target in ("torch", "jax"):
+            t = make_target(target, graph, None, dtype="float64")
+            t.load_state(state)
+            out, _ = t.forward(x, train=train)
+            np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12, err_msg=f"{target}, train={train}")
 
 
 def test_flax_variables_nest_and_round_trip():
     _, graph = dsl.load(RESNET)
     state = init_weights(graph, 0)
     variables = variables_from_state(graph, state)
-    assert set(variables["params"]["layer2"]["0"]["downsample"]["0"]) == {"kernel", "bias"}
+    assert set(variables["params"]["layer2"]["0"]["downsample"]["0"]) == {"kernel"}
+    assert set(variables["batch_stats"]["layer2"]["0"]["downsample"]["1"]) == {"mean", "var", "num_batches_tracked"}
     init = FlaxModel(graph).init(jax.random.key(0), np.zeros((1, 1, 8, 8), np.float32))
-    assert jax.tree.structure(init["params"]) == jax.tree.structure(variables["params"])
+    for collection in ("params", "batch_stats"):
+        assert jax.tree.structure(init[collection]) == jax.tree.structure(variables[collection])
     back = state_from_variables(graph, variables)
     assert list(back) == list(state) and all(np.array_equal(back[k], state[k]) for k in state)
 
@@ -285,5 +297,5 @@ def test_check_passes_on_several_inputs_and_outputs(text, dtype):
     spec, graph = dsl.loads(text)
     report = check(spec, graph, dtype=dtype, steps=3)
     assert report.ok, [r for r in report.rows if not r.ok]
-    outputs = [r.quantity for r in report.rows if r.quantity.startswith("output")]
+    outputs = [r.quantity for r in report.rows if r.quantity.startswith("output") and "training" not in r.quantity]
     assert outputs == (["output"] if spec.train else ["output logits", "output features"])
