@@ -15,8 +15,8 @@ from torch import nn
 import dsl
 from backends.jax import FlaxModel, state_from_variables, variables_from_state
 from backends.parity import check, make_inputs
-from backends.torch import build_module
 from backends.target import make_target
+from backends.torch import build_module
 from backends.weights import init_weights
 from dsl.expr import ExprError, evaluate
 from dsl.summary import summary_rows
