@@ -116,3 +116,12 @@ def test_every_hint_a_lowering_reads_is_declared_for_that_backend():
         assert hint in HINTS, hint
         assert backends == {HINTS[hint].target}, (hint, backends)
     assert {h.target for h in HINTS.values()} <= {"torch", "jax"}
+
+
+@pytest.mark.parametrize("path, marked", [("specs/mnist_cnn.yaml", True), ("specs/resnet_tiny.yaml", False),
+                                          ("specs/digits_bn_cnn.yaml", False)])
+def test_channels_last_marks_only_graphs_of_proven_ops(path, marked):
+    """NHWC memory next to BatchNorm and skip connections gave torch float32 gradients 2e-2 off (resnet_tiny)."""
+    _, graph = dsl.load(path)
+    hinted = [n.name for n in optimize(graph, ["channels_last"]).nodes if "nhwc_memory" in n.hints]
+    assert bool(hinted) == marked
