@@ -4,13 +4,14 @@ In the spirit of ``tests/bad_specs``: each case is a command line a person could
 type (bad paths, wrong files, wrong shapes and dtypes, wrong flags, loss and label
 mismatches) and a fragment of the message it must print. Cases marked ``early``
 must be refused before torch or JAX is even imported, i.e. before anything is
-compiled: the runner records which frameworks the process had loaded when it
-exited.
+compiled: the runner records which frameworks the process had loaded after each
+case. The cases run in one process (one interpreter start, not fifty), early ones
+first; a framework, once imported, stays, so the first case that loads one fails.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +25,20 @@ from backends.optimizer_state import STEP, step_array
 from backends.weights import init_weights, save_weights
 from tests.conftest import REPO
 
-RUNNER = ("import os, sys, cli\n"
-          "try:\n"
-          "    code = cli.main(sys.argv[1:])\n"
-          "except SystemExit as stop:\n"
-          "    code = stop.code\n"
-          "loaded = [m for m in ('torch', 'jax') if m in sys.modules]\n"
-          "open(os.environ['DSLC_LOADED'], 'w').write(' '.join(loaded))\n"
-          "sys.exit(code)\n")
+RUNNER = """
+import contextlib, io, json, sys
+import cli
+results = []
+for args in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(args)
+        except SystemExit as stop:
+            code = stop.code
+    results.append([code, out.getvalue(), err.getvalue(), [m for m in ("torch", "jax") if m in sys.modules]])
+print(json.dumps(results))
+"""
 
 CNN, MLP = "specs/digits_cnn.yaml", "specs/digits_mlp.yaml"
 P = "predict " + CNN + " --weights {w} --output {tmp}/out.npy --input "
@@ -140,13 +147,14 @@ def _checkpoints(tmp: Path) -> None:
     (tmp / "junk" / "checkpoint.safetensors").write_bytes(b"junk")
 
 
-def run(line: str, files: dict) -> tuple[subprocess.CompletedProcess, list[str]]:
-    args = [a.format(**files) for a in line.split()]
-    loaded = Path(files["tmp"]) / "loaded.txt"
-    env = {**os.environ, "DSLC_LOADED": str(loaded)}
-    result = subprocess.run([sys.executable, "-c", RUNNER, *args], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
-    return result, loaded.read_text().split()
+@pytest.fixture(scope="module")
+def outcomes(files) -> dict[str, list]:
+    """Case id -> [exit code, stdout, stderr, frameworks loaded so far], all cases in one process."""
+    ordered = sorted(CASES, key=lambda case: not case[3])  # early cases first
+    argv = [[a.format(**files) for a in case[1].split()] for case in ordered]
+    result = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(argv)], cwd=REPO, capture_output=True,
+                            text=True, timeout=600, check=True)
+    return dict(zip((case[0] for case in ordered), json.loads(result.stdout.splitlines()[-1])))
 
 
 def test_the_corpus_is_large_and_unique():
@@ -154,14 +162,14 @@ def test_the_corpus_is_large_and_unique():
     assert len({case[0] for case in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("line, fragment, early", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_misuse_is_one_line_exit_2(files, line, fragment, early):
-    result, loaded = run(line, files)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [s for s in result.stderr.splitlines() if ": warning: " not in s]
-    assert len(errors) == 1, result.stderr
+@pytest.mark.parametrize("case, fragment, early", [(c[0], *c[2:]) for c in CASES], ids=[c[0] for c in CASES])
+def test_misuse_is_one_line_exit_2(outcomes, files, case, fragment, early):
+    code, stdout, stderr, loaded = outcomes[case]
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    errors = [s for s in stderr.splitlines() if ": warning: " not in s]
+    assert len(errors) == 1, stderr
     assert fragment.format(**files) in errors[0], errors[0]
-    assert result.stdout == ""
+    assert stdout == ""
     if early:
         assert loaded == [], f"refused only after loading {loaded}"
