@@ -20,6 +20,7 @@ from dsl import Graph, WeightsError
 from dsl.ops import FLOAT, Constant, Normal, Uniform, Weight
 
 StateDict = dict[str, np.ndarray]
+OPTIMIZER_PREFIX = "optimizer."  # checkpoint entries beside the weights (backends/optimizer_state.py)
 
 
 def init_weights(graph: Graph, seed: int, dtype: str = "float32") -> StateDict:
@@ -79,7 +80,12 @@ def save_weights(path: str | Path, state: StateDict, metadata: dict[str, str] | 
 
 
 def load_weights(path: str | Path, graph: Graph | None = None) -> StateDict:
-    """Reads safetensors; with ``graph``, also checks names and shapes."""
+    """Reads safetensors; with ``graph``, also checks names and shapes.
+
+    A run's ``checkpoint.safetensors`` is accepted too: it holds the weights plus
+    ``optimizer.*`` entries, which are dropped here (people pass the checkpoint to
+    ``eval`` and ``predict`` as readily as ``weights.safetensors``).
+    """
     try:
         state = load_bytes(Path(path).read_bytes())
     except OSError as err:
@@ -87,8 +93,15 @@ def load_weights(path: str | Path, graph: Graph | None = None) -> StateDict:
     except (SafetensorError, ValueError) as err:
         raise WeightsError(f"{path}: not a safetensors file ({err})") from None
     if graph is not None:
+        state = _without_optimizer_state(graph, state)
         check_state_dict(graph, state, str(path))
     return state
+
+
+def _without_optimizer_state(graph: Graph, state: StateDict) -> StateDict:
+    if any(k.startswith(OPTIMIZER_PREFIX) for k in graph.state_dict_spec()):  # a layer named 'optimizer'
+        return state
+    return {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

@@ -171,3 +171,11 @@ def test_saved_files_follow_the_umask(tmp_path):
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "r").iterdir()}
     assert modes == {"summary.json": 0o640, "metrics.jsonl": 0o640, "weights.safetensors": 0o640,
                      "checkpoint.safetensors": 0o640}
+
+
+def test_eval_takes_the_checkpoint_file_as_weights(trained):
+    """checkpoint.safetensors holds the weights plus optimizer.* entries; eval and predict accept it."""
+    from_checkpoint = json.loads(dslc("eval", "specs/digits_cnn.yaml", "--target", "torch", "--weights",
+                                      trained["torch"] / "checkpoint.safetensors").stdout)
+    summary = json.loads((trained["torch"] / "summary.json").read_text())
+    assert from_checkpoint["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
