@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = _show_warning
     try:
-        if getattr(args, "threads", False) is not None and args.verb in _COMPUTE_VERBS:
+        if args.verb in _COMPUTE_VERBS:  # --threads, or by default the cores this process may use
             from backends.threads import use_threads
 
             use_threads(args.threads)  # before torch or JAX is imported

@@ -1,6 +1,7 @@
 """End to end through the ``dslc`` command: train on the offline digits with both targets, swap weights, check."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -179,3 +180,16 @@ def test_eval_takes_the_checkpoint_file_as_weights(trained):
                                       trained["torch"] / "checkpoint.safetensors").stdout)
     summary = json.loads((trained["torch"] / "summary.json").read_text())
     assert from_checkpoint["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.parametrize("flag, expected", [((), None), (("--threads", "1"), "1")])
+def test_threads_are_set_before_a_framework_loads(flag, expected):
+    """Without --threads, the default is the cores this process may use (it once stayed the frameworks' own)."""
+    from backends.threads import available_cores
+
+    code = ("import os, sys, cli; cli.main(['eval', 'specs/digits_cnn.yaml', '--weights', 'missing.safetensors', "
+            f"*{list(flag)!r}]); print(os.environ['PJRT_NPROC'], os.environ['OMP_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "OMP_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split() == [expected or str(available_cores())] * 2, result.stderr
