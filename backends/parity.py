@@ -102,36 +102,41 @@ def deterministic(graph: Graph) -> tuple[Graph, list[str]]:
     """The graph with every stochastic op given its ``deterministic`` arguments, and a note per changed layer."""
     nodes, notes = [], []
     for node in graph.nodes:
-        op = OPS[node.op]
-        params = op.deterministic(node.params) if op.stochastic else node.params
-        if params != node.params:
+        if node.is_random:
             notes.append(f"{node.name} ({node.op}) runs without randomness in both models: their random streams "
                          "cannot match")
-        nodes.append(replace(node, params=params))
+            node = replace(node, params=OPS[node.op].deterministic(node.params))
+        nodes.append(node)
     return replace(graph, nodes=tuple(nodes)), notes
 
 
 ID_RANGE = 10
-"""Integer inputs are drawn from 0..ID_RANGE-1: valid ids for any table with at least that many rows."""
+"""Integer inputs are drawn from 0..ID_RANGE-1, or fewer where a layer reading them has a smaller table."""
 
 
 def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Generator):
     """One batch for the model's inputs: an array for one input, a tuple in declared order for several.
 
-    Floats are standard normal (in ``dtype``), integers ids in ``0..ID_RANGE-1`` in their
-    declared dtype, bools fair coin flips (masks).
+    Floats are standard normal (in ``dtype``), integers ids in their declared dtype and
+    within every table that reads them (``OpDef.id_bound``: an embedding's rows; torch
+    raises on other ids, XLA clamps them), bools fair coin flips (masks).
     """
-    xs = tuple(_draw(kind, batch_size, dtype, rng) for _, kind in graph.inputs)
+    xs = tuple(_draw(kind, batch_size, dtype, rng, _id_high(graph, name)) for name, kind in graph.inputs)
     return xs[0] if len(xs) == 1 else xs
 
 
-def _draw(kind, batch_size: int, dtype: str, rng: np.random.Generator) -> np.ndarray:
+def _id_high(graph: Graph, name: str) -> int:
+    bounds = [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
+    return min([ID_RANGE, *bounds])
+
+
+def _draw(kind, batch_size: int, dtype: str, rng: np.random.Generator, id_high: int = ID_RANGE) -> np.ndarray:
     shape = (batch_size, *kind.shape)
     if kind.is_float:
         return rng.standard_normal(shape).astype(dtype)
     if kind.dtype == "bool":
         return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, ID_RANGE, shape).astype(kind.dtype)
+    return rng.integers(0, id_high, shape).astype(kind.dtype)
 
 
 def make_batch(graph: Graph, loss: str, batch_size: int, dtype: str, rng: np.random.Generator):

@@ -62,6 +62,12 @@ class Node:
     path: tuple = ()  # YAML path of the layer that made it (inside a block: the block's body), for messages
 
     @property
+    def is_random(self) -> bool:
+        """Draws random numbers when training: a stochastic op (per the catalog) off its deterministic arguments."""
+        op = OPS[self.op]
+        return op.stochastic and op.deterministic(self.params) != self.params
+
+    @property
     def local_name(self) -> str:
         """The last component of the dotted name: the Flax submodule's name inside its entered scopes."""
         return self.name.rsplit(".", 1)[-1]

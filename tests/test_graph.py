@@ -299,3 +299,18 @@ def test_check_passes_on_several_inputs_and_outputs(text, dtype):
     assert report.ok, [r for r in report.rows if not r.ok]
     outputs = [r.quantity for r in report.rows if r.quantity.startswith("output") and "training" not in r.quantity]
     assert outputs == (["output"] if spec.train else ["output logits", "output features"])
+
+
+def test_check_draws_ids_within_the_smallest_table_that_reads_them():
+    """An embedding of 4 rows: ids 0..9 made torch raise an IndexError inside dslc check."""
+    spec, graph = dsl.loads("""
+name: small_table
+inputs: {ids: {shape: [6], dtype: int64}}
+model:
+  - embedding: {num_embeddings: 4, embedding_dim: 3}
+  - flatten
+  - linear: {out_features: 2}
+""")
+    ids = make_inputs(graph, 64, "float32", np.random.default_rng(0))
+    assert ids.max() == 3 and ids.min() == 0
+    assert check(spec, graph, dtype="float64").ok

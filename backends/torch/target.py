@@ -36,7 +36,7 @@ class TorchTarget:
                  compile: bool = False, device: str | None = None, full_precision: bool = False):
         torch.manual_seed(seed)
         self.seed, self.steps = seed, 0
-        self.dropout = any(n.op == "dropout" and n.params.p > 0 for n in graph.nodes)
+        self.random = any(n.is_random for n in graph.nodes)
         if full_precision:  # no TF32 on GPUs: dslc check compares float32 to float32
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
@@ -107,7 +107,7 @@ class TorchTarget:
         x_all, y_all = data
         loss_sum, correct = (torch.zeros((), dtype=self.dtype, device=self.device) for _ in range(2))
         for index in batches:
-            if self.dropout:
+            if self.random:
                 self.generator.manual_seed(step_seed(self.seed, self.steps))
             self.steps += 1
             index = torch.from_numpy(index).to(self.device, non_blocking=True)

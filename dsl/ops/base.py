@@ -112,6 +112,8 @@ class OpDef:
             turned off. Two frameworks' random streams cannot agree, so parity checks
             run stochastic ops this way; ``None`` for every other op.
         arity: how many inputs it takes, (least, most); ``most`` None for no limit.
+        id_bound: for an op reading integer ids, ``id_bound(params)`` is one past the
+            largest valid id (an embedding's rows); parity checks draw ids below it.
     """
 
     name: str
@@ -122,6 +124,7 @@ class OpDef:
     weights: Callable[[Params], dict[str, Weight]] = no_weights
     deterministic: Callable[[Params], Params] | None = None
     arity: tuple[int, int | None] = (1, 1)
+    id_bound: Callable[[Params], int] | None = None
 
     @property
     def stochastic(self) -> bool:

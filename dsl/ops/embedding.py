@@ -43,6 +43,7 @@ OPS = (
         params=EmbeddingParams,
         infer=_infer_embedding,
         weights=_embedding_weights,
+        id_bound=lambda p: p.num_embeddings,
         doc="Rows of a (num_embeddings, embedding_dim) table for integer ids (torch.nn.Embedding); padding_idx "
             "stays zero and gets no gradient.",
         examples=(
