@@ -96,8 +96,9 @@ def _train(args) -> None:
         spec, graph = dsl.load(args.spec)
         options, checkpoint = _train_options(args), None
     summary = train(spec, graph, options, resume=checkpoint)
-    print(f"test_accuracy {summary['test_accuracy']:.4f}  test_loss {summary['test_loss']:.4f}  "
-          f"{format_rate(summary['train_samples_per_sec'])}  compile {summary['compile_seconds']:.1f}s  "
+    tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items(), key=lambda kv: "loss" in kv[0])
+                      if k.startswith("test_"))
+    print(f"{tests}  {format_rate(summary['train_samples_per_sec'])}  compile {summary['compile_seconds']:.1f}s  "
           f"wall {summary['wall_seconds']:.1f}s  -> {summary['out']}")
 
 
@@ -163,8 +164,9 @@ def _predict(args) -> None:
 
     spec, graph = dsl.load(args.spec)
     y = predict_file(spec, graph, args.target, args.weights, args.input, args.output, transformed=args.transformed,
-                     batch_size=args.batch_size)
-    print(f"wrote {args.output}: {list(y.shape)} {y.dtype}")
+                     batch_size=args.batch_size, model=args.model)
+    arrays = y.items() if isinstance(y, dict) else [("", y)]
+    print(f"wrote {args.output}: " + ", ".join(f"{name} {list(a.shape)} {a.dtype}".strip() for name, a in arrays))
 
 
 def _check(args) -> int:
@@ -241,7 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
     predict.add_argument("--input", type=Path, required=True,
                          help="a .npy array of shape (N, *input.shape), channels first, or one example")
-    predict.add_argument("--output", type=Path, required=True, help="the .npy file to write (exactly this name)")
+    predict.add_argument("--output", type=Path, required=True,
+                         help="the .npy file to write (exactly this name); .npz for a model with several outputs")
+    predict.add_argument("--model", help="which model to run, for a spec with several (models:)")
     predict.add_argument("--transformed", action="store_true",
                          help="the inputs are already scaled and normalized as the model sees them: no transform")
     predict.add_argument("--batch-size", type=_positive, default=1000)

@@ -66,8 +66,7 @@ class Position:
     step: int = 0
     epochs_done: int = 0
     batch: int = 0
-    loss_sum: float = 0.0
-    correct: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)  # the epoch's metric sums so far (Objective.metric_names)
     seen: int = 0
     seconds: float = 0.0  # training wall time up to this point, over all processes
 

@@ -21,3 +21,12 @@ def map_inputs(fn, x):
 def map_outputs(fn, out):
     """``fn`` applied to each output, keeping the one-array or dict form."""
     return {k: fn(v) for k, v in out.items()} if isinstance(out, dict) else fn(out)
+
+
+def join_outputs(chunks: list):
+    """Outputs of consecutive batches joined along the batch axis: arrays, or dicts of arrays by output name."""
+    import numpy as np
+
+    if isinstance(chunks[0], dict):
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return np.concatenate(chunks)

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from dsl import Graph, Spec
 from dsl.errors import SpecSchemaError, UsageError
+from dsl.objectives import Objective, resolve_objective
 
 from .checkpoint import Checkpoint, Position, RunConfig, check_resumable, save_checkpoint, spec_sha256
-from .data import DEFAULT_DATA_DIR, Dataset, epoch_batches, eval_batches, load_dataset
+from .data import DEFAULT_DATA_DIR, Dataset, draw_columns, epoch_batches, eval_batches, load_dataset, with_columns
+from .data.draws import EVAL_EPOCH
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
 from .target import Target, make_target
@@ -72,32 +74,32 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
         check_resumable(resume, options.out_dir)
     out = Path(options.out_dir) if resume else plan_run_dir(options.out_dir, Path("runs") / f"{spec.name}-"
                                                                          f"{options.target}", options.overwrite)
+    objective = resolve_objective(spec, graph)
     dataset = load_dataset(spec, graph, data_dir=options.data_dir, name=options.dataset, seed=options.seed)
     plan = _Plan.of(len(dataset.train), recipe.batch_size, recipe.epochs, options.max_steps)
     run = _run_config(spec, options, plan, len(dataset.train))
     if resume is not None:
         _check_same_run(resume.run, run, out)
     target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
-                         **options.target_options)
+                         objective=objective, **options.target_options)
     target.load_state(init_weights(graph, options.seed))
-    train_data = target.put(dataset.train.x, dataset.train.y)
-    test_data = target.put(dataset.test.x, dataset.test.y)
+    train_data = target.put(with_columns(dataset.train, draw_columns(objective, len(dataset.train), options.seed, 1)))
+    test_data = _put_test(target, objective, dataset, options.seed)
     batch = recipe.batch_size
     sizes = [min(batch, len(dataset.train))] + ([len(dataset.train) % batch] if len(dataset.train) % batch else [])
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
     compile_seconds = target.compile(train_data, test_data, sizes, eval_size)
     position = _restore(target, graph, resume, out) if resume else _start(out)
-    session = _Session(target, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
+    session = _Session(target, objective, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
                        _Checkpoints(out, run, options.spec_text, options.checkpoint_every), spec.name,
                        wall_start - position.seconds)
     record = {}
     with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress) as progress:
         for epoch in range(position.epochs_done + 1, plan.epochs + 1):
             record, position = session.epoch(epoch, position, progress)
+    metrics = {k: v for k, v in record.items() if k.startswith(("train_", "test_")) and k != "train_samples_per_sec"}
     summary = {"spec": spec.name, "target": target.name, "out": str(out), "dataset": dataset.name, "seed": options.seed,
-               "epochs": plan.epochs, "steps": position.step, "batch_size": batch,
-               "train_loss": record["train_loss"], "train_accuracy": record["train_accuracy"],
-               "test_loss": record["test_loss"], "test_accuracy": record["test_accuracy"],
+               "epochs": plan.epochs, "steps": position.step, "batch_size": batch, **metrics,
                "train_samples_per_sec": session.timing.rate, "compile_seconds": compile_seconds,
                "wall_seconds": time.perf_counter() - wall_start}
     if resume is not None:
@@ -194,11 +196,17 @@ class _Checkpoints:
         return self.last - start
 
 
+def _put_test(target: Target, objective: Objective, dataset: Dataset, seed: int):
+    """The test split on the target, with its drawn columns (the same every evaluation)."""
+    return target.put(with_columns(dataset.test, draw_columns(objective, len(dataset.test), seed, EVAL_EPOCH)))
+
+
 @dataclass
 class _Session:
     """This process's share of a run: the target and its data, the run folder, the plan and the clock."""
 
     target: Target
+    objective: Objective
     train_data: object
     test_data: object
     dataset: Dataset
@@ -215,15 +223,19 @@ class _Session:
     def epoch(self, epoch: int, position: Position, progress: Progress) -> tuple[dict, Position]:
         """Trains the rest of ``epoch`` from ``position``, evaluates, and records it everywhere."""
         first_step = position.step - position.batch
+        if self.objective.drawn and epoch > 1:  # fresh noise every epoch, a function of (seed, epoch)
+            drawn = draw_columns(self.objective, len(self.dataset.train), self.seed, epoch)
+            self.train_data = {**self.train_data, **self.target.put(drawn)} if isinstance(self.train_data, dict) \
+                else self.target.put(with_columns(self.dataset.train, drawn))
         batches = epoch_batches(len(self.dataset.train), self.batch_size, self.seed, epoch)
         batches = batches[: self.plan.total_steps - first_step]
         progress.start_epoch(epoch, len(batches))
         progress.advance(position.batch, position.seen)
         position = self.steps(batches, position, progress)
-        test = _evaluate(self.target, self.test_data, self.dataset, self.eval_size)
+        test = _evaluate(self.target, self.objective, self.test_data, self.dataset, self.eval_size)
         seen = position.seen
-        record = {"epoch": epoch, "steps": position.step, "train_loss": position.loss_sum / seen,
-                  "train_accuracy": position.correct / seen, **test,
+        record = {"epoch": epoch, "steps": position.step,
+                  **{f"train_{k}": position.sums.get(k, 0.0) / seen for k in self.objective.metric_names}, **test,
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -238,49 +250,52 @@ class _Session:
         """Runs ``batches[position.batch:]``, the process's first step as untimed warm-up, checkpointing
         on the way; returns the position at the end, with the epoch's sums (one host sync per checkpoint)."""
         i, step = position.batch, position.step
-        loss_sum, correct, seen = position.loss_sum, position.correct, position.seen
+        sums, seen = dict(position.sums), position.seen
         if not self.timing.warmed_up and i < len(batches):
-            step_loss, step_correct = self.target.train_steps(self.train_data, batches[i:i + 1])
-            float(step_loss)  # waits for the step: asynchronous targets would otherwise not be done
-            loss_sum, correct = loss_sum + step_loss, correct + step_correct
+            step_sums = self.target.train_steps(self.train_data, batches[i:i + 1])
+            sums = _add(sums, {k: float(v) for k, v in step_sums.items()})  # waits for the step (asynchronous)
             self.timing.warmed_up = True
             seen, i, step = seen + len(batches[i]), i + 1, step + 1
             progress.advance(1, len(batches[i - 1]))
         tic, timed, paused = time.perf_counter(), 0, 0.0
         while i < len(batches):
             chunk = batches[i:i + min(progress.chunk, self.checkpoints.steps_to_next(step))]
-            chunk_loss, chunk_correct = self.target.train_steps(self.train_data, chunk)
-            loss_sum, correct = loss_sum + chunk_loss, correct + chunk_correct
+            sums = _add(sums, self.target.train_steps(self.train_data, chunk))
             size = sum(len(b) for b in chunk)
             seen, timed, i, step = seen + size, timed + size, i + len(chunk), step + len(chunk)
             progress.advance(len(chunk), size, lambda: timed / (time.perf_counter() - tic - paused))
             if i < len(batches) and self.checkpoints.due(step):
-                loss_sum, correct = float(loss_sum), float(correct)
-                paused += self.checkpoints.write(self.target, Position(step, position.epochs_done, i, loss_sum,
-                                                                       correct, seen, self.seconds()))
-        loss_sum, correct = float(loss_sum), float(correct)  # one host sync per epoch
+                sums = {k: float(v) for k, v in sums.items()}
+                paused += self.checkpoints.write(self.target, Position(step, position.epochs_done, i, sums,
+                                                                       seen, self.seconds()))
+        sums = {k: float(v) for k, v in sums.items()}  # one host sync per epoch
         self.timing.add(timed, time.perf_counter() - tic - paused)
-        return Position(step, position.epochs_done, i, loss_sum, correct, seen)
+        return Position(step, position.epochs_done, i, sums, seen)
 
     def seconds(self) -> float:
         return time.perf_counter() - self.clock_start
 
 
-def _evaluate(target: Target, data, dataset: Dataset, batch_size: int) -> dict:
+def _add(sums: dict, more: dict) -> dict:
+    """Metric sums plus more: floats, or a target's tensors (no host sync)."""
+    return {**sums, **{k: sums[k] + v if k in sums else v for k, v in more.items()}}
+
+
+def _evaluate(target: Target, objective: Objective, data, dataset: Dataset, batch_size: int) -> dict:
     index, mask = eval_batches(len(dataset.test), batch_size)
-    loss_sum, correct = target.evaluate(data, index, mask)
-    n = len(dataset.test)
-    return {"test_loss": float(loss_sum) / n, "test_accuracy": float(correct) / n}
+    n, sums = len(dataset.test), target.evaluate(data, index, mask)
+    return {f"test_{k}": float(sums[k]) / n for k in objective.metric_names}
 
 
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir=DEFAULT_DATA_DIR,
              dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Test-split loss and accuracy of the given canonical weights on a target."""
     recipe = resolve_train_spec(spec, TrainOptions())  # the loss to report comes from the train section
+    objective = resolve_objective(spec, graph)
     data = load_dataset(spec, graph, data_dir=data_dir, name=dataset)
-    target = make_target(target_name, graph, recipe)
+    target = make_target(target_name, graph, recipe, objective=objective)
     target.load_state(state)
-    result = _evaluate(target, target.put(data.test.x, data.test.y), data, min(batch_size, len(data.test)))
+    result = _evaluate(target, objective, _put_test(target, objective, data, 0), data, min(batch_size, len(data.test)))
     return {"target": target_name, "dataset": data.name, "examples": len(data.test), **result}
 
 

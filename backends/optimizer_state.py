@@ -80,3 +80,9 @@ def check_optimizer_state(graph: Graph, optimizer: str, state: OptimizerState, o
             if tuple(np.shape(value)) != shape:
                 raise WeightsError(f"{origin}: {entry_key(weight, entry)} has shape {list(np.shape(value))}, "
                                    f"expected {list(shape)}")
+
+
+def of_model(state: OptimizerState, model: str) -> OptimizerState:
+    """The entries of one model's optimizer (a spec with several models has one per model), and the step."""
+    prefix = f"{PREFIX}{model}." if model else PREFIX
+    return {k: v for k, v in state.items() if k == STEP or k.startswith(prefix)}

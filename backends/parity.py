@@ -24,9 +24,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dsl import LOSSES, OPS, Graph, Spec
+from dsl.objectives import Objective, resolve_objective
 from dsl.ops import FLOAT
 from dsl.passes import passes_for
 
+from .data.synthetic import id_high
 from .target import make_target
 from .weights import init_weights
 
@@ -121,40 +123,35 @@ def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Genera
     within every table that reads them (``OpDef.id_bound``: an embedding's rows; torch
     raises on other ids, XLA clamps them), bools fair coin flips (masks).
     """
-    xs = tuple(_draw(kind, batch_size, dtype, rng, _id_high(graph, name)) for name, kind in graph.inputs)
+    xs = tuple(_draw(kind, batch_size, dtype, rng, id_high(graph, name, ID_RANGE)) for name, kind in graph.inputs)
     return xs[0] if len(xs) == 1 else xs
 
 
-def _id_high(graph: Graph, name: str) -> int:
-    bounds = [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
-    return min([ID_RANGE, *bounds])
-
-
-def _draw(kind, batch_size: int, dtype: str, rng: np.random.Generator, id_high: int = ID_RANGE) -> np.ndarray:
+def _draw(kind, batch_size: int, dtype: str, rng: np.random.Generator, high: int = ID_RANGE) -> np.ndarray:
     shape = (batch_size, *kind.shape)
     if kind.is_float:
         return rng.standard_normal(shape).astype(dtype)
     if kind.dtype == "bool":
         return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, id_high, shape).astype(kind.dtype)
+    return rng.integers(0, high, shape).astype(kind.dtype)
 
 
-def make_batch(graph: Graph, loss: str, batch_size: int, dtype: str, rng: np.random.Generator):
-    """Inputs (see ``make_inputs``) and targets that fit the loss (class ids, 0/1 or real values).
-
-    A model with several outputs has no loss: its targets are None.
-    """
-    x = make_inputs(graph, batch_size, dtype, rng)
-    if len(graph.outputs) != 1:
-        return x, None
-    out = graph.output_type.shape
-    if LOSSES[loss].targets == "classes":
-        y = rng.integers(0, out[0], (batch_size, *out[1:])).astype(np.int64)
-    elif loss == "bce_with_logits":
-        y = rng.integers(0, 2, (batch_size, *out)).astype(dtype)
-    else:
-        y = rng.standard_normal((batch_size, *out)).astype(dtype)
-    return x, y
+def make_batch(graph: Graph, objective: Objective, batch_size: int, dtype: str, rng: np.random.Generator
+               ) -> dict[str, np.ndarray]:
+    """One batch of the objective's columns: inputs as ``make_inputs`` draws them, targets that fit each
+    loss (class ids, 0/1 or real values), drawn columns standard normal."""
+    types = {**graph.input_types, **dict(objective.drawn)}
+    batch = {name: _draw(types[name], batch_size, dtype, rng, id_high(graph, name, ID_RANGE))
+             for name in objective.inputs + tuple(n for n, _ in objective.drawn)}
+    for term in objective.terms if objective.targets else ():
+        out = graph.value_type(term.value).shape
+        if LOSSES[term.loss.name].targets == "classes":
+            batch[term.target] = rng.integers(0, out[0], (batch_size, *out[1:])).astype(np.int64)
+        elif term.loss.name == "bce_with_logits":
+            batch[term.target] = rng.integers(0, 2, (batch_size, *out)).astype(dtype)
+        else:
+            batch[term.target] = rng.standard_normal((batch_size, *out)).astype(dtype)
+    return batch
 
 
 def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, batch_size: int | None = None,
@@ -163,16 +160,16 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     tol = TOLERANCES[dtype]
     graph_, notes = deterministic(graph)
     recipe = spec.train
+    objective = resolve_objective(spec, graph) if recipe else None
     batch_size = batch_size or (recipe.batch_size if recipe else 16)
     report = Report(dtype, steps if recipe else 0, batch_size, notes=notes)
     torch_t, jax_t = (make_target(name, graph_, recipe, seed=seed, dtype=dtype, disabled_passes=disabled_passes,
-                                  full_precision=True) for name in ("torch", "jax"))
+                                  full_precision=True, objective=objective) for name in ("torch", "jax"))
     state = init_weights(graph, seed, dtype)
     for target in (torch_t, jax_t):
         target.load_state(state)
     rng = np.random.default_rng(seed)
-    loss = recipe.loss.name if recipe else "cross_entropy"
-    x, y = make_batch(graph, loss, batch_size, dtype, rng)
+    x = make_inputs(graph, batch_size, dtype, rng)
 
     (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
     if not _add_outputs(report, "", out_j, out_t, tol.output):
@@ -180,27 +177,34 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     (out_j, _), (out_t, _) = jax_t.forward(x, train=True), torch_t.forward(x, train=True)
     _add_outputs(report, " (training mode)", out_j, out_t, tol.output)
     if recipe:
-        (loss_j, grads_j), (loss_t, grads_t) = (t.loss_and_grads(x, y, train=True) for t in (jax_t, torch_t))
-        report.add("loss", loss_j, loss_t, tol.output)
-        for key in grads_t:
-            report.add(f"grad {key}", grads_j[key], grads_t[key], tol.grad)
-        _compare_training(report, torch_t, jax_t, graph, loss, rng, tol)
+        batch = make_batch(graph, objective, batch_size, dtype, rng)
+        for phase, (model, _) in enumerate(torch_t.phases):
+            name = f"phase {phase + 1} ({model}) " if len(torch_t.phases) > 1 else ""
+            (loss_j, grads_j), (loss_t, grads_t) = (t.loss_and_grads(batch, phase) for t in (jax_t, torch_t))
+            report.add(f"{name}loss", loss_j, loss_t, tol.output)
+            for key in grads_t:
+                report.add(f"{name}grad {key}", grads_j[key], grads_t[key], tol.grad)
+        _compare_training(report, torch_t, jax_t, graph, objective, rng, tol)
         (out_j, _), (out_t, _) = jax_t.forward(x), torch_t.forward(x)
         _add_outputs(report, "", out_j, out_t, tol.trained, prefix=f"step {report.steps} ")
     return report
 
 
-def _compare_training(report: Report, torch_t, jax_t, graph: Graph, loss: str, rng, tol: Tolerances) -> None:
-    batches = [make_batch(graph, loss, report.batch_size, report.dtype, rng) for _ in range(report.steps)]
-    x = _concatenate([b[0] for b in batches])
-    y = np.concatenate([b[1] for b in batches])
-    index = np.arange(len(y), dtype=np.int32).reshape(report.steps, report.batch_size)
-    data = {t.name: t.put(x, y) for t in (torch_t, jax_t)}
+def _compare_training(report: Report, torch_t, jax_t, graph: Graph, objective: Objective, rng,
+                      tol: Tolerances) -> None:
+    """K steps on both targets (every phase of each), comparing each step's metrics, then the weights."""
+    batches = [make_batch(graph, objective, report.batch_size, report.dtype, rng) for _ in range(report.steps)]
+    columns = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    index = np.arange(report.steps * report.batch_size, dtype=np.int32).reshape(report.steps, report.batch_size)
+    data = {t.name: t.put(columns) for t in (torch_t, jax_t)}
     for t in (torch_t, jax_t):
         t.compile(data[t.name], data[t.name], [report.batch_size], report.batch_size)
     for k, rows in enumerate(index, start=1):
-        losses = [float(t.train_steps(data[t.name], [rows])[0]) / report.batch_size for t in (jax_t, torch_t)]
-        report.add(f"step {k} loss", *losses, tol.trained)
+        sums_j, sums_t = (t.train_steps(data[t.name], [rows]) for t in (jax_t, torch_t))
+        for metric in objective.metric_names:
+            if metric.endswith("loss"):
+                report.add(f"step {k} {metric}", float(sums_j[metric]) / report.batch_size,
+                           float(sums_t[metric]) / report.batch_size, tol.trained)
     final_j, final_t = jax_t.export_state(), torch_t.export_state()
     for key, weight in graph.state_dict_spec().items():
         if weight.dtype == FLOAT:
@@ -219,13 +223,6 @@ def _add_outputs(report: Report, suffix: str, out_j, out_t, tolerance: float, pr
 def _output_rows(out) -> list[tuple[str, str | None]]:
     """(row name, output key): 'output' for one output, 'output NAME' per output of several."""
     return [(f"output {k}", k) for k in out] if isinstance(out, dict) else [("output", None)]
-
-
-def _concatenate(batches: list):
-    """Batches of one input (arrays) or of several (tuples of arrays), joined along the batch axis."""
-    if isinstance(batches[0], tuple):
-        return tuple(np.concatenate(parts) for parts in zip(*batches))
-    return np.concatenate(batches)
 
 
 def print_report(report: Report, console=None) -> None:

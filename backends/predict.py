@@ -18,6 +18,7 @@ import numpy as np
 
 from dsl import Graph, Spec, TensorType
 from dsl.errors import UsageError
+from dsl.objectives import resolve_objective
 from dsl.tensors import format_shape
 
 from .data.transform import InputTransform, input_transform
@@ -55,27 +56,41 @@ def _npz_names(path: Path) -> str:
     return f"{len(names)} array{'s' * (len(names) != 1)}: {', '.join(names[:5])}"
 
 
-def check_output_path(path: Path) -> None:
-    """Refuses an output path that cannot be written, before anything is computed."""
+def check_output_path(path: Path, outputs: int = 1) -> None:
+    """Refuses an output path that cannot be written, before anything is computed.
+
+    One output is written as ``.npy``; several as one ``.npz`` archive by output name.
+    """
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"--output {path} is a folder; give a file name such as {path / 'outputs.npy'}")
+    if outputs > 1 and path.suffix != ".npz":
+        raise UsageError(f"--output {path}: the model has {outputs} outputs; give a .npz file, which holds one "
+                         f"array per output by name")
     if not path.parent.is_dir():
         raise UsageError(f"--output {path}: the folder {path.parent} does not exist; create it first")
 
 
-def write_array(path: Path, array: np.ndarray) -> None:
-    """Writes ``.npy`` data to exactly ``path`` (``numpy.save`` would append ``.npy`` to other names)."""
+def write_array(path: Path, array: np.ndarray | dict[str, np.ndarray]) -> None:
+    """Writes ``.npy`` data (or ``.npz``, arrays by name) to exactly ``path`` (numpy would append a suffix)."""
     buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
+    if isinstance(array, dict):
+        np.savez(buffer, **array)
+    else:
+        np.save(buffer, array, allow_pickle=False)
     write_atomic(path, buffer.getvalue())
 
 
-def prepare_inputs(spec: Spec, graph: Graph, x: np.ndarray, transformed: bool = False) -> np.ndarray:
-    """Checks dtype and layout and applies training's transform; returns (N, *input shape) arrays."""
+def prepare_inputs(spec: Spec, graph: Graph, x: np.ndarray, transformed: bool = False,
+                   fed: bool = True) -> np.ndarray:
+    """Checks dtype and layout and applies training's transform; returns (N, *input shape) arrays.
+
+    The transform belongs to the input the dataset feeds (a GAN's discriminator's, not
+    its generator's noise): ``fed`` says whether this input is it; others are taken as they are.
+    """
     (_, input_type), = graph.inputs
     x = _batched(np.asarray(x), input_type)
-    transform = None if transformed or not input_type.is_float else input_transform(spec)
+    transform = None if transformed or not input_type.is_float or not fed else input_transform(spec)
     _check_dtype(x, input_type, transform)
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise UsageError(f"the inputs hold {int((~np.isfinite(x)).sum())} NaN or infinite values")
@@ -136,25 +151,54 @@ def _check_stored_range(x: np.ndarray, scale: float | None, spec: Spec) -> None:
                       stacklevel=2)
 
 
+def _dataset_input(spec: Spec, graph: Graph) -> str | None:
+    """The model input the spec's dataset feeds (training's transform applies to it), if any."""
+    if spec.train is not None:
+        inputs = resolve_objective(spec, graph).inputs
+        return inputs[0] if len(inputs) == 1 else None
+    return graph.inputs[0][0] if len(graph.inputs) == 1 else None
+
+
+def choose_model(graph: Graph, model: str | None) -> Graph:
+    """The graph ``dslc predict`` runs: the one model, or ``--model``'s of several; it must read one input."""
+    if graph.models and model is None:
+        raise UsageError(f"this spec has {len(graph.models)} models ({', '.join(graph.models)}); choose the one to "
+                         f"run with --model")
+    if model is not None and model not in graph.models:
+        have = f"its models are {', '.join(graph.models)}" if graph.models else "it has one model: leave --model out"
+        raise UsageError(f"--model {model}: the spec has no model of that name; {have}")
+    graph = graph.submodel(model or "")
+    if len(graph.inputs) != 1:
+        raise UsageError(f"dslc predict feeds a model with one input; this one has {len(graph.inputs)} "
+                         f"({', '.join(n for n, _ in graph.inputs)})")
+    return graph
+
+
 def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray, *, transformed: bool = False,
-            batch_size: int = 1000) -> np.ndarray:
-    """Model outputs in evaluation mode: (N, *output shape), or one output for one example without a batch axis."""
+            batch_size: int = 1000, model: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+    """Model outputs in evaluation mode: (N, *output shape), or one output for one example without a batch axis;
+    a dict by output name for several outputs."""
+    full, graph = graph, choose_model(graph, model)
     single = np.shape(x) == graph.inputs[0][1].shape
-    inputs = prepare_inputs(spec, graph, x, transformed)  # every check runs before a framework is imported
+    fed = graph.inputs[0][0] == _dataset_input(spec, full)
+    inputs = prepare_inputs(spec, graph, x, transformed, fed)  # every check runs before a framework is imported
     target = make_target(target_name, graph, None)
-    target.load_state(state)
+    target.load_state({k: v for k, v in state.items() if k in graph.state_dict_spec()} if full.models else state)
     out = target.predict(inputs, batch_size)
+    if isinstance(out, dict):
+        return {k.removeprefix(f"{model}."): v[0] if single else v for k, v in out.items()}
     return out[0] if single else out
 
 
 def predict_file(spec: Spec, graph: Graph, target_name: str, weights: Path, input_path: Path, output_path: Path, *,
-                 transformed: bool = False, batch_size: int = 1000) -> np.ndarray:
+                 transformed: bool = False, batch_size: int = 1000, model: str | None = None):
     """``dslc predict``: every file checked before the model is built; returns what it wrote."""
     from .weights import load_weights
 
-    check_output_path(output_path)
+    outputs = [n for n, _ in choose_model(graph, model).outputs]
+    check_output_path(output_path, len(outputs))
     x = read_array(input_path)
     state = load_weights(weights, graph)
-    out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size)
+    out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size, model=model)
     write_array(output_path, out)
     return out

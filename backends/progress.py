@@ -78,8 +78,9 @@ class Progress:
         self.bar.update(self.task, advance=steps)
 
     def epoch_done(self, record: dict) -> None:
-        line = (f"epoch {record['epoch']}/{self.epochs}  train_loss {record['train_loss']:.4f}  "
-                f"test_loss {record['test_loss']:.4f}  test_accuracy {record['test_accuracy']:.4f}  "
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                            if k.startswith(("train_", "test_")) and k != "train_samples_per_sec")
+        line = (f"epoch {record['epoch']}/{self.epochs}  {metrics}  "
                 f"{format_rate(record['train_samples_per_sec'])}  {record['seconds']:.1f}s")
         if self.bar:
             self.bar.console.print(line, highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dsl import Graph
+from dsl.objectives import Objective
 from dsl.passes import optimize, passes_for
 from dsl.schema import TrainSpec
 
@@ -23,31 +24,36 @@ TARGETS = ("torch", "jax")
 
 
 class Target(Protocol):
+    """A batch is a dict of named arrays (``dsl/objectives.py``: model inputs by input name, targets
+    by output name, drawn columns); data is such a dict for a whole split, put where the steps read
+    it; index batches select its rows. Steps return dicts of metric sums (``Objective.metric_names``).
+    """
+
     name: str
 
     def load_state(self, state: StateDict) -> None:
-        """Sets the weights from canonical arrays and resets the optimizer."""
+        """Sets the weights from canonical arrays and resets the optimizers."""
 
     def export_state(self) -> StateDict:
         """The weights as canonical arrays."""
 
     def export_optimizer_state(self) -> dict[str, np.ndarray]:
-        """The optimizer state in canonical form (``optimizer_state.py``): torch's entries by weight name."""
+        """The optimizers' state in canonical form (``optimizer_state.py``): torch's entries by weight name."""
 
     def load_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         """Sets the optimizer state (and the step count) from canonical arrays; call after ``load_state``."""
 
-    def put(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """Moves a dataset split to where the steps read it (device memory, tensors)."""
+    def put(self, columns: dict[str, np.ndarray]) -> Any:
+        """Moves named columns (a split, or drawn ones) to where the steps read them (device memory, tensors)."""
 
     def compile(self, train_data: Any, test_data: Any, batch_sizes: list[int], eval_batch_size: int) -> float:
         """Prepares the steps for these batch sizes; returns seconds spent compiling."""
 
-    def train_steps(self, data: Any, batches: list[np.ndarray]) -> tuple[Any, Any]:
-        """One optimizer step per index batch; returns (loss sum, correct count) without a host sync."""
+    def train_steps(self, data: Any, batches: list[np.ndarray]) -> dict[str, Any]:
+        """Every phase of the objective per index batch; returns metric sums without a host sync."""
 
-    def evaluate(self, data: Any, index: np.ndarray, mask: np.ndarray) -> tuple[Any, Any]:
-        """(loss sum, correct count) over padded index batches, ignoring masked rows."""
+    def evaluate(self, data: Any, index: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        """Metric sums over padded index batches, ignoring masked rows."""
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Model outputs in evaluation mode."""
@@ -59,19 +65,23 @@ class Target(Protocol):
         A probe: buffers a training-mode forward updates (BatchNorm's statistics) are left as they were.
         """
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False) -> tuple[float, StateDict]:
-        """Mean loss of one batch and its gradient for every parameter, canonical names and layouts; a probe too."""
+    def loss_and_grads(self, batch: dict[str, np.ndarray], phase: int = 0, train: bool = True
+                       ) -> tuple[float, StateDict]:
+        """Mean loss of one phase of the objective on one batch, and its gradient for every weight that
+        phase updates (canonical names and layouts); a probe too."""
 
 
 def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                disabled_passes: tuple[str, ...] = (), passes: list[str] | None = None, **options) -> Target:
+                disabled_passes: tuple[str, ...] = (), passes: list[str] | None = None,
+                objective: Objective | None = None, **options) -> Target:
     """Builds the named target on the graph optimized by its passes; its framework is imported only now.
 
-    ``disabled_passes``: pass names to skip, or ``("all",)`` (``--no-optimize``);
-    ``passes`` replaces the target's own list.
+    ``objective`` (``resolve_objective``) is what it trains and evaluates; None only
+    runs the model. ``disabled_passes``: pass names to skip, or ``("all",)``
+    (``--no-optimize``); ``passes`` replaces the target's own list.
     """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
     graph = optimize(graph, passes_for(name, disabled_passes) if passes is None else passes)
     module = importlib.import_module(f"backends.{name}.target")
-    return module.TARGET(graph, train, seed=seed, dtype=dtype, **options)
+    return module.TARGET(graph, train, seed=seed, dtype=dtype, objective=objective, **options)

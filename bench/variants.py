@@ -87,17 +87,20 @@ class DslcVariant(Variant):
 
     def setup(self, model, spec, graph, data, state, warmup):
         from backends.target import make_target
+        from dsl.objectives import resolve_objective
 
-        self.target = make_target(self.target_name, graph, spec.train, seed=0)
+        self.target = make_target(self.target_name, graph, spec.train, seed=0,
+                                  objective=resolve_objective(spec, graph))
         self.target.load_state(state)
-        self.data = self.target.put(data.x, data.y)
+        # columns named for the model: its input's name, and its output's for the labels
+        self.data = self.target.put({graph.inputs[0][0]: data.x, graph.outputs[0][0]: data.y})
         compile_s = self.target.compile(self.data, self.data, [BATCH_SIZE], BATCH_SIZE)
         warmup_s, _ = _timed(lambda: self._steps(warmup))
         return {"compile_s": compile_s if self.target_name == "jax" else None, "warmup_s": warmup_s}
 
     def _steps(self, batches):
-        loss_sum, correct = self.target.train_steps(self.data, batches)
-        return float(loss_sum), float(correct)
+        sums = self.target.train_steps(self.data, batches)  # accuracy only where the spec's metrics list it
+        return float(sums["loss"]), float(sums["accuracy"]) if "accuracy" in sums else float("nan")
 
     def run(self, batches, repeat):
         seconds, (loss_sum, correct) = _timed(lambda: self._steps(batches))

@@ -29,7 +29,7 @@ from .expr import ExprError, evaluate, is_expression
 from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node
 from .layers import SEQUENTIAL, LayerSpec
 from .ops import OPS, ShapeError
-from .schema import BlockSpec, Spec
+from .schema import BlockSpec, ModelSpec, Spec
 from .tensors import TensorType, format_shape
 
 MAX_NODES = 100_000
@@ -52,13 +52,27 @@ class Scope:
 
 
 def build_graph(spec: Spec) -> Graph:
-    """Names the layers, expands blocks and infers every shape; raises a located ``SpecError``."""
-    return _Builder(spec).build()
+    """Names the layers, expands blocks and infers every shape; raises a located ``SpecError``.
+
+    A spec with several models (``models:``) gives one graph holding all of them side by
+    side, each model's names (nodes, inputs, outputs) prefixed by its name
+    (``generator.fc1``): one weights file, as a torch ``nn.ModuleDict`` of the models
+    would save it. ``Graph.submodel`` gives each model's own graph.
+    """
+    _check_recursion(spec, spec.source.locate)
+    if spec.models is None:
+        return _Builder(spec, spec.model_specs[""], (), "").build()
+    graphs = [_Builder(spec, model, ("models", name), name + ".").build() for name, model in spec.models.items()]
+    return Graph(spec.name, tuple(i for g in graphs for i in g.inputs), tuple(n for g in graphs for n in g.nodes),
+                 tuple(o for g in graphs for o in g.outputs),
+                 tuple(Group(name, "model") for name in spec.models) + tuple(x for g in graphs for x in g.groups),
+                 models=tuple(spec.models))
 
 
 class _Builder:
-    def __init__(self, spec: Spec):
-        self.spec, self.source = spec, spec.source
+    def __init__(self, spec: Spec, model: ModelSpec, at: tuple, prefix: str):
+        """Builds ``model`` (found at YAML path ``at``), its names prefixed by ``prefix``."""
+        self.spec, self.model, self.at, self.prefix, self.source = spec, model, at, prefix, spec.source
         self.nodes: list[Node] = []
         self.groups: list[Group] = []
         self.types: dict[str, TensorType] = {}
@@ -70,18 +84,18 @@ class _Builder:
     # the model ------------------------------------------------------------
     def build(self) -> Graph:
         inputs = self._inputs()
-        _check_recursion(self.spec, self.locate)
-        top = Scope("", "model", tuple(self.spec.model), ("model",),
-                    values={name: (name,) for name, _ in inputs})
+        top = Scope(self.prefix, "model", tuple(self.model.model), self.at + ("model",),
+                    values={name.removeprefix(self.prefix): (name,) for name, _ in inputs})
         last = self.layers(top, tuple(name for name, _ in inputs))
         outputs = self._outputs(top, last)
         return Graph(self.spec.name, inputs, tuple(self.nodes), outputs, tuple(self.groups))
 
     def _inputs(self) -> tuple[tuple[str, TensorType], ...]:
-        single = self.spec.inputs is None
+        single = self.model.inputs is None
         inputs = []
-        for name, spec in self.spec.input_specs.items():
-            where = ("input", "shape") if single else ("inputs", name, "shape")
+        for local, spec in self.model.input_specs.items():
+            name = self.prefix + local
+            where = self.at + (("input", "shape") if single else ("inputs", local, "shape"))
             kind = TensorType(tuple(spec.shape), spec.dtype)
             if kind.numel > MAX_ELEMENTS:  # each dimension is in range, their product may not be
                 raise SpecShapeError(f"{'.'.join(where)} {format_shape(kind.shape)} has {kind.numel:,} values per "
@@ -91,17 +105,17 @@ class _Builder:
         return tuple(inputs)
 
     def _outputs(self, top: Scope, last: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-        given = self.spec.outputs
+        given = self.model.outputs
         if given is None:
             if len(last) != 1:
                 raise SpecSchemaError("the model's last layer is dropped and stands for several values; name the "
-                                      "outputs (outputs: [a, b])", self.locate(("model",)))
-            return ((top.names[-1] if top.names else last[0], last[0]),)
+                                      "outputs (outputs: [a, b])", self.locate(self.at + ("model",)))
+            return ((self.prefix + top.names[-1] if top.names else last[0], last[0]),)
         pairs = given.items() if isinstance(given, dict) else ((name, name) for name in given)
         outputs = []
         for index, (out, ref) in enumerate(pairs):
-            where = ("outputs", out) if isinstance(given, dict) else ("outputs", index)
-            outputs.append((out, self.lookup(top, ref, len(top.layers), where, f"output {out}")[0]))
+            where = self.at + (("outputs", out) if isinstance(given, dict) else ("outputs", index))
+            outputs.append((self.prefix + out, self.lookup(top, ref, len(top.layers), where, f"output {out}")[0]))
         return tuple(outputs)
 
     # a list of items ------------------------------------------------------

@@ -105,6 +105,24 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[tuple[str, str], ...]  # (output name, value name), in order
     groups: tuple[Group, ...] = ()
+    models: tuple[str, ...] = ()  # several models side by side (``models:``): their names, each a name prefix
+
+    def submodel(self, model: str) -> Graph:
+        """One model of several (its names keep their prefix); the graph itself for ``''``, the one model."""
+        if not model:
+            return self
+        if model not in self.models:
+            raise KeyError(model)
+        prefix = model + "."
+        return Graph(self.name, tuple(i for i in self.inputs if i[0].startswith(prefix)),
+                     tuple(n for n in self.nodes if n.name.startswith(prefix)),
+                     tuple(o for o in self.outputs if o[0].startswith(prefix)),
+                     tuple(g for g in self.groups if g.name.startswith(prefix)))
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The models a target builds: ``('',)`` (the graph itself) for a one-model spec."""
+        return self.models or ("",)
 
     @property
     def input_types(self) -> dict[str, TensorType]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 import warnings
 from pathlib import Path
 from types import MappingProxyType
@@ -12,6 +13,7 @@ from .build import build_graph
 from .choice import describe_error, format_path
 from .errors import Location, SpecSchemaError, SpecWarning, did_you_mean
 from .graph import Graph, Node
+from .objectives import Term, resolve_objective
 from .schema import Spec
 from .source import SourceMap, load_yaml, parse_yaml
 from .tensors import TensorType, format_shape
@@ -82,22 +84,11 @@ def validate_spec(data: object, source: SourceMap) -> Spec:
 
 
 def check_training(spec: Spec, graph: Graph) -> None:
-    """Checks that span sections: the data must fit the input, the loss and metrics the output."""
+    """Checks that span sections: the objective must fit the models, the data the inputs and the losses."""
+    if spec.train is not None:
+        resolve_objective(spec, graph)
     if spec.data is not None:
         check_dataset(spec, graph, spec.data.dataset)
-    if spec.train is None:
-        return
-    if len(graph.outputs) != 1:
-        raise SpecSchemaError(f"train: needs a model with one output for its loss; this one has "
-                              f"{len(graph.outputs)} ({', '.join(n for n, _ in graph.outputs)})",
-                              spec.source.locate(("train",), key=True))
-    loss, out = spec.train.loss.name, graph.output_type
-    if LOSSES[loss].targets == "classes" and out.rank < 1:
-        raise SpecSchemaError(f"{loss} needs an output with a class axis; the model outputs "
-                              f"{out}", spec.source.locate(("train", "loss")))
-    if "accuracy" in spec.train.metrics and loss == "mse":
-        raise SpecSchemaError("accuracy needs a classification loss (cross_entropy or bce_with_logits), not mse",
-                              spec.source.locate(("train", "metrics")))
 
 
 def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
@@ -105,14 +96,29 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
     data = spec.data
     dataset = DATASETS[name]
     where = spec.source.locate(("data", "dataset") if data else ())
-    if len(graph.inputs) != 1:
+    objective = resolve_objective(spec, graph) if spec.train else None
+    fed = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
+    if name == "npy" and not (data and data.path):
+        raise SpecSchemaError("dataset npy reads your arrays from a folder: add data.path (with train/ and test/ "
+                              "holding one <column>.npy each)", where)
+    if data and data.stream and name != "npy":
+        raise SpecSchemaError(f"data.stream memory-maps .npy files; dataset {name} is held in memory (use dataset "
+                              f"npy to stream)", spec.source.locate(("data", "stream")))
+    if data and data.path and name != "npy":
+        raise SpecSchemaError(f"data.path is where dataset npy finds its files; dataset {name} does not read it",
+                              spec.source.locate(("data", "path")))
+    if len(fed) != 1 and name not in ("synthetic", "npy"):
         raise SpecSchemaError(f"dataset {dataset.name} feeds a model with one input; this one has "
-                              f"{len(graph.inputs)} ({', '.join(n for n, _ in graph.inputs)})", where)
-    (_, input_type), = graph.inputs
+                              f"{len(fed)} ({', '.join(fed)}); the synthetic dataset feeds any inputs", where)
+    input_type = graph.value_type(fed[0])
     if dataset.example_shape and dataset.example_shape != input_type.shape:
         raise SpecSchemaError(f"dataset {dataset.name} has examples of shape {format_shape(dataset.example_shape)} "
-                              f"but input.shape is {format_shape(input_type.shape)}", where)
+                              f"but {fed[0]}.shape is {format_shape(input_type.shape)}", where)
     if data and data.normalize:
+        if len(fed) != 1 or not input_type.is_float or input_type.rank < 1:
+            raise SpecSchemaError(f"data.normalize applies to one float input with a channel axis; this model reads "
+                                  f"{', '.join(f'{n} {graph.value_type(n)}' for n in fed)}",
+                                  spec.source.locate(("data", "normalize"), key=True))
         channels = input_type.shape[0]
         for key in ("mean", "std"):
             count = len(getattr(data.normalize, key))
@@ -123,8 +129,12 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
                                       spec.source.locate(("data", "normalize", key)))
     if data and dataset.sizes:
         _check_sizes(spec, dataset)
-    if spec.train and dataset.labels:
-        _check_labels(spec, graph, dataset, where)
+    if objective and objective.targets and dataset.labels:
+        if len(objective.terms) != 1:
+            raise SpecSchemaError(f"dataset {dataset.name} yields one label per example; this model has "
+                                  f"{len(objective.terms)} outputs with losses; the synthetic dataset makes a "
+                                  f"target for each", where)
+        _check_labels(spec, graph, dataset, objective.terms[0], where)
 
 
 def _check_sizes(spec: Spec, dataset: DatasetDef) -> None:
@@ -145,14 +155,14 @@ _OTHER_LOSS = MappingProxyType({
 """What the dataset's labels call for, when the spec's loss takes the other kind of target."""
 
 
-def _check_labels(spec: Spec, graph: Graph, dataset: DatasetDef, where: Location) -> None:
+def _check_labels(spec: Spec, graph: Graph, dataset: DatasetDef, term: Term, where: Location) -> None:
     """The loss must take the targets the dataset yields, and the output must fit one example's labels.
 
     Without this, mse on class ids trains silently wrong in JAX (it broadcasts (N, 1)
     against (N,)) while torch raises; and cross_entropy on a [N, C, L] output reads one
     class id per example as if it were one per position.
     """
-    loss, out = spec.train.loss.name, graph.output_type
+    loss, out = term.loss.name, graph.value_type(term.value)
     if LOSSES[loss].targets != dataset.labels:
         fix = _OTHER_LOSS[dataset.labels].format(classes=dataset.num_classes)
         raise SpecSchemaError(f"{loss} takes {_target_words(LOSSES[loss].targets, out)}, but dataset {dataset.name} "
@@ -189,9 +199,10 @@ def training_warnings(spec: Spec, graph: Graph) -> list[SpecWarning]:
     A faithful Keras translation (softmax last, then a loss with from_logits=False)
     lands here: dslc's losses take logits, as torch's do.
     """
-    if spec.train is None or len(graph.outputs) != 1 or (node := loss_input(graph)) is None:
+    if spec.train is None or spec.train.objective.name != "supervised" or len(graph.outputs) != 1 \
+            or (node := loss_input(graph)) is None:
         return []
-    loss = spec.train.loss.name
+    loss = spec.train.loss_for(graph.outputs[0][0]).name
     message = REDUNDANT_BEFORE_LOSS.get((loss, node.op))
     if message is None or (node.op == "log_softmax" and not _on_class_axis(node, graph)):
         return []
@@ -234,13 +245,30 @@ def _located(error: dict, source: SourceMap) -> SpecSchemaError:
 
 
 def _fields_at(loc: tuple) -> list[str]:
-    """Field names of the schema model found by following ``loc`` from ``Spec``."""
+    """Field names of the schema model found by following ``loc`` from ``Spec`` (through ``dict[str, Model]``)."""
     model: type[BaseModel] = Spec
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        candidates = [a for a in getattr(field.annotation, "__args__", (field.annotation,))] if field else []
-        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        models = _models_in(field.annotation) if field else []
         if not models:
             return []
-        model = models[0]
+        model, keyed = models[0]
+        if keyed:
+            if not parts:
+                return []
+            parts.pop(0)  # the mapping's key (a model's name)
     return list(model.model_fields)
+
+
+def _models_in(annotation) -> list[tuple[type[BaseModel], bool]]:
+    """The pydantic models an annotation holds, each with whether it is a dict's value (keyed by name)."""
+    found = []
+    for arg in typing.get_args(annotation) or (annotation,):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            found.append((arg, False))
+        elif typing.get_origin(arg) is dict:
+            found += [(m, True) for m, _ in _models_in(typing.get_args(arg)[1])]
+        elif typing.get_args(arg):
+            found += _models_in(arg)
+    return found

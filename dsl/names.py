@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from .errors import did_you_mean
 from .ops import OP_GROUPS, OPS
-from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
+from .training import DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,12 @@ METRIC_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "AUC": Planned("auc", "Keras and torchmetrics", RUN),
 })
 
+OBJECTIVE_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "autoencoder": Alias("reconstruction", ""),
+    "dcgan": Alias("gan", "", "the DCGAN paper's non-saturating loss"),
+    "classification": Alias("supervised", ""),
+})
+
 PREFIXES = (
     "torch.nn.functional.", "torch.nn.", "torch.optim.", "torchvision.datasets.", "torchmetrics.",
     "tf.keras.layers.", "tf.keras.", "keras.layers.", "keras.losses.", "keras.optimizers.", "keras.metrics.",
@@ -177,13 +183,14 @@ PREFIXES = (
 
 CATALOGS: Mapping[str, Mapping | tuple] = MappingProxyType({
     "op": OPS, "loss": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS, "metric": METRICS,
+    "objective": OBJECTIVES,
 })
 TABLES: Mapping[str, Mapping[str, Alias | Planned]] = MappingProxyType({
     "op": OP_NAMES, "loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES,
-    "metric": METRIC_NAMES,
+    "metric": METRIC_NAMES, "objective": OBJECTIVE_NAMES,
 })
 PLURALS = MappingProxyType({"op": "ops", "loss": "losses", "optimizer": "optimizers", "dataset": "datasets",
-                            "metric": "metrics"})
+                            "metric": "metrics", "objective": "objectives"})
 
 
 def _fold(table: Mapping[str, Alias | Planned]) -> MappingProxyType:

@@ -8,11 +8,21 @@ the same rules for editors (``dslc schema``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field, PlainValidator, PrivateAttr, ValidationInfo, WithJsonSchema, create_model, model_validator
+from pydantic import (
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationInfo,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 from pydantic.json_schema import models_json_schema
+from pydantic_core import PydanticCustomError
 
 from .choice import choice_error, split_choice, validate_params
 from .layers import CONTROL_KEYS, LAYER_NAME, RESERVED_NAMES, SEQUENTIAL, LayerSpec, parse_layer
@@ -20,8 +30,8 @@ from .names import unknown_name
 from .ops import OPS
 from .source import SourceMap
 from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
-from .types import FloatList, Params, PositiveFloat, PositiveInt
+from .training import DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
+from .types import Bool, FloatList, Params, PositiveFloat, PositiveInt
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,34 @@ def _parse_optimizer(value) -> ChoiceSpec:
     return ChoiceSpec(name, validate_params(OPTIMIZERS[name], args, (name,), name))
 
 
+def _parse_objective(value) -> ChoiceSpec:
+    name, args = split_choice(value, "objective", OBJECTIVES, ("supervised", "gan"))
+    return ChoiceSpec(name, validate_params(OBJECTIVES[name].params, args, (name,), name))
+
+
+def _per_name(parse, catalog: Mapping, what: str):
+    """``parse`` for one choice, or a mapping of names (outputs, models) to choices (Keras's ``loss={...}``).
+
+    A mapping whose one key is in ``catalog`` is the one-choice form (``adam: {lr: 0.1}``);
+    any other mapping is per name.
+    """
+    def parse_any(value):
+        if isinstance(value, dict) and value and not (len(value) == 1 and next(iter(value)) in catalog):
+            parsed = {}
+            for key, item in value.items():
+                if not isinstance(key, str) or not LAYER_NAME.match(key):
+                    raise choice_error(f"{what} are given per name ({what} name: choice); '{key}' is neither "
+                                       f"a name nor one of {', '.join(catalog)}", (key,), True)
+                try:
+                    parsed[key] = parse(item)
+                except PydanticCustomError as err:
+                    ctx = err.context
+                    raise choice_error(ctx["message"], (key,) + tuple(ctx["subpath"]), ctx["at_key"]) from None
+            return parsed
+        return parse(value)
+    return parse_any
+
+
 def _name_in(kind: str, names) -> PlainValidator:
     """A validator that accepts one of ``names`` and otherwise raises ``unknown_name``'s located message."""
     def parse(value) -> str:
@@ -58,13 +96,39 @@ def _name_in(kind: str, names) -> PlainValidator:
 # Plain validators rather than Literal: pydantic's literal message lists the choices but cannot say
 # that Keras's 'acc' is dslc's 'accuracy'. The JSON Schema still gives editors the enum.
 Dataset = Annotated[str, _name_in("dataset", DATASETS), WithJsonSchema({"type": "string", "enum": list(DATASETS)})]
-Metric = Annotated[str, _name_in("metric", METRICS), WithJsonSchema({"type": "string", "enum": list(METRICS)})]
+
+
+
+def _parse_metrics(value) -> list[str] | dict[str, list[str]]:
+    """A list of metric names for every output, or a mapping of output name to such a list."""
+    def names(items, at: tuple) -> list[str]:
+        if not isinstance(items, list):
+            raise choice_error(f"metrics are a list of names ([accuracy]); got {items!r}", at)
+        for index, item in enumerate(items):
+            if not isinstance(item, str) or item not in METRICS:
+                raise choice_error(unknown_name("metric", item), at + (index,))
+        return list(items)
+    if isinstance(value, dict):
+        return {key: names(items, (key,)) for key, items in value.items()}
+    return names(value, ())
+
+
+Metrics = Annotated[list[str] | dict[str, list[str]], PlainValidator(_parse_metrics),
+                    WithJsonSchema({"anyOf": [{"type": "array", "items": {"enum": list(METRICS)}},
+                                              {"type": "object", "additionalProperties": {
+                                                  "type": "array", "items": {"enum": list(METRICS)}}}]})]
 
 _PLACEHOLDER = {"$comment": "replaced by json_schema()"}
 Layer = Annotated[LayerSpec, PlainValidator(_parse_layer), WithJsonSchema({**_PLACEHOLDER, "title": "layer"})]
 Loss = Annotated[ChoiceSpec, PlainValidator(_parse_loss), WithJsonSchema({**_PLACEHOLDER, "title": "loss"})]
 Optimizer = Annotated[ChoiceSpec, PlainValidator(_parse_optimizer),
                       WithJsonSchema({**_PLACEHOLDER, "title": "optimizer"})]
+Losses = Annotated[ChoiceSpec | dict, PlainValidator(_per_name(_parse_loss, LOSSES, "losses")),
+                   WithJsonSchema({**_PLACEHOLDER, "title": "loss"})]
+Optimizers = Annotated[ChoiceSpec | dict, PlainValidator(_per_name(_parse_optimizer, OPTIMIZERS, "optimizers")),
+                       WithJsonSchema({**_PLACEHOLDER, "title": "optimizer"})]
+Objective = Annotated[ChoiceSpec, PlainValidator(_parse_objective),
+                      WithJsonSchema({**_PLACEHOLDER, "title": "objective"})]
 
 
 class InputSpec(Params):
@@ -86,17 +150,34 @@ class DataSpec(Params):
     normalize: NormalizeSpec | None = None
     train_size: PositiveInt | None = Field(None, description="use the first N training examples (synthetic: N made)")
     test_size: PositiveInt | None = Field(None, description="use the first N test examples (synthetic: N made)")
-
-
-class TrainSpec(Params):
-    loss: Loss
-    optimizer: Optimizer
-    batch_size: PositiveInt = 32
-    epochs: PositiveInt = 1
-    metrics: list[Metric] = []
+    path: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="npy: the folder holding train/ and test/, one <column>.npy per input and target")
+    stream: Bool = Field(False, description="npy: read batches from memory-mapped files instead of loading them")
 
 
 Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
+
+
+class TrainSpec(Params):
+    """The recipe. ``loss``, ``optimizer`` and ``metrics`` take one choice for everything, or a
+    mapping by output (losses, metrics) or by model (optimizers), as Keras's ``compile`` does."""
+
+    objective: Objective = ChoiceSpec("supervised", OBJECTIVES["supervised"].params())
+    loss: Losses | None = None
+    loss_weights: dict[Name, Annotated[float, Field(ge=0)]] = {}
+    optimizer: Optimizers
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 1
+    metrics: Metrics = []
+
+    def loss_for(self, output: str) -> ChoiceSpec | None:
+        return self.loss.get(output) if isinstance(self.loss, dict) else self.loss
+
+    def optimizer_for(self, model: str) -> ChoiceSpec:
+        return self.optimizer[model] if isinstance(self.optimizer, dict) else self.optimizer
+
+    def metrics_for(self, output: str) -> tuple[str, ...]:
+        return tuple(self.metrics.get(output, ()) if isinstance(self.metrics, dict) else self.metrics)
 
 
 class BlockSpec(Params):
@@ -124,11 +205,47 @@ class BlockSpec(Params):
         return self
 
 
-class Spec(Params):
-    """A whole spec file: the model, and optionally the data and training recipe.
+class ModelSpec(Params):
+    """One model: it reads ``input`` (one input, named ``input``) or ``inputs`` (several, by
+    name, in this order) and returns ``outputs`` (default: its last layer)."""
 
-    The model reads ``input`` (one input, named ``input``) or ``inputs`` (several,
-    by name, in this order) and returns ``outputs`` (default: its last layer).
+    input: InputSpec | None = None
+    inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] | None = None
+    model: Annotated[list[Layer], Field(min_length=1)]
+    outputs: Annotated[list[str], Field(min_length=1)] | Annotated[dict[Name, str], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_input_form(self) -> ModelSpec:
+        _check_model_form(self)
+        return self
+
+    @property
+    def input_specs(self) -> dict[str, InputSpec]:
+        """The model's inputs by name, in order: ``{'input': ...}`` for the single ``input:`` form."""
+        return dict(self.inputs) if self.inputs is not None else {"input": self.input}
+
+
+def _check_model_form(model: ModelSpec | Spec) -> None:
+    """One input form, and output names that are distinct and not input names."""
+    if model.input is None and model.inputs is None:
+        raise choice_error("missing required key 'input' (one input) or 'inputs' (several, by name)")
+    if model.input is not None and model.inputs is not None:
+        raise choice_error("give 'input' (one input) or 'inputs' (several), not both", ("inputs",), True)
+    inputs = dict(model.inputs) if model.inputs is not None else {"input": model.input}
+    names = list(model.outputs) if model.outputs is not None else []
+    for index, name in enumerate(names):
+        where = ("outputs", index) if isinstance(model.outputs, list) else ("outputs", name)
+        if name in names[:index]:
+            raise choice_error(f"output '{name}' is listed twice", where)
+        if name in inputs:
+            raise choice_error(f"output '{name}' has the name of an input; batches name targets by output "
+                               "and inputs by input, so rename one", where, isinstance(model.outputs, dict))
+
+
+class Spec(Params):
+    """A whole spec file: one model (``input``/``inputs``, ``model``, ``outputs`` at the top) or
+    several (``models: {generator: {...}, discriminator: {...}}``), and optionally the data and
+    training recipe.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=100)]
@@ -136,33 +253,42 @@ class Spec(Params):
     input: InputSpec | None = None
     inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] | None = None
     blocks: dict[str, BlockSpec] = {}
-    model: Annotated[list[Layer], Field(min_length=1)]
+    model: Annotated[list[Layer], Field(min_length=1)] | None = None
     outputs: Annotated[list[str], Field(min_length=1)] | Annotated[dict[Name, str], Field(min_length=1)] | None = None
+    models: Annotated[dict[Name, ModelSpec], Field(min_length=1)] | None = None
     data: DataSpec | None = None
     train: TrainSpec | None = None
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _one_input_form(self) -> Spec:
-        if self.input is None and self.inputs is None:
-            raise choice_error("missing required key 'input' (one input) or 'inputs' (several, by name)")
-        if self.input is not None and self.inputs is not None:
-            raise choice_error("give 'input' (one input) or 'inputs' (several), not both", ("inputs",), True)
+    def _one_model_form(self) -> Spec:
+        inline = [k for k in ("input", "inputs", "model", "outputs") if getattr(self, k) is not None]
+        if self.models is not None and inline:
+            raise choice_error(f"give the model at the top (input, model) or several under models:, not both; "
+                               f"move '{inline[0]}' into a model", (inline[0],), True)
+        if self.models is None:
+            if self.model is None:
+                raise choice_error("missing required key 'model' (or 'models', for several)")
+            _check_model_form(self)
         for name in self.blocks:
             if not LAYER_NAME.match(name) or name in OPS or name == SEQUENTIAL or name in RESERVED_NAMES:
                 raise choice_error(f"block name '{name}' must be an identifier that is not an op's name, "
                                    f"'sequential' or 'input'", ("blocks", name), True)
-        if isinstance(self.outputs, list):
-            for index, name in enumerate(self.outputs):
-                if name in self.outputs[:index]:
-                    raise choice_error(f"output '{name}' is listed twice", ("outputs", index))
         return self
 
     @property
+    def model_specs(self) -> dict[str, ModelSpec]:
+        """The models by name; ``{'': ...}`` for a spec with one model at the top (its names have no prefix)."""
+        if self.models is not None:
+            return dict(self.models)
+        return {"": ModelSpec.model_construct(input=self.input, inputs=self.inputs, model=self.model,
+                                              outputs=self.outputs)}
+
+    @property
     def input_specs(self) -> dict[str, InputSpec]:
-        """The model's inputs by name, in order: ``{'input': ...}`` for the single ``input:`` form."""
-        return dict(self.inputs) if self.inputs is not None else {"input": self.input}
+        """The one-model form's inputs by name (``{'input': ...}`` for ``input:``)."""
+        return self.model_specs[""].input_specs
 
     @property
     def source(self) -> SourceMap:
@@ -183,6 +309,8 @@ def json_schema() -> dict:
         "layer": _choice_schema(layer_args, defs, {n: op.doc for n, op in OPS.items()}),
         "loss": _choice_schema({n: d.params for n, d in LOSSES.items()}, defs, {n: d.doc for n, d in LOSSES.items()}),
         "optimizer": _choice_schema(dict(OPTIMIZERS), defs, {}),
+        "objective": _choice_schema({n: d.params for n, d in OBJECTIVES.items()}, defs,
+                                    {n: d.doc for n, d in OBJECTIVES.items()}),
     }
     return _fill_placeholders(schema, choices)
 

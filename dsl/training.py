@@ -81,6 +81,46 @@ OPTIMIZERS = MappingProxyType({
 METRICS = ("accuracy",)
 
 
+class SupervisedParams(Params):
+    pass
+
+
+class ReconstructionParams(Params):
+    pass
+
+
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class GanParams(Params):
+    """The DCGAN paper's roles: which model generates and which discriminates."""
+
+    generator: ModelName = "generator"
+    discriminator: ModelName = "discriminator"
+
+
+@dataclass(frozen=True)
+class ObjectiveDef:
+    """What training minimizes; ``roles`` are the params naming models, in step order (``phases``)."""
+
+    name: str
+    params: type[Params]
+    doc: str
+    phases: tuple[str, ...] = ()  # role of the model each step of a batch updates; () : the one model
+
+
+OBJECTIVES = MappingProxyType({d.name: d for d in (
+    ObjectiveDef("supervised", SupervisedParams,
+                 "one loss per output against the dataset's targets (train.loss), summed with train.loss_weights"),
+    ObjectiveDef("reconstruction", ReconstructionParams,
+                 "the model's output against its own input (train.loss: mse or bce_with_logits); an autoencoder"),
+    ObjectiveDef("gan", GanParams,
+                 "the DCGAN paper's non-saturating GAN: per batch a discriminator step on real and generated "
+                 "examples, then a generator step; noise is drawn from the seed",
+                 phases=("discriminator", "generator")),
+)})
+
+
 @dataclass(frozen=True)
 class DatasetDef:
     """What a dataset yields, so ``dslc validate`` can check a spec against it without loading it.
@@ -112,4 +152,7 @@ DATASETS = MappingProxyType({d.name: d for d in (
                scale=255.0, sizes=(60000, 10000)),
     DatasetDef("synthetic", None, None, None, None,
                "seeded standard-normal inputs of the model's shape, learnable targets"),
+    DatasetDef("npy", None, None, None, None,
+               "your arrays: data.path/train/ and data.path/test/ hold one <column>.npy per model input and "
+               "target (x.npy and y.npy for one input and one target); data.stream: true memory-maps them"),
 )})

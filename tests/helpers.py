@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import dsl
+from dsl.objectives import resolve_objective
 from dsl.ops import Example
 from dsl.schema import Spec
 
@@ -35,3 +36,15 @@ def example_inputs(example: Example, batch: int, dtype: str, rng) -> tuple[np.nd
         return tuple(rng.integers(0, example.input_high, (batch, *s)).astype(example.input_dtype)
                      for s in example.inputs)
     return tuple(rng.standard_normal((batch, *s)).astype(dtype) for s in example.inputs)
+
+
+def make_trainer(name: str, spec: Spec, graph: dsl.Graph, **kw):
+    """``make_target`` with the spec's resolved objective, so the target can train and evaluate."""
+    from backends.target import make_target
+
+    return make_target(name, graph, spec.train, objective=resolve_objective(spec, graph), **kw)
+
+
+def columns(graph: dsl.Graph, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """A supervised batch of a one-input, one-output model: ``x`` by input name, ``y`` by output name."""
+    return {graph.inputs[0][0]: x, graph.outputs[0][0]: y}

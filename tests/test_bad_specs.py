@@ -126,7 +126,7 @@ CASES = [
     ("graph_repeat_on_op.yaml", 4, 31, "repeat applies to block uses; linear is an op"),
     ("graph_repeat_zero.yaml", 7, 19, "repeat of mlp must be an integer from 1 to 1000"),
     ("graph_self_reference.yaml", 4, 49, "a reads 'a', the item it is part of (a cycle)"),
-    ("graph_train_two_outputs.yaml", 7, 1, "train: needs a model with one output for its loss; this one has 2 (a, b)"),
+    ("graph_train_two_outputs.yaml", 8, 3, "output 'b' has no loss; give train.loss one per output (a, b)"),
     ("graph_undefined_reference.yaml", 5, 25, "add_1 reads 'fc2', which is not defined; names defined here before it: "
                                               "input, fc1"),
     ("graph_unknown_block_arg.yaml", 9, 11, "block mlp has no argument 'widht'; did you mean 'width'?"),
@@ -155,6 +155,74 @@ CASES = [
                                         "which takes logits [N, 10]"),  # the loss, given after the optimizer
     ("cross_entropy_spatial_output.yaml", 7, 12, "so cross_entropy needs logits [N, 10], but the model outputs "
                                                  "[N, 10, 4, 4]; reduce the extra axes"),
+    # --- several models (models:) and objectives ---
+    ("models_and_model.yaml", 7, 1, "give the model at the top (input, model) or several under models:, not both; "
+                                    "move 'model' into a model"),  # the top-level model: key
+    ("models_empty.yaml", 2, 9, "models should have at least 1 item"),
+    ("models_missing_model.yaml", 4, 5, "missing required key 'model' in models.generator"),  # the model's mapping
+    ("models_no_input.yaml", 4, 5, "missing required key 'input' (one input) or 'inputs' (several, by name)"),
+    ("models_input_and_inputs.yaml", 5, 5, "give 'input' (one input) or 'inputs' (several), not both"),
+    ("models_unknown_key.yaml", 7, 5, "unknown key 'ouputs' in models.generator"),
+    ("models_output_named_like_input.yaml", 8, 27, "output 'image' has the name of an input; batches name targets "
+                                                   "by output and inputs by input, so rename one"),  # the key
+    ("models_cross_reference.yaml", 10, 45, "decoder.linear_1 reads 'code', which is not defined; names defined "
+                                            "here before it: input"),  # models do not see each other's values
+    ("models_unflatten_size.yaml", 7, 47, "generator.unflatten_1 (unflatten): unflattened_size [1, 8, 8] holds 64 "
+                                          "values, but dim 1 of the input [N, 60] has 60"),
+    ("models_unflatten_dim_range.yaml", 4, 22, "unflatten_1 (unflatten): dim 2 is out of range for input [N, 64]"),
+    ("objective_gan_unknown_model.yaml", 12, 32, "objective gan: the generator 'genrator' is not a model of this spec "
+                                                 "(models: generator, discriminator); define it under models:"),
+    ("objective_gan_block_unknown_discriminator.yaml", 15, 22, "objective gan: the discriminator 'critic' is not a "
+                                                               "model of this spec"),
+    ("objective_gan_default_roles_missing.yaml", 12, 14, "the generator 'generator' is not a model of this spec "
+                                                         "(models: g, d)"),  # the defaults, at the objective
+    ("objective_gan_one_model.yaml", 6, 14, "objective gan: the generator 'generator' is not a model of this spec "
+                                            "(it has one model, at the top)"),
+    ("objective_gan_same_model.yaml", 12, 62, "objective gan: the generator and the discriminator must be two models; "
+                                             "both are 'discriminator'"),
+    ("objective_gan_unknown_key.yaml", 13, 11, "unknown key 'generater' for gan; did you mean 'generator'?"),
+    ("objective_supervised_several_models.yaml", 12, 14, "objective supervised trains one model; this spec has 2 "
+                                                         "(encoder, decoder)"),
+    ("objective_supervised_no_loss.yaml", 5, 1, "objective supervised needs train.loss (loss: cross_entropy, or one "
+                                                "per output: {name: loss})"),  # the train: key
+    ("objective_loss_unknown_output.yaml", 9, 32, "train.loss names 'valeu', which is not an output; did you mean "
+                                                  "'value'?; outputs: label, value"),
+    ("objective_loss_missing_output.yaml", 9, 3, "output 'value' has no loss; give train.loss one per output "
+                                                 "(label, value)"),
+    ("objective_loss_mapping_unknown_loss.yaml", 9, 39, "unknown loss 'mae'; valid losses: "),
+    ("objective_loss_weights_unknown_output.yaml", 10, 30, "train.loss_weights names 'class_head', which is not an "
+                                                           "output; outputs: label, value"),
+    ("objective_loss_weight_negative.yaml", 10, 37, "train.loss_weights.value should be greater than or equal to 0 "
+                                                    "(got -0.5)"),
+    ("objective_metrics_unknown_output.yaml", 10, 13, "train.metrics names 'labels', which is not an output; did "
+                                                      "you mean 'label'?; outputs: label, value"),
+    ("objective_metrics_mapping_not_list.yaml", 7, 17, "metrics are a list of names ([accuracy]); got 'accuracy'"),
+    ("objective_optimizer_unknown_model.yaml", 15, 5, "train.optimizer names 'discriminater', which is not a trained "
+                                                      "model; did you mean 'discriminator'?"),
+    ("objective_optimizer_missing_model.yaml", 13, 3, "train.optimizer has no entry for model 'discriminator'; give "
+                                                       "one per model (discriminator, generator) or one for all"),
+    ("objective_optimizer_mapping_one_model.yaml", 7, 3, "train.optimizer is a mapping by model, but this spec has "
+                                                         "one model: give one optimizer"),
+    ("objective_reconstruction_shape.yaml", 8, 14, "objective reconstruction: the output [N, 8] must have the "
+                                                   "input's shape [N, 16]"),
+    ("objective_reconstruction_cross_entropy.yaml", 9, 9, "objective reconstruction compares the output with the "
+                                                          "input: give train.loss mse"),  # the loss value
+    ("objective_reconstruction_no_loss.yaml", 6, 14, "objective reconstruction compares the output with the input: "
+                                                     "give train.loss mse"),
+    ("objective_reconstruction_two_outputs.yaml", 8, 14, "objective reconstruction needs a model with one input and "
+                                                         "one output; this one has 1 and 2"),
+    ("objective_unknown_name.yaml", 12, 14, "unknown objective 'wgan'; did you mean 'gan'?; valid objectives: "
+                                            "supervised, reconstruction, gan"),
+    ("objective_gan_shape_mismatch.yaml", 6, 9, "objective gan: the generator outputs [N, 32] but the discriminator "
+                                                "reads [N, 16]; they must match"),
+    ("objective_gan_discriminator_logits.yaml", 10, 9, "objective gan: the discriminator must output one logit per "
+                                                       "example ([N, 1]); it outputs [N, 2]"),
+    ("objective_gan_int_noise.yaml", 4, 37, "objective gan: the generator's input is its noise, so it must be float, "
+                                            "not int64"),
+    ("objective_gan_discriminator_two_outputs.yaml", 7, 3, "objective gan: the discriminator needs one input and one "
+                                                           "output; 'discriminator' has 1 and 2"),
+    ("objective_metrics_accuracy_on_mse.yaml", 10, 39, "accuracy needs a classification loss (cross_entropy or "
+                                                       "bce_with_logits), not mse (output 'value')"),
 ]
 
 IDS = [case[0] for case in CASES]

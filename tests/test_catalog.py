@@ -7,6 +7,7 @@ from backends.jax.training import JAX_LOSSES, JAX_OPTIMIZERS
 from backends.torch.ops import TORCH_OPS
 from backends.torch.training import TORCH_LOSSES, TORCH_OPTIMIZERS
 from dsl.ops import FLOAT
+from dsl.training import OBJECTIVES
 from tests.helpers import example_cases, single_op_graph
 
 REQUIRED_OPS = {"linear", "conv2d", "max_pool2d", "avg_pool2d", "flatten", "dropout", "relu", "leaky_relu", "gelu",
@@ -33,8 +34,17 @@ def test_every_loss_and_optimizer_is_lowered_by_both_backends():
     assert set(dsl.OPTIMIZERS) == set(TORCH_OPTIMIZERS) == set(JAX_OPTIMIZERS) == {"sgd", "adam", "adamw"}
 
 
+def test_every_objective_is_lowered_by_both_backends():
+    from backends.jax.objectives import JAX_OBJECTIVES
+    from backends.torch.objectives import TORCH_OBJECTIVES
+
+    assert set(OBJECTIVES) == set(TORCH_OBJECTIVES) == set(JAX_OBJECTIVES) == {"supervised", "reconstruction", "gan"}
+    for name, objective in OBJECTIVES.items():
+        assert objective.doc.strip(), name
+
+
 def test_datasets():
-    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "synthetic"}
+    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "synthetic", "npy"}
 
 
 def test_stochastic_ops_declare_valid_deterministic_arguments():

@@ -143,7 +143,8 @@ def test_the_guard_refuses_class_ids_for_mse_when_validation_was_skipped(monkeyp
 def lying_digits(y_of):
     """Digits whose labels are replaced by ``y_of(labels)``: a dataset that does not yield what it declares."""
     source = digits()
-    return lambda: Source(*(Split(s.x, y_of(s.y)) for s in (source.train, source.test)), 10)
+    return lambda: Source(*(Split({"image": s["image"], "label": y_of(s["label"])})
+                            for s in (source.train, source.test)), 10)
 
 
 @pytest.mark.parametrize("y_of, fragment", [
@@ -165,4 +166,4 @@ def test_synthetic_targets_pass_the_guard(loss, shape):
     spec, graph = dsl.loads(spec_text("  - flatten\n  - linear: {out_features: 10}\n", loss, "synthetic")
                             + "  batch_size: 8\n")
     data = load_dataset(spec, graph, seed=0)
-    assert data.test.y[:64].shape == shape
+    assert data.test[graph.outputs[0][0]][:64].shape == shape

@@ -80,15 +80,15 @@ def test_predict_gives_the_same_outputs_on_both_targets(trained, tmp_path):
 def test_predict_on_raw_digits_matches_eval_accuracy_exactly(trained, tmp_path, target):
     """Raw pixels (0..16, as sklearn stores them) get training's transform: argmax accuracy equals ``dslc eval``'s."""
     test = digits().test
-    np.save(tmp_path / "raw.npy", test.x)
+    np.save(tmp_path / "raw.npy", test["image"])
     weights = trained[target] / "weights.safetensors"
     args = ("predict", "specs/digits_cnn.yaml", "--target", target, "--weights", weights, "--input",
             tmp_path / "raw.npy")
     dslc(*args, "--output", tmp_path / "logits.npy")
-    accuracy = float((np.load(tmp_path / "logits.npy").argmax(1) == test.y).mean())
+    accuracy = float((np.load(tmp_path / "logits.npy").argmax(1) == test["label"]).mean())
     evaluated = json.loads(dslc("eval", "specs/digits_cnn.yaml", "--target", target, "--weights", weights).stdout)
     assert accuracy == evaluated["test_accuracy"] and accuracy >= 0.97
-    transformed = ((test.x / 16 - 0.5) / 0.5).astype(np.float32)  # digits_cnn's normalize: mean 0.5, std 0.5
+    transformed = ((test["image"] / 16 - 0.5) / 0.5).astype(np.float32)  # digits_cnn's normalize: mean 0.5, std 0.5
     np.save(tmp_path / "transformed.npy", transformed)
     dslc(*args[:-1], tmp_path / "transformed.npy", "--transformed", "--output", tmp_path / "same.npy")
     np.testing.assert_allclose(np.load(tmp_path / "same.npy"), np.load(tmp_path / "logits.npy"), rtol=0, atol=1e-5)

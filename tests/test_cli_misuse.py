@@ -86,6 +86,15 @@ CASES = [
     ("input_nan", P + "{tmp}/nan.npy", "hold 1 NaN or infinite values", True),
     ("input_int_transformed", P + "{tmp}/raw_int.npy --transformed", "drop --transformed", True),
     ("input_already_normalized", P + "{tmp}/normalized.npy", "if they are already transformed", True),
+    ("predict_gan_without_model", "predict specs/gan_digits.yaml --weights {w} --input {tmp}/raw.npy --output "
+     "{tmp}/out.npy", "this spec has 2 models (generator, discriminator); choose the one to run with --model", True),
+    ("predict_unknown_model", "predict specs/gan_digits.yaml --weights {w} --input {tmp}/raw.npy --output "
+     "{tmp}/out.npy --model gen", "--model gen: the spec has no model of that name; its models are generator", True),
+    ("predict_model_of_one", P + "{tmp}/raw.npy --model generator", "it has one model: leave --model out", True),
+    ("predict_two_outputs_to_npy", "predict specs/multi_head.yaml --weights {w} --input {tmp}/raw.npy --output "
+     "{tmp}/out.npy", "the model has 2 outputs; give a .npz file", True),
+    ("predict_two_inputs", "predict specs/two_tower.yaml --weights {w} --input {tmp}/raw.npy --output "
+     "{tmp}/out.npy", "dslc predict feeds a model with one input; this one has 2 (user, features)", True),
     # --- data, losses and labels ---
     ("unknown_dataset", "train " + CNN + " --dataset cifar10", "unknown dataset 'cifar10'", True),
     ("dataset_shape", "train " + CNN + " --dataset mnist", "dataset mnist has examples of shape [N, 1, 28, 28]",

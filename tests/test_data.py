@@ -59,20 +59,21 @@ def test_eval_batches_pad_to_one_shape_and_mask_the_padding():
 
 def test_digits_is_a_fixed_stratified_80_20_split_of_sklearn_pixels_scaled_to_unit_range():
     source = digits()
-    assert source.train.x.shape == (1437, 1, 8, 8) and source.test.x.shape == (360, 1, 8, 8)
-    assert source.train.x.min() == 0.0 and source.train.x.max() == 16.0  # as sklearn's load_digits stores them
+    assert source.train["image"].shape == (1437, 1, 8, 8) and source.test["image"].shape == (360, 1, 8, 8)
+    assert source.train["image"].min() == 0.0 and source.train["image"].max() == 16.0  # as load_digits stores them
     spec, graph = dsl.loads(Path("specs/digits_mlp.yaml").read_text().replace("  normalize:", "#"))
-    scaled = load_dataset(spec, graph).train.x  # no normalize: the transform only scales
+    scaled = load_dataset(spec, graph).train["input"]  # no normalize: the transform only scales
     assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
-    train_share = np.bincount(source.train.y) / np.bincount(np.concatenate([source.train.y, source.test.y]))
+    labels = source.train["label"], source.test["label"]
+    train_share = np.bincount(labels[0]) / np.bincount(np.concatenate(labels))
     assert np.all(np.abs(train_share - 0.8) < 0.02)
-    assert np.array_equal(digits().test.y, source.test.y)
+    assert np.array_equal(digits().test["label"], source.test["label"])
 
 
 def test_spec_normalization_is_applied():
     spec, graph = dsl.load("specs/digits_cnn.yaml")
     data = load_dataset(spec, graph, seed=123)
-    np.testing.assert_allclose(data.train.x, (digits().train.x / 16 - 0.5) / 0.5)
+    np.testing.assert_allclose(data.train["input"], (digits().train["image"] / 16 - 0.5) / 0.5)
 
 
 def test_a_dataset_that_does_not_fit_the_model_is_a_located_error():
@@ -87,9 +88,9 @@ def test_synthetic_data_is_seeded_and_learnable_targets():
     spec, graph = dsl.load("specs/digits_mlp.yaml")
     a = load_dataset(spec, graph, name="synthetic", seed=1)
     b = load_dataset(spec, graph, name="synthetic", seed=1)
-    assert np.array_equal(a.train.x, b.train.x) and np.array_equal(a.test.y, b.test.y)
+    assert np.array_equal(a.train["input"], b.train["input"]) and np.array_equal(a.test["fc2"], b.test["fc2"])
     assert len(a.train) == 2048 and len(a.test) == 512
-    assert len(np.unique(a.train.y)) == 10
+    assert len(np.unique(a.train["fc2"])) == 10
 
 
 def write_idx(folder, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -111,10 +112,11 @@ def test_mnist_format_files_on_disk_are_read_through_torchvision(tmp_path, datas
     make_mnist_files(tmp_path, folder)
     spec, graph = dsl.load("specs/mnist_mlp.yaml")
     data = load_dataset(spec, graph, data_dir=tmp_path, name=dataset)
-    assert data.train.x.shape == (96, 1, 28, 28) and data.test.x.shape == (32, 1, 28, 28)
-    assert data.train.x.min() >= -1.0 and data.train.x.max() <= 1.0  # (x/255 - 0.5) / 0.5
+    x, y = graph.inputs[0][0], graph.outputs[0][0]
+    assert data.train[x].shape == (96, 1, 28, 28) and data.test[x].shape == (32, 1, 28, 28)
+    assert data.train[x].min() >= -1.0 and data.train[x].max() <= 1.0  # (x/255 - 0.5) / 0.5
     raw = np.frombuffer((tmp_path / folder / "raw" / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
-    assert np.array_equal(data.test.y, raw)
+    assert np.array_equal(data.test[y], raw)
 
 
 def test_missing_mnist_offline_says_where_to_put_the_files(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ model:
   - flatten
   - linear: {out_features: 10}
 data: {dataset: digits}
-train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy]}
+train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy], objective: supervised}
 """
 
 # Where each kind's name sits in SPEC, as (line, text replaced).
@@ -34,6 +34,7 @@ PLACES = {
     "optimizer": (7, "adam"),
     "dataset": (6, "digits"),
     "metric": (7, "accuracy"),
+    "objective": (7, "supervised"),
 }
 
 LINEAR = ": that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N})"
@@ -166,6 +167,9 @@ CASES = [
                       "(planned in the recommenders/run issue)"),
     ("metric", "AUC", ": that is the Keras and torchmetrics name for auc, not supported yet "
                       "(planned in the recommenders/run issue)"),
+    ("objective", "autoencoder", "; did you mean 'reconstruction'?"),
+    ("objective", "dcgan", "; did you mean 'gan'?; the DCGAN paper's non-saturating loss"),
+    ("objective", "classification", "; did you mean 'supervised'?"),
 ]
 
 
@@ -213,7 +217,7 @@ def test_the_cli_dataset_flag_gets_the_same_message():
             load_dataset(spec, graph, name=name)
         assert str(info.value) == unknown_name("dataset", name)
     assert str(info.value) == ("unknown dataset 'mnsit'; did you mean 'mnist'?; "
-                               "valid datasets: digits, mnist, fashion_mnist, synthetic")
+                               "valid datasets: digits, mnist, fashion_mnist, synthetic, npy")
 
 
 @pytest.mark.parametrize("kind", list(TABLES))
@@ -268,4 +272,5 @@ def test_every_table_key_is_reached_and_is_not_already_a_dslc_name(kind):
 def test_the_json_schema_still_lists_datasets_and_metrics():
     defs = json_schema()["$defs"]
     assert defs["DataSpec"]["properties"]["dataset"]["enum"] == list(dsl.DATASETS)
-    assert defs["TrainSpec"]["properties"]["metrics"]["items"]["enum"] == list(dsl.METRICS)
+    as_list, per_output = defs["TrainSpec"]["properties"]["metrics"]["anyOf"]
+    assert as_list["items"]["enum"] == per_output["additionalProperties"]["items"]["enum"] == list(dsl.METRICS)

@@ -10,10 +10,11 @@ import pytest
 import dsl
 from backends.optimizer_state import STEP, check_optimizer_state
 from backends.parity import make_batch
-from backends.target import make_target
 from backends.weights import init_weights
 from dsl import WeightsError
+from dsl.objectives import resolve_objective
 from tests.conftest import REPO
+from tests.helpers import make_trainer
 
 OPTIMIZERS = {
     "adam_l2": "adam: {lr: 0.01, weight_decay: 0.1}",
@@ -30,7 +31,7 @@ def cnn_with(optimizer: str):
 
 
 def targets(spec, graph, dtype="float64"):
-    made = {name: make_target(name, graph, spec.train, dtype=dtype, full_precision=True) for name in ("torch", "jax")}
+    made = {name: make_trainer(name, spec, graph, dtype=dtype, full_precision=True) for name in ("torch", "jax")}
     for target in made.values():
         target.load_state(init_weights(graph, 0, dtype))
     return made
@@ -40,10 +41,10 @@ def targets(spec, graph, dtype="float64"):
 @pytest.mark.parametrize("source, dest", [("torch", "jax"), ("jax", "torch")])
 def test_state_moved_mid_training_continues_like_the_source(optimizer, source, dest):
     spec, graph = cnn_with(OPTIMIZERS[optimizer])
-    x, y = make_batch(graph, "cross_entropy", 16 * 6, "float64", np.random.default_rng(0))
+    batch = make_batch(graph, resolve_objective(spec, graph), 16 * 6, "float64", np.random.default_rng(0))
     batches = list(np.arange(96, dtype=np.int32).reshape(6, 16))
     made = targets(spec, graph)
-    data = {name: t.put(x, y) for name, t in made.items()}
+    data = {name: t.put(batch) for name, t in made.items()}
     made[source].train_steps(data[source], batches[:3])
     exported = made[source].export_optimizer_state()
     made[dest].load_state(made[source].export_state())
@@ -66,9 +67,9 @@ def test_names_are_torch_entries_by_weight_name():
     spec, graph = cnn_with(OPTIMIZERS["adamw"])
     made = targets(spec, graph, "float32")
     assert made["torch"].export_optimizer_state().keys() == {STEP}  # torch has no state before the first step
-    x, y = make_batch(graph, "cross_entropy", 8, "float32", np.random.default_rng(1))
+    batch = make_batch(graph, resolve_objective(spec, graph), 8, "float32", np.random.default_rng(1))
     for name, target in made.items():
-        target.train_steps(target.put(x, y), [np.arange(8, dtype=np.int32)])
+        target.train_steps(target.put(batch), [np.arange(8, dtype=np.int32)])
         state = target.export_optimizer_state()
         assert state[STEP].dtype == np.int64 and state[STEP].shape == () and int(state[STEP]) == 1
         assert state["optimizer.conv1.weight.step"].dtype == np.float32
@@ -85,8 +86,8 @@ def test_sgd_momentum_buffer_is_absent_before_the_first_step_on_both_targets():
 def test_malformed_state_is_a_weights_error():
     spec, graph = cnn_with(OPTIMIZERS["adam_l2"])
     made = targets(spec, graph, "float32")
-    x, y = make_batch(graph, "cross_entropy", 8, "float32", np.random.default_rng(1))
-    made["torch"].train_steps(made["torch"].put(x, y), [np.arange(8, dtype=np.int32)])
+    batch = make_batch(graph, resolve_objective(spec, graph), 8, "float32", np.random.default_rng(1))
+    made["torch"].train_steps(made["torch"].put(batch), [np.arange(8, dtype=np.int32)])
     state = made["torch"].export_optimizer_state()
     check_optimizer_state(graph, "adam", state)
     with pytest.raises(WeightsError, match="no optimizer.step"):
@@ -104,11 +105,11 @@ def test_malformed_state_is_a_weights_error():
 def test_reloading_into_a_fresh_target_changes_nothing_bitwise(optimizer, name):
     """float32, same target: torch's fused kernels and optax continue bit for bit from a reloaded state."""
     spec, graph = cnn_with(OPTIMIZERS[optimizer])
-    x, y = make_batch(graph, "cross_entropy", 16 * 6, "float32", np.random.default_rng(2))
+    batch = make_batch(graph, resolve_objective(spec, graph), 16 * 6, "float32", np.random.default_rng(2))
     batches = list(np.arange(96, dtype=np.int32).reshape(6, 16))
-    original, fresh = (make_target(name, graph, spec.train) for _ in range(2))
+    original, fresh = (make_trainer(name, spec, graph) for _ in range(2))
     original.load_state(init_weights(graph, 0))
-    data = original.put(x, y)
+    data = original.put(batch)
     original.train_steps(data, batches[:3])
     fresh.load_state(original.export_state())
     fresh.load_optimizer_state(original.export_optimizer_state())

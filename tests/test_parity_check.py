@@ -7,6 +7,7 @@ import pytest
 import dsl
 from backends.jax import ops as jax_ops
 from backends.parity import check
+from dsl.objectives import resolve_objective
 from tests.conftest import REPO
 
 SPECS = sorted(str(p.relative_to(REPO)) for p in (REPO / "specs").glob("*.yaml"))
@@ -20,7 +21,9 @@ def test_every_spec_passes_check(path, dtype):
     failures = [r for r in report.rows if not r.ok]
     assert report.ok, failures
     assert report.worst("output") <= (1e-5 if dtype == "float32" else 1e-9)
-    assert len([r for r in report.rows if r.quantity.startswith("step")]) == 5 + len(graph.state_dict_spec()) + 1
+    losses = [m for m in resolve_objective(spec, graph).metric_names if m.endswith("loss")]  # one row each per step
+    steps = [r for r in report.rows if r.quantity.startswith("step")]
+    assert len(steps) == 5 * len(losses) + len(graph.state_dict_spec()) + len(graph.outputs)
 
 
 FLAT = """

@@ -68,12 +68,14 @@ def _records(out) -> list[dict]:
             for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("spec", [SPEC, "specs/gan_digits.yaml"], ids=["mlp", "gan"])
 @pytest.mark.parametrize("target", ["torch", "jax"])
-def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, target):
+def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, target, spec):
+    """The GAN adds two models with an optimizer each, two steps per batch and noise drawn per epoch."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    reference = subprocess.Popen(dslc_command("train", SPEC, "--target", target, "--out", whole, *RUN), cwd=REPO,
+    reference = subprocess.Popen(dslc_command("train", spec, "--target", target, "--out", whole, *RUN), cwd=REPO,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    step = kill_after_mid_epoch_checkpoint(dslc_command("train", SPEC, "--target", target, "--out", killed, *RUN),
+    step = kill_after_mid_epoch_checkpoint(dslc_command("train", spec, "--target", target, "--out", killed, *RUN),
                                            killed)
     assert 40 <= step < 300
     resumed = subprocess.run(dslc_command("train", "--resume", killed, "--threads", "1", "--no-progress"), cwd=REPO,
@@ -102,22 +104,22 @@ def test_jax_scan_chunks_and_single_steps_reach_identical_weights():
 
     import dsl
     from backends.data import epoch_batches, load_dataset
-    from backends.target import make_target
     from backends.weights import init_weights
+    from tests.helpers import make_trainer
 
     spec, graph = dsl.load(REPO / SPEC)
     data = load_dataset(spec, graph)
     batches = epoch_batches(len(data.train), 32, 0, 1)
     results = []
     for scanned in (True, False):
-        target = make_target("jax", graph, spec.train)
+        target = make_trainer("jax", spec, graph)
         target.load_state(init_weights(graph, 0))
-        train = target.put(data.train.x, data.train.y)
-        target.compile(train, target.put(data.test.x, data.test.y), [32, 29], 360)
+        train = target.put(data.train.columns)
+        target.compile(train, target.put(data.test.columns), [32, 29], 360)
         target._compiled.pop(("loop", 32), None)
         if scanned:  # whatever the timing trial chose
             shape = jax.ShapeDtypeStruct((target.steps_per_call, 32), jnp.int32)
-            target._compiled["loop", 32] = target._train_loop.lower(target.state, *train, shape).compile()
+            target._compiled["loop", 32] = target._train_loop.lower(target.state, train, shape).compile()
         for chunk in (batches[:1], batches[1:26], batches[26:]):
             target.train_steps(train, chunk)
         results.append({**target.export_state(), **target.export_optimizer_state()})
@@ -136,7 +138,8 @@ def test_checkpoint_keeps_weights_optimizer_state_and_position(tmp_path):
     optimizer = {STEP: step_array(12), "optimizer.fc2.bias.step": np.array(12.0, np.float32)}
     run = RunConfig("digits_mlp", str(REPO / SPEC), spec_sha256(text), "torch", 3, None, 12, None, 0.5, None, "data",
                     train_examples=1437, total_steps=12)
-    save_checkpoint(tmp_path, weights, optimizer, run, Position(12, 0, 12, 1.5, 3.0, 384, 2.0), text)
+    position = Position(12, 0, 12, {"loss": 1.5, "accuracy": 3.0}, 384, 2.0)
+    save_checkpoint(tmp_path, weights, optimizer, run, position, text)
     header = read_checkpoint(tmp_path)
     assert header.tensors == {} and header.run == run and header.position.batch == 12
     full = read_checkpoint(tmp_path, tensors=True)

@@ -82,14 +82,14 @@ def test_weights_that_do_not_fit_are_refused(cnn, tmp_path):
 
 def test_exported_weights_are_copies_that_training_does_not_change():
     spec, graph = dsl.load("specs/digits_cnn.yaml")
-    from backends.target import make_target
+    from tests.helpers import columns, make_trainer
 
     x = np.random.default_rng(0).standard_normal((64, 1, 8, 8)).astype(np.float32)
     y = np.random.default_rng(1).integers(0, 10, 64)
     for name in ("torch", "jax"):
-        target = make_target(name, graph, spec.train)
+        target = make_trainer(name, spec, graph)
         target.load_state(init_weights(graph, 0))
-        data = target.put(x, y)
+        data = target.put(columns(graph, x, y))
         target.compile(data, data, [32], 32)
         before = target.export_state()
         snapshot = {k: v.copy() for k, v in before.items()}

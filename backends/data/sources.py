@@ -28,16 +28,22 @@ DIGITS_SPLIT_SEED = 0
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs ``x`` (N, ...) and targets ``y``: int64 class ids or float values."""
+    """Named columns of equal length: a batch's arrays for every example (``dsl/objectives.py``).
 
-    x: np.ndarray
-    y: np.ndarray
+    A source's splits name theirs ``image`` and ``label``; ``load_dataset`` renames them
+    to what they feed (the model input, the output whose target they are).
+    """
+
+    columns: dict[str, np.ndarray]
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(next(iter(self.columns.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
 
     def head(self, n: int | None) -> Split:
-        return self if n is None else Split(self.x[:n], self.y[:n])
+        return self if n is None else Split({k: v[:n] for k, v in self.columns.items()})
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,38 @@ def digits() -> Source:
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.2, stratify=y, random_state=DIGITS_SPLIT_SEED)
-    return Source(Split(x_train, y_train), Split(x_test, y_test), 10)
+    return Source(images(x_train, y_train), images(x_test, y_test), 10)
+
+
+def images(x: np.ndarray, y: np.ndarray) -> Split:
+    """An image dataset's split: ``image`` (N, C, H, W) as stored, ``label`` int64 class ids."""
+    return Split({"image": x, "label": y})
+
+
+def npy_folder(path: str | Path, split: str, names: dict[str, str], stream: bool) -> dict[str, np.ndarray]:
+    """The columns of ``path/<split>/<file>.npy`` by batch name (``names``: batch name -> file stem).
+
+    With ``stream`` the arrays are memory-mapped (``np.load(mmap_mode='r')``): rows are
+    read from disk as batches gather them, so a split need not fit in memory.
+    """
+    folder = Path(path) / split
+    columns = {}
+    for name, stem in names.items():
+        file = folder / f"{stem}.npy"
+        if not file.is_file():
+            other = f" (or {name}.npy)" if stem != name else ""
+            raise DataError(f"dataset npy: {file} is missing{other}; put one .npy per column in {folder}: "
+                            f"{', '.join(f'{s}.npy' for s in names.values())}")
+        try:
+            columns[name] = np.load(file, mmap_mode="r" if stream else None, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise DataError(f"dataset npy: {file} is not a numpy .npy array file ({err})") from None
+    lengths = {name: len(c) if c.ndim else 0 for name, c in columns.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{names[n]}.npy {k:,}" for n, k in lengths.items())
+        raise DataError(f"dataset npy: the {split} files hold different numbers of examples ({listed}); "
+                        "each row is one example, so they must agree")
+    return columns
 
 
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -81,7 +118,7 @@ def torchvision_images(name: str, data_dir: str | Path) -> Source:
         except (RuntimeError, OSError):
             _remove_empty(created)
             raise DataError(_missing_message(name, cls, raw)) from None
-        splits.append(Split(dataset.data.numpy()[:, None, :, :], dataset.targets.numpy().astype(np.int64)))
+        splits.append(images(dataset.data.numpy()[:, None, :, :], dataset.targets.numpy().astype(np.int64)))
     return Source(splits[0], splits[1], len(cls.classes))
 
 

@@ -1,37 +1,70 @@
-"""Seeded random data of any input shape, with targets a fixed random "teacher" computes.
+"""Seeded random data for any model, with targets a fixed random "teacher" computes.
 
-Inputs are standard normal. Targets depend on the inputs (argmax, sign or tanh of a
-random linear map of the flattened example), so a model can learn them and smoke
-tests can see accuracy rise; the data is the same for a given seed on every machine.
+Float inputs are standard normal, integer inputs ids within the tables that read
+them (``OpDef.id_bound``), bool inputs coin flips. Each target depends on the inputs
+(argmax, or tanh, of a random linear map of the examples' features, where an id's
+feature is a random vector per id), so a model can learn them and smoke tests can
+see accuracy rise; the data is the same for a given seed on every machine.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dsl import DataError, TensorType
+from dsl import OPS, Graph, TensorType
+from dsl.objectives import Objective, target_shape
 
 from .sources import Source, Split
 
 DEFAULT_TRAIN_SIZE, DEFAULT_TEST_SIZE = 2048, 512
+ID_RANGE = 1000
+"""Integer inputs are drawn from 0..ID_RANGE-1, or fewer where a layer reading them has a smaller table."""
 
 
-def synthetic(inputs: TensorType, output: TensorType, targets: str, seed: int,
-              train_size: int | None, test_size: int | None) -> Source:
-    if not inputs.is_float:
-        raise DataError(f"the synthetic dataset makes float inputs; the model's input is {inputs.dtype}")
+def synthetic(graph: Graph, objective: Objective | None, seed: int, train_size: int | None,
+              test_size: int | None) -> Source:
     rng = np.random.default_rng([seed, 0x5EED])
     sizes = (train_size or DEFAULT_TRAIN_SIZE, test_size or DEFAULT_TEST_SIZE)
-    x = rng.standard_normal((sum(sizes), *inputs.shape), dtype=np.float32)
-    flat = x.reshape(len(x), -1)
-    if targets == "classes":
-        classes = output.shape[0]
-        teacher = rng.standard_normal((flat.shape[1], classes * max(output.numel // classes, 1)))
-        scores = (flat @ teacher).reshape(len(x), classes, *output.shape[1:])
-        y = scores.argmax(axis=1).astype(np.int64)
-    else:
-        teacher = rng.standard_normal((flat.shape[1], output.numel)) / np.sqrt(flat.shape[1])
-        scores = (flat @ teacher).reshape(len(x), *output.shape)
-        y = np.tanh(scores).astype(np.float32)
+    total = sum(sizes)
+    names = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
+    columns = {name: _draw(graph.value_type(name), total, rng, id_high(graph, name)) for name in names}
+    features = np.concatenate([_features(columns[n], rng, id_high(graph, n)) for n in names], axis=1)
+    classes = None
+    for term in objective.terms if objective and objective.targets else ():
+        kind, targets = target_shape(graph, term)
+        out = graph.value_type(term.value)
+        if targets == "classes":
+            classes = out.shape[0]
+            teacher = rng.standard_normal((features.shape[1], out.numel))
+            scores = (features @ teacher).reshape(total, *out.shape)
+            columns[term.target] = scores.argmax(axis=1).astype(np.int64)
+        else:
+            teacher = rng.standard_normal((features.shape[1], out.numel)) / np.sqrt(features.shape[1])
+            columns[term.target] = np.tanh(features @ teacher).reshape(total, *out.shape).astype(np.float32)
     n = sizes[0]
-    return Source(Split(x[:n], y[:n]), Split(x[n:], y[n:]), output.shape[0])
+    split = Split(columns)
+    return Source(Split({k: v[:n] for k, v in split.columns.items()}),
+                  Split({k: v[n:] for k, v in split.columns.items()}), classes)
+
+
+def id_high(graph: Graph, name: str, limit: int = ID_RANGE) -> int:
+    """Ids for input ``name`` lie in 0..id_high-1: within every table that reads it."""
+    bounds = [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
+    return min([limit, *bounds])
+
+
+def _draw(kind: TensorType, count: int, rng: np.random.Generator, high: int) -> np.ndarray:
+    shape = (count, *kind.shape)
+    if kind.is_float:
+        return rng.standard_normal(shape, dtype=np.float32)
+    if kind.dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, high, shape).astype(kind.dtype)
+
+
+def _features(column: np.ndarray, rng: np.random.Generator, high: int) -> np.ndarray:
+    """What the teacher sees of one input: floats as they are, each id as a random vector of its own."""
+    if column.dtype.kind == "f":
+        return column.reshape(len(column), -1)
+    table = rng.standard_normal((max(high, 2), 8))
+    return table[column.reshape(len(column), -1).astype(np.int64)].reshape(len(column), -1)

@@ -22,21 +22,25 @@ import numpy as np
 import optax
 
 from dsl import Graph, WeightsError
+from dsl.objectives import Objective
 from dsl.schema import TrainSpec
 
-from ..inputs import as_tuple, map_inputs
+from ..data.stream import Stream
+from ..inputs import as_tuple, join_outputs, map_inputs, map_outputs
 from ..optimizer_state import (
     STEP,
     OptimizerState,
     check_optimizer_state,
     entries_of,
     entry_key,
+    of_model,
     step_array,
     trainable_names,
 )
 from ..weights import StateDict
 from .model import FlaxModel, state_from_variables, variables_from_state
-from .training import TrainState, apply_train, make_loss, make_optimizer, make_steps
+from .objectives import JAX_OBJECTIVES
+from .training import TrainState, make_apply, make_optimizer, make_steps, put_sub, sub
 
 LOOP_MAX_STEP_SECONDS = 0.005
 
@@ -46,20 +50,20 @@ class JaxTarget:
     steps_per_call = 25
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                 full_precision: bool = False):
+                 full_precision: bool = False, objective: Objective | None = None):
         if dtype == "float64" and not jax.config.jax_enable_x64:
             jax.config.update("jax_enable_x64", True)
         if full_precision:  # no TF32 / bf16 passes on GPUs: dslc check compares float32 to float32
             jax.config.update("jax_default_matmul_precision", "highest")
-        self.graph, self.train, self.dtype, self.seed = graph, train, jnp.dtype(dtype), seed
+        self.graph, self.train, self.dtype, self.seed, self.objective = graph, train, jnp.dtype(dtype), seed, objective
         self.model = FlaxModel(graph)
-        self.loss_name = train.loss.name if train else "cross_entropy"
-        self.loss = make_loss(train.loss) if train else None
-        self.tx = make_optimizer(train.optimizer) if train else None
+        self.apply = make_apply({m: FlaxModel(graph.submodel(m)) for m in graph.model_names})
+        self.phases, self._evaluate = JAX_OBJECTIVES[objective.name](objective, self.apply) if objective else ([], None)
+        self.txs = {m: make_optimizer(train.optimizer_for(m)) for m in dict.fromkeys(m for m, _ in self.phases)}
         self.state: TrainState | None = None
         self._compiled: dict = {}
-        if train:
-            train_step, train_loop, eval_step = make_steps(self.model, self.loss_name, self.loss, self.tx)
+        if objective:
+            train_step, train_loop, eval_step = make_steps(self.phases, self._evaluate, self.txs)
             self._train_step = jax.jit(train_step, donate_argnums=0)
             self._train_loop = jax.jit(train_loop, donate_argnums=0)
             self._eval_step = jax.jit(eval_step)
@@ -70,7 +74,7 @@ class JaxTarget:
         variables = variables_from_state(self.graph, state)
         variables = jax.tree.map(lambda a: jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None), variables)
         params, model_state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
-        opt_state = self.tx.init(params) if self.tx else None
+        opt_state = {m: tx.init(sub(params, m)) for m, tx in self.txs.items()}
         self.state = TrainState(params, model_state, opt_state, jnp.zeros((), jnp.int32), jax.random.key(self.seed))
 
     def export_state(self) -> StateDict:
@@ -80,20 +84,22 @@ class JaxTarget:
     def export_optimizer_state(self) -> OptimizerState:
         """optax's state in torch's terms: ``mu``/``nu``/``count`` -> ``exp_avg``/``exp_avg_sq``/``step``,
         ``trace`` -> ``momentum_buffer`` (docs/PARITY.md §13: with no dampening the two are the same
-        recurrence), each tree converted to canonical layouts like the weights."""
-        step, opt_state = int(self.state.step), self.state.opt_state
+        recurrence), each tree converted to canonical layouts like the weights; one optimizer per model."""
+        step = int(self.state.step)
         state = {STEP: step_array(step)}
-        if self.train.optimizer.name == "sgd":
-            trace = optax.tree_utils.tree_get(opt_state, "trace")
-            entries = {"momentum_buffer": self._canonical(trace)} if trace is not None and step else {}
-        elif count := int(optax.tree_utils.tree_get(opt_state, "count")):
-            entries = {"step": dict.fromkeys(trainable_names(self.graph), np.array(count, np.float32)),
-                       "exp_avg": self._canonical(optax.tree_utils.tree_get(opt_state, "mu")),
-                       "exp_avg_sq": self._canonical(optax.tree_utils.tree_get(opt_state, "nu"))}
-        else:
-            entries = {}
-        for weight in trainable_names(self.graph):
-            state.update({entry_key(weight, entry): values[weight] for entry, values in entries.items()})
+        for model in self.txs:
+            opt_state, names = self.state.opt_state[model], trainable_names(self.graph.submodel(model))
+            if self.train.optimizer_for(model).name == "sgd":
+                trace = optax.tree_utils.tree_get(opt_state, "trace")
+                entries = {"momentum_buffer": self._canonical(model, trace)} if trace is not None and step else {}
+            elif count := int(optax.tree_utils.tree_get(opt_state, "count")):
+                entries = {"step": dict.fromkeys(names, np.array(count, np.float32)),
+                           "exp_avg": self._canonical(model, optax.tree_utils.tree_get(opt_state, "mu")),
+                           "exp_avg_sq": self._canonical(model, optax.tree_utils.tree_get(opt_state, "nu"))}
+            else:
+                entries = {}
+            for weight in names:
+                state.update({entry_key(weight, entry): values[weight] for entry, values in entries.items()})
         return state
 
     def load_optimizer_state(self, state: OptimizerState) -> None:
@@ -103,40 +109,43 @@ class JaxTarget:
         first step as torch's absent ones. optax has one ``count`` for all weights, so
         the per-weight ``step`` entries must agree.
         """
-        name = self.train.optimizer.name
-        check_optimizer_state(self.graph, name, state)
-        found = {w: entries_of(state, w, name) for w in trainable_names(self.graph)}
-        opt_state = self.tx.init(self.state.params)
-        if found and all(found.values()):  # checked: all weights have state, or none (before the first step)
-            opt_state = self._with_entries(opt_state, name, found)
-        self.state = self.state._replace(opt_state=opt_state, step=jnp.asarray(int(state[STEP]), jnp.int32))
+        opt_states = {}
+        for model, tx in self.txs.items():
+            name, sub_graph = self.train.optimizer_for(model).name, self.graph.submodel(model)
+            check_optimizer_state(sub_graph, name, of_model(state, model))
+            found = {w: entries_of(state, w, name) for w in trainable_names(sub_graph)}
+            opt_state = tx.init(sub(self.state.params, model))
+            if found and all(found.values()):  # checked: all weights have state, or none (before the first step)
+                opt_state = self._with_entries(model, opt_state, name, found)
+            opt_states[model] = opt_state
+        self.state = self.state._replace(opt_state=opt_states, step=jnp.asarray(int(state[STEP]), jnp.int32))
 
-    def _with_entries(self, opt_state, name: str, found: dict[str, dict[str, np.ndarray]]):
+    def _with_entries(self, model: str, opt_state, name: str, found: dict[str, dict[str, np.ndarray]]):
         def entry(key):
             return {w: e[key] for w, e in found.items()}
 
         if name == "sgd":
-            return self._set(opt_state, trace=entry("momentum_buffer"))
+            return self._set(model, opt_state, trace=entry("momentum_buffer"))
         counts = {int(e["step"]) for e in found.values()}
         if len(counts) != 1:
             raise WeightsError(f"optimizer state: the weights' step entries differ ({sorted(counts)}); "
                                f"optax keeps one count for all of them")
-        return self._set(opt_state, mu=entry("exp_avg"), nu=entry("exp_avg_sq"), count=counts.pop())
+        return self._set(model, opt_state, mu=entry("exp_avg"), nu=entry("exp_avg_sq"), count=counts.pop())
 
-    def _canonical(self, tree) -> StateDict:
-        """A tree shaped like the params (a moment, a trace) in canonical names and layouts."""
-        state = state_from_variables(self.graph, {**self.variables, "params": tree})
-        return {w: state[w] for w in trainable_names(self.graph)}
+    def _canonical(self, model: str, tree) -> StateDict:
+        """A tree shaped like one model's params (a moment, a trace) in canonical names and layouts."""
+        state = state_from_variables(self.graph, {**self.variables, "params": put_sub(self.state.params, model, tree)})
+        return {w: state[w] for w in trainable_names(self.graph.submodel(model))}
 
-    def _set(self, opt_state, count: int | None = None, **trees: StateDict):
+    def _set(self, model: str, opt_state, count: int | None = None, **trees: StateDict):
         """``opt_state`` with the named fields (``mu``, ``trace``, ...) replaced, converted to Flax layouts.
 
-        Buffers fill the rest of the state dict the converters read; the params trees
-        they give back are the ones used.
+        The current weights fill the rest of the state dict the converters read; the
+        params trees they give back (this model's part) are the ones used.
         """
         full = self.export_state()
         values = {k: jax.tree.map(lambda a: jnp.asarray(a, self.dtype),
-                                  variables_from_state(self.graph, {**full, **tree})["params"])
+                                  sub(variables_from_state(self.graph, {**full, **tree})["params"], model))
                   for k, tree in trees.items()}
         if count is not None:
             old = optax.tree_utils.tree_get(opt_state, "count")
@@ -148,23 +157,31 @@ class JaxTarget:
         return {"params": self.state.params, **self.state.model_state}
 
     # training ------------------------------------------------------------
-    def put(self, x: np.ndarray, y: np.ndarray):
-        y_dtype = self.dtype if y.dtype.kind == "f" else jnp.int32
-        return jax.device_put(self._arrays(x)), jax.device_put(jnp.asarray(y, y_dtype))
+    def put(self, columns: dict[str, np.ndarray] | Stream) -> dict[str, jax.Array] | Stream:
+        """Columns on the device: floats in the model's dtype, integers and bools in theirs.
+        A ``Stream`` stays on the host: the steps put one batch at a time."""
+        if isinstance(columns, Stream):
+            return columns
+        return jax.device_put({k: self._array(v) for k, v in columns.items()})
 
-    def _arrays(self, x):
-        """Float inputs in the model's dtype; integer and bool inputs keep theirs (ids, masks)."""
-        return map_inputs(lambda a: jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None), x)
+    def _array(self, a: np.ndarray):
+        return jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None)
 
     def compile(self, train_data, test_data, batch_sizes: list[int], eval_batch_size: int) -> float:
+        """Compiles the steps ahead of time: for in-memory data, over the whole split gathered by index;
+        for a ``Stream``, over one batch of each size (keyed ``('stream', size)``)."""
         start = time.perf_counter()
         for size in sorted(set(batch_sizes)):
+            data, key = _shaped(self, train_data, size)
             index = jax.ShapeDtypeStruct((size,), jnp.int32)
-            self._compiled[size] = self._train_step.lower(self.state, *train_data, index).compile()
-        self._compile_loop(train_data, max(batch_sizes))
+            self._compiled[key] = self._train_step.lower(self.state, data, index).compile()
+        if not isinstance(train_data, Stream):
+            self._compile_loop(train_data, max(batch_sizes))
+        data, key = _shaped(self, test_data, eval_batch_size, "eval")
         index = jax.ShapeDtypeStruct((eval_batch_size,), jnp.int32)
         mask = jax.ShapeDtypeStruct((eval_batch_size,), self.dtype)
-        self._compiled["eval"] = self._eval_step.lower(self.variables, *test_data, index, mask).compile()
+        self._compiled[key] = self._eval_step.lower(self.state.params, self.state.model_state, data, index,
+                                                    mask).compile()
         return time.perf_counter() - start
 
     def _compile_loop(self, data, batch_size: int) -> None:
@@ -176,69 +193,98 @@ class JaxTarget:
         single, state = _seconds(lambda s: _run(step, s, data, batches[:10]), state)
         if single / 10 > LOOP_MAX_STEP_SECONDS:
             return
-        loop = self._train_loop.lower(self.state, *data, jax.ShapeDtypeStruct(batches.shape, jnp.int32)).compile()
-        _, state = _seconds(lambda s: loop(s, *data, batches), state)  # warm-up
+        loop = self._train_loop.lower(self.state, data, jax.ShapeDtypeStruct(batches.shape, jnp.int32)).compile()
+        _, state = _seconds(lambda s: loop(s, data, batches), state)  # warm-up
         looped, unrolled = [], []
         for _ in range(3):  # interleaved, best of three: a busy machine must not decide it
-            seconds, state = _seconds(lambda s: loop(s, *data, batches), state)
+            seconds, state = _seconds(lambda s: loop(s, data, batches), state)
             looped.append(seconds)
             seconds, state = _seconds(lambda s: _run(step, s, data, batches), state)
             unrolled.append(seconds)
         if min(looped) < min(unrolled):
             self._compiled["loop", batch_size] = loop
 
-    def train_steps(self, data, batches: list[np.ndarray]):
-        loss_sum = correct = 0.0
-        start = 0
+    def train_steps(self, data, batches: list[np.ndarray]) -> dict:
+        if isinstance(data, Stream):
+            sums = {}
+            for batch in data.iterate(batches):
+                n = len(next(iter(batch.values())))
+                step = self._compiled.get(("stream", n), self._train_step)
+                self.state, metrics = step(self.state, self.put(batch), np.arange(n, dtype=np.int32))
+                sums = _add(sums, metrics)
+            return sums
+        sums, start = {}, 0
         loop = self._compiled.get(("loop", len(batches[0])))
         while loop and len(batches) - start >= self.steps_per_call and \
                 all(len(b) == len(batches[0]) for b in batches[start:start + self.steps_per_call]):
             indices = np.stack(batches[start:start + self.steps_per_call])
-            self.state, (loss, hits) = loop(self.state, *data, indices)
-            loss_sum, correct, start = loss_sum + loss, correct + hits, start + self.steps_per_call
+            self.state, metrics = loop(self.state, data, indices)
+            sums, start = _add(sums, metrics), start + self.steps_per_call
         for index in batches[start:]:
             step = self._compiled.get(len(index), self._train_step)
-            self.state, (loss, hits) = step(self.state, *data, index)
-            loss_sum, correct = loss_sum + loss, correct + hits
-        return loss_sum, correct
+            self.state, metrics = step(self.state, data, index)
+            sums = _add(sums, metrics)
+        return sums
 
-    def evaluate(self, data, index: np.ndarray, mask: np.ndarray):
-        step = self._compiled.get("eval", self._eval_step)
-        loss_sum = correct = 0.0
-        for rows, weights in zip(index, mask.astype(self.dtype)):
-            loss, hits = step(self.variables, *data, rows, weights)
-            loss_sum, correct = loss_sum + loss, correct + hits
-        return loss_sum, correct
+    def evaluate(self, data, index: np.ndarray, mask: np.ndarray) -> dict:
+        streamed = isinstance(data, Stream)
+        step = self._compiled.get(("stream", "eval") if streamed else "eval", self._eval_step)
+        batches = data.iterate(list(index)) if streamed else (data for _ in index)
+        sums = {}
+        for rows, weights, batch in zip(index, mask.astype(self.dtype), batches):
+            if streamed:
+                batch, rows = self.put(batch), np.arange(len(rows), dtype=np.int32)
+            sums = _add(sums, step(self.state.params, self.state.model_state, batch, rows, weights))
+        return sums
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        x = self._arrays(x)
-        return np.concatenate([np.asarray(self._apply(self.variables, map_inputs(lambda a: a[i:i + batch_size], x)))
-                               for i in range(0, len(as_tuple(x)[0]), batch_size)])
+        x = map_inputs(self._array, x)
+        return join_outputs([map_outputs(np.asarray, self._apply(self.variables, map_inputs(
+            lambda a: a[i:i + batch_size], x))) for i in range(0, len(as_tuple(x)[0]), batch_size)])
 
     # parity --------------------------------------------------------------
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
         """A probe: the model state a training-mode forward returns is dropped."""
         mode = {"mutable": list(self.state.model_state), "rngs": {"dropout": self.state.key}} if train else {}
-        out = self.model.apply(self.variables, *as_tuple(self._arrays(x)), capture=capture, train=train, **mode)
+        out = self.model.apply(self.variables, *as_tuple(map_inputs(self._array, x)), capture=capture, train=train,
+                               **mode)
         out = out[0] if train else out
         out, captured = out if capture else (out, {})
         return jax.tree.map(np.asarray, out), {k: np.asarray(v) for k, v in captured.items()}
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False):
-        x, y = self.put(x, y)
+    def loss_and_grads(self, batch: dict[str, np.ndarray], phase: int = 0, train: bool = True):
+        """The mean loss of step ``phase`` of the objective on ``batch`` and the gradients of the weights that
+        step updates, after the earlier phases ran without updating anything (see the torch target)."""
+        batch, rng = self.put(batch), self.state.key
+        model_state = self.state.model_state
+        for model, step in self.phases[:phase]:
+            _, (_, model_state) = step(self.state.params, model_state, batch, rng)
+        model, step = self.phases[phase]
 
-        def objective(params):
-            if train:
-                return self.loss(apply_train(self.model, params, self.state.model_state, x, self.state.key)[0], y)
-            return self.loss(self.model.apply({"params": params, **self.state.model_state}, *as_tuple(x)), y)
+        def objective(part):
+            return step(put_sub(self.state.params, model, part), model_state, batch, rng)[0]
 
-        loss, grads = jax.value_and_grad(lambda params: objective(params).mean())(self.state.params)
-        return float(loss), state_from_variables(self.graph, {"params": grads})
+        loss, grads = jax.value_and_grad(objective)(sub(self.state.params, model))
+        grads = state_from_variables(self.graph, {"params": put_sub(self.state.params, model, grads)})
+        return float(loss), {w: grads[w] for w in trainable_names(self.graph.submodel(model))}
+
+
+def _shaped(target: JaxTarget, data, size: int, kind: str | int | None = None):
+    """The data a step is compiled for, and its key in ``_compiled``: the split itself, or for a ``Stream``
+    its first ``size`` rows (one batch, as ``put`` makes it)."""
+    kind = size if kind is None else kind
+    if isinstance(data, Stream):
+        return target.put(data.gather(np.arange(min(size, len(data))))), ("stream", kind)
+    return data, kind
+
+
+def _add(sums: dict, metrics: dict) -> dict:
+    return {k: sums[k] + v if k in sums else v for k, v in metrics.items()}
 
 
 def _run(step, state, data, batches):
     for index in batches:
-        state, metrics = step(state, *data, index)
+        state, metrics = step(state, data, index)
     return state, metrics
 
 

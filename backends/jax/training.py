@@ -17,8 +17,6 @@ import optax
 
 from dsl.schema import ChoiceSpec
 
-from ..inputs import as_tuple
-
 
 def _per_example(losses):
     return losses.reshape(losses.shape[0], -1).mean(1)
@@ -78,42 +76,68 @@ class TrainState(NamedTuple):
 
     params: Any
     model_state: Any  # non-trainable collections (BatchNorm statistics), {} when none
-    opt_state: Any
+    opt_state: Any  # by model name ('' for a one-model spec)
     step: jax.Array
     key: jax.Array
 
 
-def apply_train(model, params, model_state: dict, x, rng):
-    """A training-mode forward: (output, model_state updated by it), e.g. BatchNorm's running statistics."""
-    return model.apply({"params": params, **model_state}, *as_tuple(x), train=True, rngs={"dropout": rng},
-                       mutable=list(model_state))
+def sub(tree, model: str):
+    """One model's part of a tree of all models' variables (the tree itself for '', the one model)."""
+    return tree[model] if model else tree
 
 
-def make_steps(model, loss_name: str, loss_fn, tx: optax.GradientTransformation):
-    """The pure train step, a loop of train steps, and the eval step; the target jits them."""
+def put_sub(tree, model: str, value):
+    return {**tree, model: value} if model else value
 
-    def train_step(state: TrainState, x_all, y_all, index):
-        x, y = jax.tree.map(lambda a: a[index], x_all), y_all[index]  # x_all: one array, or a tuple (inputs)
+
+def make_apply(models: dict):
+    """``apply(model, params, model_state, inputs, train, rng) -> (output, model_state)`` for the objectives.
+
+    ``models`` are the Flax modules by model name; each reads its own part of the
+    variables (its names are prefixed by its model's) and, in training mode, writes
+    back its part of the model state (BatchNorm's running statistics).
+    """
+    def apply(model, params, model_state, inputs, train, rng):
+        wrap = (lambda x: {model: x}) if model else (lambda x: x)
+        collections = {c: wrap(sub(v, model)) for c, v in model_state.items() if not model or model in v}
+        variables = {"params": wrap(sub(params, model)), **collections}
+        if not train:
+            return models[model].apply(variables, *inputs, train=False), model_state
+        if not collections:
+            return models[model].apply(variables, *inputs, train=True, rngs={"dropout": rng}), model_state
+        out, updated = models[model].apply(variables, *inputs, train=True, rngs={"dropout": rng},
+                                           mutable=list(collections))
+        return out, {c: put_sub(v, model, sub(updated[c], model)) if c in updated else v
+                     for c, v in model_state.items()}
+
+    return apply
+
+
+def make_steps(phases, evaluate, txs: dict):
+    """The pure train step (every phase of the objective on one batch), a loop of them, the eval step."""
+
+    def train_step(state: TrainState, data, index):
+        batch = {k: v[index] for k, v in data.items()}
         rng = jax.random.fold_in(state.key, state.step)
+        params, model_state, opt_state, metrics = state.params, state.model_state, dict(state.opt_state), {}
+        for model, phase in phases:
+            def objective(part, params=params, model_state=model_state, phase=phase, model=model):
+                return phase(put_sub(params, model, part), model_state, batch, rng)
 
-        def objective(params):
-            out, model_state = apply_train(model, params, state.model_state, x, rng)
-            return loss_fn(out, y).mean(), (out, model_state)
+            part = sub(params, model)
+            (_, (sums, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(part)
+            updates, opt_state[model] = txs[model].update(grads, opt_state[model], part)
+            params = put_sub(params, model, optax.apply_updates(part, updates))
+            metrics.update(sums)
+        return state._replace(params=params, model_state=model_state, opt_state=opt_state,
+                              step=state.step + 1), metrics
 
-        (loss, (out, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = (loss * index.shape[0], correct_count(loss_name, out, y).sum())
-        return state._replace(params=params, model_state=model_state, opt_state=opt_state, step=state.step + 1), metrics
-
-    def train_loop(state: TrainState, x_all, y_all, indices):
+    def train_loop(state: TrainState, data, indices):
         """``len(indices)`` steps in one compiled call (``lax.scan``): no dispatch or host sync between them."""
-        state, (losses, hits) = jax.lax.scan(lambda s, index: train_step(s, x_all, y_all, index), state, indices)
-        return state, (losses.sum(), hits.sum())
+        state, metrics = jax.lax.scan(lambda s, index: train_step(s, data, index), state, indices)
+        return state, jax.tree.map(jnp.sum, metrics)
 
-    def eval_step(variables, x_all, y_all, index, mask):
-        x, y = jax.tree.map(lambda a: a[index], x_all), y_all[index]
-        out = model.apply(variables, *as_tuple(x), train=False)
-        return (loss_fn(out, y) * mask).sum(), (correct_count(loss_name, out, y) * mask).sum()
+    def eval_step(params, model_state, data, index, mask):
+        return evaluate(params, model_state, {k: v[index] for k, v in data.items()}, mask)
 
     return train_step, train_loop, eval_step

@@ -37,22 +37,40 @@ def build_module(graph: Graph, weights: StateDict | None = None, dtype: str = "f
         torch.Size([2, 10])
     """
     root = nn.Module()
-    fx = torch.fx.Graph()
-    values = {name: fx.placeholder(name) for name, _ in graph.inputs}
-    for node in graph.nodes:
-        module = TORCH_OPS[node.op](node)
-        inputs = tuple(values[i] for i in node.inputs)
-        if "nhwc_memory" in node.hints:  # the channels_last pass: same values, NHWC memory
-            module = module.to(memory_format=torch.channels_last)
-            inputs = tuple(fx.call_method("contiguous", (x,), {"memory_format": torch.channels_last}) for x in inputs)
-        _attach(root, node.name, module)
-        values[node.name] = fx.call_module(node.name, inputs)
-    outputs = {name: values[value] for name, value in graph.outputs}
-    fx.output(next(iter(outputs.values())) if len(outputs) == 1 else outputs)
-    module = torch.fx.GraphModule(root, fx, class_name=_class_name(graph.name)).to(DTYPES[dtype])
+    module = torch.fx.GraphModule(root, _fx_graph(graph, root), class_name=_class_name(graph.name)).to(DTYPES[dtype])
     if weights is not None:
         load_state(module, graph, weights)
     return module
+
+
+def build_models(graph: Graph, module: torch.fx.GraphModule) -> dict[str, torch.fx.GraphModule]:
+    """Each model of ``graph.model_names`` as its own module, sharing ``module``'s parameters and buffers.
+
+    ``module`` (``build_module(graph)``) runs all models side by side and owns the
+    weights; a GAN's objective calls the generator and the discriminator separately.
+    """
+    if not graph.models:
+        return {"": module}
+    return {m: torch.fx.GraphModule(module, _fx_graph(graph.submodel(m)), class_name=_class_name(m))
+            for m in graph.models}
+
+
+def _fx_graph(graph: Graph, root: nn.Module | None = None) -> torch.fx.Graph:
+    """The fx graph of ``graph``; with ``root``, each layer's new submodule is attached there too."""
+    fx = torch.fx.Graph()
+    values = {name: fx.placeholder(name.replace(".", "_")) for name, _ in graph.inputs}
+    for node in graph.nodes:
+        inputs = tuple(values[i] for i in node.inputs)
+        if "nhwc_memory" in node.hints:  # the channels_last pass: same values, NHWC memory
+            inputs = tuple(fx.call_method("contiguous", (x,), {"memory_format": torch.channels_last}) for x in inputs)
+        if root is not None:
+            module = TORCH_OPS[node.op](node)
+            _attach(root, node.name, module.to(memory_format=torch.channels_last) if "nhwc_memory" in node.hints
+                    else module)
+        values[node.name] = fx.call_module(node.name, inputs)
+    outputs = {name: values[value] for name, value in graph.outputs}
+    fx.output(next(iter(outputs.values())) if len(outputs) == 1 else outputs)
+    return fx
 
 
 def _attach(root: nn.Module, name: str, module: nn.Module) -> None:

@@ -20,127 +20,156 @@ import numpy as np
 import torch
 
 from dsl import Graph
+from dsl.objectives import Objective
 from dsl.schema import TrainSpec
 
-from ..inputs import as_tuple, map_inputs, map_outputs
-from ..optimizer_state import STEP, OptimizerState, check_optimizer_state, entries_of, entry_key, step_array
+from ..data.stream import Stream
+from ..inputs import as_tuple, join_outputs, map_inputs, map_outputs
+from ..optimizer_state import (
+    STEP,
+    OptimizerState,
+    check_optimizer_state,
+    entries_of,
+    entry_key,
+    of_model,
+    step_array,
+)
 from ..weights import StateDict
-from .module import DTYPES, build_module, export_state, load_state
-from .training import correct_count, make_loss, make_optimizer
+from .module import DTYPES, build_models, build_module, export_state, load_state
+from .objectives import TORCH_OBJECTIVES
+from .training import make_optimizer
 
 
 class TorchTarget:
     name = "torch"
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                 compile: bool = False, device: str | None = None, full_precision: bool = False):
+                 compile: bool = False, device: str | None = None, full_precision: bool = False,
+                 objective: Objective | None = None):
         torch.manual_seed(seed)
         self.seed, self.steps = seed, 0
         self.random = any(n.is_random for n in graph.nodes)
         if full_precision:  # no TF32 on GPUs: dslc check compares float32 to float32
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
-        self.graph, self.train, self.dtype = graph, train, DTYPES[dtype]
+        self.graph, self.train, self.dtype, self.objective = graph, train, DTYPES[dtype], objective
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = build_module(graph, dtype=dtype).to(self.device)
         self.generator = device_generator(self.device)
-        self.step_module = torch.compile(self.module) if compile else self.module  # shares the parameters
-        self.loss_name = train.loss.name if train else "cross_entropy"
-        self.loss = make_loss(train.loss) if train else None
-        self.optimizer = None
+        models = build_models(graph, torch.compile(self.module) if compile else self.module)  # shares the weights
+        self.compiled = compile
+        self.phases, self._evaluate = TORCH_OBJECTIVES[objective.name](objective, models, self.dtype) \
+            if objective else ([], None)
+        self.optimizers: dict[str, torch.optim.Optimizer] | None = None
 
     def load_state(self, state: StateDict) -> None:
         load_state(self.module, self.graph, state)
-        self.optimizer, self.steps = None, 0
+        self.optimizers, self.steps = None, 0
+
+    def _parameters(self, model: str) -> dict[str, torch.nn.Parameter]:
+        """The trainable weights of one model, by canonical name."""
+        return {k: p for k, p in self.module.named_parameters() if not model or k.startswith(model + ".")}
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {m: make_optimizer(self.train.optimizer_for(m), self._parameters(m).values())
+                for m in dict.fromkeys(m for m, _ in self.phases)}
 
     def export_optimizer_state(self) -> OptimizerState:
         """torch's ``optimizer.state_dict()['state']``, keyed by weight name (``optimizer_state.py``)."""
         state = {STEP: step_array(self.steps)}
-        if self.optimizer is None:
-            return state
-        for name, param in self.module.named_parameters():
-            for entry, value in self.optimizer.state.get(param, {}).items():
-                if value is not None:
-                    state[entry_key(name, entry)] = np.array(value.detach().cpu().numpy(), order="C")
+        for model, optimizer in (self.optimizers or {}).items():
+            for name, param in self._parameters(model).items():
+                for entry, value in optimizer.state.get(param, {}).items():
+                    if value is not None:
+                        state[entry_key(name, entry)] = np.array(value.detach().cpu().numpy(), order="C")
         return state
 
     def load_optimizer_state(self, state: OptimizerState) -> None:
-        """A fresh optimizer given the canonical state through ``load_state_dict``, torch's own path.
+        """Fresh optimizers given the canonical state through ``load_state_dict``, torch's own path.
 
         ``load_state_dict`` casts each entry to its parameter's dtype and device, and puts
         ``step`` where the fused kernel reads it (float32, on the parameter's device): a
         fused Adam continues bit for bit (tests/test_resume.py).
         """
-        name = self.train.optimizer.name
-        check_optimizer_state(self.graph, name, state)
-        self.optimizer = make_optimizer(self.train.optimizer, self.module.parameters())
-        saved = self.optimizer.state_dict()
-        params = dict(self.module.named_parameters())
-        ids = {id(p): i for i, p in enumerate(self.optimizer.param_groups[0]["params"])}
-        saved["state"] = {ids[id(params[w])]: {e: torch.from_numpy(np.array(v)) for e, v in entries.items()}
-                          for w in params if (entries := entries_of(state, w, name))}
-        self.optimizer.load_state_dict(saved)
+        self.optimizers = self._make_optimizers()
+        for model, optimizer in self.optimizers.items():
+            name = self.train.optimizer_for(model).name
+            check_optimizer_state(self.graph.submodel(model), name, of_model(state, model))
+            saved = optimizer.state_dict()
+            params = self._parameters(model)
+            ids = {id(p): i for i, p in enumerate(optimizer.param_groups[0]["params"])}
+            saved["state"] = {ids[id(params[w])]: {e: torch.from_numpy(np.array(v)) for e, v in entries.items()}
+                              for w in params if (entries := entries_of(state, w, name))}
+            optimizer.load_state_dict(saved)
         self.steps = int(state[STEP])
 
     def export_state(self) -> StateDict:
         return export_state(self.module)
 
-    def put(self, x: np.ndarray, y: np.ndarray):
-        y_dtype = self.dtype if y.dtype.kind == "f" else torch.int64
-        return self._tensor(x), torch.from_numpy(y).to(self.device, y_dtype)
+    def put(self, columns: dict[str, np.ndarray] | Stream) -> dict[str, torch.Tensor] | Stream:
+        """Columns as tensors on the device: floats in the model's dtype, integers and bools in theirs.
+        A ``Stream`` stays on the host: the steps put one batch at a time."""
+        return columns if isinstance(columns, Stream) else {k: self._tensor(v) for k, v in columns.items()}
 
     def compile(self, train_data, test_data, batch_sizes: list[int], eval_batch_size: int) -> float:
         """With ``torch.compile``, traces and compiles the train step on each batch size (timed)."""
-        if self.step_module is self.module:
+        if not self.compiled:
             return 0.0
         start = time.perf_counter()
-        state = export_state(self.module)
+        state, steps = export_state(self.module), self.steps
         for size in sorted(set(batch_sizes)):
             self.train_steps(train_data, [np.arange(size, dtype=np.int32)])
         self.load_state(state)  # compiling must not train
+        self.steps = steps
         return time.perf_counter() - start
 
-    def train_steps(self, data, batches: list[np.ndarray]):
-        if self.optimizer is None:
-            self.optimizer = make_optimizer(self.train.optimizer, self.module.parameters())
+    def train_steps(self, data, batches: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        if isinstance(data, Stream):
+            sums = {}
+            for batch in data.iterate(batches):
+                _accumulate(sums, self.train_steps(self.put(batch), [_all_rows(batch)]))
+            return sums
+        if self.optimizers is None:
+            self.optimizers = self._make_optimizers()
         self.module.train()
-        x_all, y_all = data
-        loss_sum, correct = (torch.zeros((), dtype=self.dtype, device=self.device) for _ in range(2))
+        sums = {}
         for index in batches:
             if self.random:
                 self.generator.manual_seed(step_seed(self.seed, self.steps))
             self.steps += 1
             index = torch.from_numpy(index).to(self.device, non_blocking=True)
-            x, y = map_inputs(lambda a: a[index], x_all), y_all[index]
-            out = self.step_module(*as_tuple(x))
-            loss = self.loss(out, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_sum.add_(loss.detach(), alpha=len(index))
-            correct.add_(correct_count(self.loss_name, out.detach(), y))
-        return loss_sum, correct
+            batch = {k: v[index] for k, v in data.items()}
+            for model, step in self.phases:
+                optimizer = self.optimizers[model]
+                loss, metrics = step(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                _accumulate(sums, metrics)
+        return sums
 
     @torch.no_grad()
-    def evaluate(self, data, index: np.ndarray, mask: np.ndarray):
+    def evaluate(self, data, index: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
         self.module.eval()
-        x_all, y_all = data
-        loss_sum = correct = torch.zeros((), dtype=self.dtype, device=self.device)
+        if isinstance(data, Stream):
+            sums = {}
+            for batch, weights in zip(data.iterate(list(index)), mask):
+                _accumulate(sums, self.evaluate(self.put(batch), _all_rows(batch)[None], weights[None]))
+            return sums
+        sums = {}
         for rows, weights in zip(index, mask):
             rows = torch.from_numpy(rows).to(self.device)
             weights = torch.from_numpy(weights).to(self.device, self.dtype)
-            out = self.module(*as_tuple(map_inputs(lambda a: a[rows], x_all)))
-            loss_sum = loss_sum + (self.loss(out, y_all[rows], reduction="none") * weights).sum()
-            correct = correct + correct_count(self.loss_name, out, y_all[rows], weights)
-        return loss_sum, correct
+            _accumulate(sums, self._evaluate({k: v[rows] for k, v in data.items()}, weights))
+        return sums
 
     @torch.no_grad()
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         self.module.eval()
-        x = self._tensor(x)
+        x = map_inputs(self._tensor, x)
         size = len(as_tuple(x)[0])
-        return torch.cat([self.module(*as_tuple(map_inputs(lambda a: a[i:i + batch_size], x)))
-                          for i in range(0, size, batch_size)]).cpu().numpy()
+        return join_outputs([map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(
+            map_inputs(lambda a: a[i:i + batch_size], x)))) for i in range(0, size, batch_size)])
 
     @torch.no_grad()
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
@@ -151,20 +180,24 @@ class TorchTarget:
             for n in self.graph.nodes] if capture else []
         try:
             with self._buffers_kept():
-                out = map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(self._tensor(x))))
+                out = map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(map_inputs(self._tensor, x))))
         finally:
             for hook in hooks:
                 hook.remove()
         return out, captured
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, train: bool = False):
+    def loss_and_grads(self, batch: dict[str, np.ndarray], phase: int = 0, train: bool = True):
+        """The mean loss of step ``phase`` of the objective on ``batch`` and the gradients of the weights
+        that step updates; earlier phases run first (a GAN's generator step scores the discriminator
+        step's output), without updating anything."""
         self.module.train(train)
-        self.module.zero_grad(set_to_none=True)
-        x_t, y_t = self.put(x, y)
+        batch = self.put(batch)
         with self._buffers_kept():  # restored after backward, which reads the saved running statistics
-            loss = self.loss(self.module(*as_tuple(x_t)), y_t)
+            for model, step in self.phases[:phase + 1]:
+                self.module.zero_grad(set_to_none=True)
+                loss, _ = step(batch)
             loss.backward()
-        grads = {k: np.array(p.grad.cpu().numpy(), order="C") for k, p in self.module.named_parameters()}
+        grads = {k: np.array(p.grad.cpu().numpy(), order="C") for k, p in self._parameters(model).items()}
         return loss.item(), grads
 
     @contextlib.contextmanager
@@ -178,10 +211,21 @@ class TorchTarget:
                 for k, b in self.module.named_buffers():
                     b.copy_(saved[k])
 
-    def _tensor(self, x):
-        """Float inputs in the model's dtype; integer and bool inputs keep theirs (ids, masks)."""
-        return map_inputs(lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(
-            self.device, self.dtype if a.dtype.kind == "f" else None), x)
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        """Float arrays in the model's dtype; integer and bool arrays keep theirs (ids, masks, class ids)."""
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype if a.dtype.kind == "f" else None)
+
+
+def _all_rows(batch: dict[str, np.ndarray]) -> np.ndarray:
+    return np.arange(len(next(iter(batch.values()))), dtype=np.int32)
+
+
+def _accumulate(sums: dict, metrics: dict) -> None:
+    for key, value in metrics.items():
+        if key in sums:
+            sums[key].add_(value)
+        else:
+            sums[key] = value.detach().clone()
 
 
 def step_seed(seed: int, step: int) -> int:

@@ -1,11 +1,14 @@
-"""Ops that move values without computing on them: ``flatten``."""
+"""Ops that move values without computing on them: ``flatten``, ``unflatten``."""
 
 from __future__ import annotations
 
 import math
+from typing import Annotated
+
+from pydantic import Field
 
 from ..tensors import TensorType, format_shape
-from ..types import Int, Params
+from ..types import Int, Params, PositiveInt
 from .base import Example, OpDef, ShapeError
 
 
@@ -29,6 +32,27 @@ def _infer_flatten(p: FlattenParams, x: TensorType) -> tuple[FlattenParams, Tens
     return p.model_copy(update={"start_dim": start, "end_dim": end}), x.with_shape(shape)
 
 
+class UnflattenParams(Params):
+    dim: Int = 1
+    unflattened_size: Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=8)]
+
+
+def _infer_unflatten(p: UnflattenParams, x: TensorType) -> tuple[UnflattenParams, TensorType]:
+    """Splits dim ``dim`` of the batched tensor into ``unflattened_size`` (channels-first order)."""
+    rank = x.rank + 1
+    dim = p.dim + rank if p.dim < 0 else p.dim
+    if not 1 <= dim < rank:
+        raise ShapeError(f"dim {p.dim} is out of range for input {format_shape(x.shape)} (dim 0, the batch, stays)",
+                         param="dim")
+    size = x.shape[dim - 1]
+    if math.prod(p.unflattened_size) != size:
+        raise ShapeError(f"unflattened_size {list(p.unflattened_size)} holds {math.prod(p.unflattened_size)} values, "
+                         f"but dim {p.dim} of the input {format_shape(x.shape)} has {size}",
+                         param="unflattened_size")
+    shape = x.shape[: dim - 1] + tuple(p.unflattened_size) + x.shape[dim:]
+    return p.model_copy(update={"dim": dim}), x.with_shape(shape)
+
+
 OPS = (
     OpDef(
         name="flatten",
@@ -36,5 +60,15 @@ OPS = (
         infer=_infer_flatten,
         doc="Flattens dims start_dim..end_dim (default 1..-1) in (C, H, W) order (torch.nn.Flatten).",
         examples=(Example((3, 4, 5)), Example((3, 4, 5), {"start_dim": 2}), Example((2, 3, 4), {"end_dim": 2})),
+    ),
+    OpDef(
+        name="unflatten",
+        params=UnflattenParams,
+        infer=_infer_unflatten,
+        doc="Splits one dim into several, in (C, H, W) order (torch.nn.Unflatten): a generator's features to an "
+            "image.",
+        examples=(Example((64,), {"unflattened_size": [4, 4, 4]}),
+                  Example((3, 20), {"dim": 2, "unflattened_size": [4, 5]}),
+                  Example((6, 5), {"dim": -2, "unflattened_size": [2, 3]})),
     ),
 )

@@ -18,4 +18,10 @@ def _place(node: Node, layouts, types) -> Placement:
     return Placement((CHANNELS_FIRST,), CHANNELS_FIRST)
 
 
-LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place)}
+def _unflatten(node: Node, x, *, train: bool):
+    dim = node.params.dim
+    return x.reshape(x.shape[:dim] + tuple(node.params.unflattened_size) + x.shape[dim + 1:])
+
+
+LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place),
+             "unflatten": JaxOp(_unflatten, "channels_first")}

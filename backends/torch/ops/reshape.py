@@ -7,4 +7,8 @@ def flatten(node: Node) -> nn.Module:
     return nn.Flatten(node.params.start_dim, node.params.end_dim)
 
 
-LOWERINGS = {"flatten": flatten}
+def unflatten(node: Node) -> nn.Module:
+    return nn.Unflatten(node.params.dim, tuple(node.params.unflattened_size))
+
+
+LOWERINGS = {"flatten": flatten, "unflatten": unflatten}

@@ -1,0 +1,234 @@
+"""What training minimizes, resolved against the graph: the one description both targets lower.
+
+``train.objective`` names an entry of ``OBJECTIVES`` (``dsl/training.py``);
+``resolve_objective`` checks it against the models (located errors, before anything
+compiles) and returns an ``Objective``: the loss terms, the models each step updates,
+and the **batch columns** it reads. A batch is a dict of named arrays, named by what
+they feed: a model input by its value name (``input``, ``ids``,
+``discriminator.input``), a target by its output's name (``fc2``, ``digit``). Columns
+the data does not hold are *drawn* from the seed (a GAN's noise), by the one data
+pipeline, so both targets see the same numbers.
+
+Each target lowers every objective once (``backends/*/objectives.py``, literal
+tables, completeness tested); steps return a dict of metric sums named by
+``Objective.metric_names``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import SpecSchemaError, did_you_mean
+from .graph import Graph
+from .schema import ChoiceSpec, Spec
+from .tensors import TensorType, format_shape
+from .training import LOSSES
+
+DEFAULT_GAN_LOSS = ChoiceSpec("bce_with_logits", LOSSES["bce_with_logits"].params())
+
+
+@dataclass(frozen=True)
+class Term:
+    """One loss: a model output against a batch column, weighted in the sum."""
+
+    output: str  # the graph's output name (the column of its target, for supervised)
+    value: str  # the graph value the output reads
+    target: str  # the batch column holding the target
+    loss: ChoiceSpec
+    weight: float
+    metrics: tuple[str, ...]
+    label: str  # metric prefix: '' for a lone term, else the output's name in its model ('digit_')
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A resolved ``train.objective``; see the module docstring."""
+
+    name: str
+    terms: tuple[Term, ...]  # supervised, reconstruction
+    roles: dict[str, str]  # role -> model name ('' is a one-model spec's model): {'model': ''} or gan's two
+    phases: tuple[str, ...]  # model updated by each step of a batch, in order
+    inputs: tuple[str, ...]  # columns the data supplies to model inputs
+    targets: tuple[str, ...]  # columns the data supplies as targets
+    drawn: tuple[tuple[str, TensorType], ...] = ()  # columns drawn from the seed: standard normal
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.inputs + self.targets + tuple(name for name, _ in self.drawn)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The sums a step returns: ``loss`` first (the minimized total), then each term's and metrics."""
+        if self.name == "gan":
+            return "d_loss", "g_loss"
+        names = ["loss"]
+        for term in self.terms:
+            if term.label:
+                names.append(f"{term.label}loss")
+            names += [f"{term.label}{metric}" for metric in term.metrics]
+        return tuple(names)
+
+
+def resolve_objective(spec: Spec, graph: Graph) -> Objective:
+    """The spec's objective checked against its models; raises a located ``SpecSchemaError``."""
+    train = spec.train
+    resolve = {"supervised": _supervised, "reconstruction": _reconstruction, "gan": _gan}[train.objective.name]
+    objective = resolve(spec, graph)
+    _check_optimizers(spec, graph, objective)
+    return objective
+
+
+def _where(spec: Spec, *path, key: bool = False):
+    return spec.source.locate(("train",) + path, key=key)
+
+
+def _one_model(spec: Spec, graph: Graph, name: str) -> str:
+    if graph.models:
+        raise SpecSchemaError(f"objective {name} trains one model; this spec has {len(graph.models)} "
+                              f"({', '.join(graph.models)}): use objective gan, or one model",
+                              _where(spec, "objective"))
+    return ""
+
+
+def _local(model: str, name: str) -> str:
+    return name.removeprefix(model + ".") if model else name
+
+
+def _supervised(spec: Spec, graph: Graph) -> Objective:
+    train = spec.train
+    model = _one_model(spec, graph, "supervised")
+    outputs = dict(graph.outputs)
+    if train.loss is None:
+        raise SpecSchemaError("objective supervised needs train.loss (loss: cross_entropy, or one per output: "
+                              "{name: loss})", _where(spec, key=True) if spec._source else None)
+    for what, given in (("loss", train.loss), ("loss_weights", train.loss_weights), ("metrics", train.metrics)):
+        for key in given if isinstance(given, dict) else ():
+            if key not in outputs:
+                raise SpecSchemaError(f"train.{what} names '{key}', which is not an output"
+                                      f"{did_you_mean(key, outputs)}; outputs: {', '.join(outputs)}",
+                                      _where(spec, what, key, key=True))
+    missing = [o for o in outputs if train.loss_for(o) is None]
+    if missing:
+        raise SpecSchemaError(f"output '{missing[0]}' has no loss; give train.loss one per output "
+                              f"({', '.join(outputs)})", _where(spec, "loss", key=True))
+    lone = len(outputs) == 1
+    terms = tuple(Term(o, v, o, train.loss_for(o), train.loss_weights.get(o, 1.0), train.metrics_for(o),
+                       "" if lone else f"{_local(model, o)}_") for o, v in outputs.items())
+    for term in terms:
+        _check_term(spec, graph, term, ("loss", term.output) if isinstance(train.loss, dict) else ("loss",))
+    return Objective("supervised", terms, {"model": model}, (model,), tuple(n for n, _ in graph.inputs),
+                     tuple(outputs))
+
+
+def _reconstruction(spec: Spec, graph: Graph) -> Objective:
+    train = spec.train
+    model = _one_model(spec, graph, "reconstruction")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise SpecSchemaError(f"objective reconstruction needs a model with one input and one output; this one "
+                              f"has {len(graph.inputs)} and {len(graph.outputs)}", _where(spec, "objective"))
+    (name, kind), (output, value) = graph.inputs[0], graph.outputs[0]
+    loss = train.loss_for(output)
+    if loss is None or LOSSES[loss.name].targets != "values":
+        raise SpecSchemaError("objective reconstruction compares the output with the input: give train.loss mse "
+                              "(or bce_with_logits for inputs in [0, 1])",
+                              _where(spec, "loss" if loss else "objective"))
+    out = graph.value_type(value)
+    if not kind.is_float:
+        raise SpecSchemaError(f"objective reconstruction compares the output with the input, so the input must be "
+                              f"float, not {kind.dtype}", _where(spec, "objective"))
+    if out.shape != kind.shape:
+        raise SpecSchemaError(f"objective reconstruction: the output {out} must have the input's shape "
+                              f"{format_shape(kind.shape)}", _where(spec, "objective"))
+    term = Term(output, value, name, loss, 1.0, train.metrics_for(output), "")
+    _check_term(spec, graph, term, ("loss",))
+    return Objective("reconstruction", (term,), {"model": model}, (model,), (name,), ())
+
+
+def _gan(spec: Spec, graph: Graph) -> Objective:
+    roles = spec.train.objective.params
+    named = {role: getattr(roles, role) for role in ("generator", "discriminator")}
+    for role, model in named.items():
+        if model not in graph.models:
+            path = ("objective", "gan", role) if role in roles.model_fields_set else ("objective",)
+            have = f"models: {', '.join(graph.models)}" if graph.models else "it has one model, at the top"
+            raise SpecSchemaError(f"objective gan: the {role} '{model}' is not a model of this spec ({have}); "
+                                  f"define it under models:", _where(spec, *path))
+    if named["generator"] == named["discriminator"]:
+        path = ("objective", "gan", "discriminator") if "discriminator" in roles.model_fields_set else ("objective",)
+        raise SpecSchemaError(f"objective gan: the generator and the discriminator must be two models; both are "
+                              f"'{named['generator']}' (models: {', '.join(graph.models)})", _where(spec, *path))
+    g, d = (graph.submodel(named[role]) for role in ("generator", "discriminator"))
+    at = spec.source.locate
+    for role, sub in (("generator", g), ("discriminator", d)):
+        if len(sub.inputs) != 1 or len(sub.outputs) != 1:
+            raise SpecSchemaError(f"objective gan: the {role} needs one input and one output; '{named[role]}' "
+                                  f"has {len(sub.inputs)} and {len(sub.outputs)}",
+                                  at(("models", named[role]), key=True))
+    noise, real = g.inputs[0], d.inputs[0]
+    fake = g.value_type(g.outputs[0][1])
+    if not noise[1].is_float:
+        raise SpecSchemaError(f"objective gan: the generator's input is its noise, so it must be float, not "
+                              f"{noise[1].dtype}", at(_input_path(spec, named["generator"], noise[0]) + ("dtype",)))
+    if fake.shape != real[1].shape:
+        raise SpecSchemaError(f"objective gan: the generator outputs {fake} but the discriminator reads "
+                              f"{format_shape(real[1].shape)}; they must match", _output_at(spec, g))
+    logit = d.value_type(d.outputs[0][1])
+    if logit.shape not in ((), (1,)):
+        raise SpecSchemaError(f"objective gan: the discriminator must output one logit per example ([N, 1]); it "
+                              f"outputs {logit}", _output_at(spec, d))
+    return Objective("gan", (), named, (named["discriminator"], named["generator"]), (real[0],), (),
+                     drawn=(noise,))
+
+
+def _input_path(spec: Spec, model: str, name: str) -> tuple:
+    """The YAML path of a model input's spec: ``models.M.input`` or ``models.M.inputs.NAME``."""
+    local = name.removeprefix(model + ".")
+    return ("models", model, "input") if spec.models[model].inputs is None else ("models", model, "inputs", local)
+
+
+def _output_at(spec: Spec, graph: Graph):
+    """Where a model's (only) output is made: its layer, whose arguments decide the output's shape."""
+    value = graph.outputs[0][1]
+    node = next((n for n in graph.nodes if n.name == value), None)
+    return spec.source.locate(node.path, key=True) if node is not None and node.path else None
+
+
+def _check_term(spec: Spec, graph: Graph, term: Term, where: tuple) -> None:
+    """The loss must suit its output: a class axis for cross_entropy; accuracy needs a classification loss."""
+    loss, out = term.loss.name, graph.value_type(term.value)
+    if LOSSES[loss].targets == "classes" and out.rank < 1:
+        raise SpecSchemaError(f"{loss} needs an output with a class axis; {term.output} is {out}",
+                              _where(spec, *where))
+    if "accuracy" in term.metrics and loss == "mse":
+        per_output = isinstance(spec.train.metrics, dict)
+        raise SpecSchemaError(f"accuracy needs a classification loss (cross_entropy or bce_with_logits), not mse"
+                              f"{f' (output {term.output!r})' if per_output else ''}",
+                              _where(spec, *(("metrics", term.output) if per_output else ("metrics",))))
+
+
+def _check_optimizers(spec: Spec, graph: Graph, objective: Objective) -> None:
+    """A mapping of optimizers names each trained model exactly."""
+    given = spec.train.optimizer
+    if not isinstance(given, dict):
+        return
+    trained = [m for m in dict.fromkeys(objective.phases) if m]
+    if not trained:
+        raise SpecSchemaError("train.optimizer is a mapping by model, but this spec has one model: give one "
+                              "optimizer (optimizer: adam)", _where(spec, "optimizer", key=True))
+    for key in given:
+        if key not in trained:
+            raise SpecSchemaError(f"train.optimizer names '{key}', which is not a trained model"
+                                  f"{did_you_mean(key, trained)}; models: {', '.join(trained)}",
+                                  _where(spec, "optimizer", key, key=True))
+    for model in trained:
+        if model not in given:
+            raise SpecSchemaError(f"train.optimizer has no entry for model '{model}'; give one per model "
+                                  f"({', '.join(trained)}) or one for all", _where(spec, "optimizer", key=True))
+
+
+def target_shape(graph: Graph, term: Term) -> tuple[TensorType, str]:
+    """The shape and kind of one example's target for ``term``: class ids or float values."""
+    out = graph.value_type(term.value)
+    if LOSSES[term.loss.name].targets == "classes":
+        return TensorType(out.shape[1:], "int64"), "classes"
+    return TensorType(out.shape, "float32"), "values"
