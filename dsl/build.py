@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from .choice import validate_params
 from .errors import SpecError, SpecSchemaError, SpecShapeError, did_you_mean
 from .expr import ExprError, evaluate, is_expression
-from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node
+from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_index
 from .layers import SEQUENTIAL, LayerSpec
 from .ops import OPS, ShapeError
 from .schema import BlockSpec, ModelSpec, Spec
@@ -150,14 +150,34 @@ class _Builder:
 
     def lookup(self, scope: Scope, ref: str, index: int, where: tuple, reader: str) -> tuple[str, ...]:
         """The value ``ref`` names, seen from item ``index`` of ``scope``: nearest scope first, then outward."""
+        try:
+            base, k = split_index(ref)
+        except ValueError as err:
+            raise SpecSchemaError(str(err), self.locate(where)) from None
         s, position = scope, index
         while s is not None:
-            if ref in s.values:
-                return self._single(s, ref, where)
-            if ref in s.names:
-                raise SpecSchemaError(_later_message(s, ref, position, reader, self.locate), self.locate(where))
+            if base in s.values:
+                return self._indexed(self._single(s, base, where), ref, k, where)
+            if base in s.names:
+                raise SpecSchemaError(_later_message(s, base, position, reader, self.locate), self.locate(where))
             s, position = s.parent, s.position
-        raise SpecSchemaError(_undefined_message(scope, ref, reader), self.locate(where))
+        raise SpecSchemaError(_undefined_message(scope, base, reader), self.locate(where))
+
+    def _indexed(self, value: tuple[str], ref: str, k: int, where: tuple) -> tuple[str]:
+        """``value``'s k-th output (``node[k]``); k = 0 is the value itself."""
+        if k == 0:
+            return value
+        node = next((n for n in reversed(self.nodes) if n.name == value[0]), None)
+        count = 1 + len(node.more) if node else 1
+        if k >= count:
+            if count == 1:
+                what = f"{node.name} ({node.op})" if node else f"{value[0]} (a model input)"
+                raise SpecSchemaError(f"'{ref}': {what} has one value; [k] picks an output of a layer with several "
+                                      f"(chunk)", self.locate(where))
+            listed = ", ".join(f"{value[0]}[{i}]" for i in range(count))
+            raise SpecSchemaError(f"'{ref}': {node.name} ({node.op}) has {count} outputs ({listed})",
+                                  self.locate(where))
+        return (f"{value[0]}[{k}]",)
 
     def _single(self, scope: Scope, ref: str, where: tuple) -> tuple[str, ...]:
         value = scope.values[ref]
@@ -199,12 +219,13 @@ class _Builder:
         types = [self.types[r] for r in reads]
         try:
             params, output = op.infer(params, *types)
+            output, *more = output if isinstance(output, tuple) else (output,)
         except ShapeError as err:
             given = layer.params.model_fields_set if layer.params else set(layer.args)
             at = key + (err.param,) if err.param and err.param in given else key
             context = _merge_context(scope, layer, reads, types) if len(reads) > 1 else ""
             raise SpecShapeError(f"{name} ({layer.op}): {err}{context}", self.locate(at)) from None
-        return (self._add(Node(name, layer.op, params, reads, output, path=key), key),)
+        return (self._add(Node(name, layer.op, params, reads, output, path=key, more=tuple(more)), key),)
 
     def _params(self, scope: Scope, layer: LayerSpec, key: tuple):
         args = self._substitute(dict(layer.args), scope, key)
@@ -226,7 +247,7 @@ class _Builder:
         if len(self.nodes) >= MAX_NODES:
             raise SpecShapeError(f"the model expands to more than {MAX_NODES:,} layers", self.locate(key))
         self.nodes.append(node)
-        self.types[node.name] = node.output
+        self.types.update(zip(node.value_names, (node.output, *node.more)))
         return node.name
 
     def _sequential(self, scope: Scope, layer: LayerSpec, index: int, key: tuple, name: str, reads) -> tuple:

@@ -23,12 +23,14 @@ what a later JAX lowering needs to run them as one ``lax.scan`` over weights sta
 on a new leading axis (the nodes of instance k are those named ``name.k.*``), with
 the canonical names still per instance.
 
-**Several outputs per op (future: LSTM).** A node has one output today. An op that
-returns several will give its node ``outputs: tuple[TensorType, ...]``, and its
-values will be named ``node[0]``, ``node[1]`` (``[`` cannot occur in a layer name, so
-no value name changes); ``inputs: [lstm[0]]`` and ``outputs: {h: lstm[1]}`` will
-address them, the torch lowering will emit ``operator.getitem`` on the fx node, the
-JAX lowering index the returned tuple. A bare ``lstm`` keeps meaning its first value.
+**Several outputs per op.** An op may return several tensors (``chunk``; later an
+LSTM's ``(y, (h, c))``). Its node's ``output`` is the first one's type and ``more``
+the others'; their values are named ``node[1]``, ``node[2]`` (``[`` cannot occur in
+a layer name, so no value name changes), and ``node[0]`` is ``node``: a bare name
+keeps meaning the first value. ``inputs: ["c[1]"]`` and ``outputs: {h: "lstm[1]"}``
+address them (quoted inside ``[...]`` or ``{...}``: YAML's flow syntax reserves the
+brackets). The torch lowering emits ``operator.getitem`` on the fx node, the JAX
+lowering indexes the returned tuple.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ from .types import Params
 INPUT = "input"
 MAX_ELEMENTS = 2**31  # per example and per tensor; more is refused as absurd
 MAX_PARAMETERS = 2**32
+
+
+def split_index(value: str) -> tuple[str, int]:
+    """``'lstm[1]'`` -> ('lstm', 1); ``'lstm'`` -> ('lstm', 0). Raises ``ValueError`` for a malformed index."""
+    if not value.endswith("]") or "[" not in value:
+        return value, 0
+    base, _, index = value[:-1].partition("[")
+    if not index.isdigit():
+        raise ValueError(f"'{value}': the index in [...] must be a whole number (lstm[1])")
+    return base, int(index)
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,12 @@ class Node:
     output: TensorType
     hints: tuple[str, ...] = ()
     path: tuple = ()  # YAML path of the layer that made it (inside a block: the block's body), for messages
+    more: tuple[TensorType, ...] = ()  # the types of values name[1], name[2], ... (an op with several outputs)
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """The values this node makes: its name (the first), then ``name[1]``, ``name[2]``, ..."""
+        return (self.name,) + tuple(f"{self.name}[{k}]" for k in range(1, len(self.more) + 1))
 
     @property
     def is_random(self) -> bool:
@@ -140,8 +158,12 @@ class Graph:
         return self.value_type(self.output)
 
     def value_type(self, name: str) -> TensorType:
-        """The type of a value: a model input's or a node's output."""
-        return self.input_types[name] if name in self.input_types else self.node(name).output
+        """The type of a value: a model input's, a node's output, or ``node[k]``, its k-th."""
+        if name in self.input_types:
+            return self.input_types[name]
+        base, index = split_index(name)
+        node = self.node(base)
+        return node.output if index == 0 else node.more[index - 1]
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

@@ -117,9 +117,21 @@ def _yaml_message(err: yaml.MarkedYAMLError) -> str:
         return "tab character in indentation; YAML indents with spaces only"
     if "expected a single document" in (err.context or "") + problem:
         return "spec holds more than one YAML document ('---'); put one spec in each file"
-    if err.context and err.problem:
-        return f"invalid YAML: {err.context}, {err.problem}"
-    return f"invalid YAML: {problem}"
+    both = err.context and err.problem
+    message = f"invalid YAML: {err.context}, {err.problem}" if both else f"invalid YAML: {problem}"
+    return message + _indexed_name_hint(err)
+
+
+def _indexed_name_hint(err: yaml.MarkedYAMLError) -> str:
+    """A layer's k-th output (``chunk_1[1]``) written unquoted inside ``[...]``/``{...}`` breaks YAML's flow syntax."""
+    mark = err.problem_mark or err.context_mark
+    buffer = getattr(mark, "buffer", None)
+    if "flow" not in (err.context or "") or not buffer:
+        return ""
+    line = buffer.split("\n")[mark.line] if mark.line < buffer.count("\n") + 1 else ""
+    found = re.search(r"[A-Za-z_][\w.]*\[\d+\]", line)
+    return (f"; to name an output of a layer with several ({found.group()}) inside [...] or {{...}}, quote it: "
+            f"\"{found.group()}\"") if found else ""
 
 
 class _Builder:

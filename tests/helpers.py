@@ -22,6 +22,17 @@ def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Gr
         spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": input_dtype}
                                                     for n, s in zip(names, example.inputs)},
                 "model": [{op: {**example.params, "inputs": names}}]}
+    graph = dsl.build_graph(Spec.model_validate(spec))
+    node = graph.nodes[0]
+    if not node.more:
+        return graph
+    # Several outputs: each is flattened and all are concatenated, so one output (and its gradient) covers every
+    # value in order; a lowering that swapped two would differ.
+    layer = spec["model"][0]
+    layer = {op: {**dict(layer[op] or {}), "name": "op"}} if isinstance(layer, dict) else {op: {"name": "op"}}
+    values = ["op"] + [f"op[{k}]" for k in range(1, len(node.value_names))]
+    flat = [{"flatten": {"inputs": [value], "name": f"flat{k}"}} for k, value in enumerate(values)]
+    spec["model"] = [layer, *flat, {"concat": {"inputs": [f"flat{k}" for k in range(len(flat))], "dim": 1}}]
     return dsl.build_graph(Spec.model_validate(spec))
 
 

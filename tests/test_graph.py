@@ -314,3 +314,38 @@ model:
     ids = make_inputs(graph, 64, "float32", np.random.default_rng(0))
     assert ids.max() == 3 and ids.min() == 0
     assert check(spec, graph, dtype="float64").ok
+
+
+GLU = """
+name: glu
+input: {shape: [8]}
+model:
+  - linear: {out_features: 16, name: proj}
+  - chunk: {chunks: 2, name: halves}        # two outputs: halves (= halves[0]) and halves[1]
+  - sigmoid: {inputs: ["halves[1]"], name: gate}
+  - multiply: {inputs: [halves, gate], name: glu}
+  - linear: {out_features: 3, name: head}
+outputs: {logits: head, gate: "halves[1]"}
+"""
+
+
+def test_an_op_with_several_outputs_is_addressed_by_index_on_both_targets():
+    """A gated linear unit from ``chunk``: ``halves[1]`` feeds a layer and is a model output; both targets agree."""
+    spec, graph = dsl.loads(GLU)
+    halves = graph.node("halves")
+    assert halves.value_names == ("halves", "halves[1]") and str(graph.value_type("halves[1]")) == "[N, 8]"
+    assert graph.node("gate").inputs == ("halves[1]",) and dict(graph.outputs)["gate"] == "halves[1]"
+    x = np.random.default_rng(0).standard_normal((5, 8))
+    state = init_weights(graph, 0, "float64")
+    outs = {}
+    for target in ("torch", "jax"):
+        t = make_target(target, graph, None, dtype="float64")
+        t.load_state(state)
+        outs[target], captured = t.forward(x, capture=True)
+        assert set(captured) >= {"halves", "halves[1]", "glu"}
+    for key in ("logits", "gate"):
+        np.testing.assert_allclose(outs["jax"][key], outs["torch"][key], rtol=1e-12, atol=1e-12)
+    proj = x @ state["proj.weight"].T + state["proj.bias"]
+    np.testing.assert_allclose(outs["torch"]["gate"], proj[:, 8:], rtol=1e-12)  # the second half, not the first
+    report = check(spec, graph, dtype="float64")
+    assert report.ok, [r for r in report.rows if not r.ok]

@@ -63,7 +63,8 @@ def plan(graph: Graph, jax_ops) -> dict[str, Placement]:
         op = jax_ops[node.op]
         rule = op.place or (lambda n, layouts, t: place(op.layout, n, layouts, t))
         placements[node.name] = rule(node, [held[i] for i in node.inputs], [types[i] for i in node.inputs])
-        held[node.name], types[node.name] = placements[node.name].output, node.output
+        for value, kind in zip(node.value_names, (node.output, *node.more)):  # several outputs: one layout
+            held[value], types[value] = placements[node.name].output, kind
     return placements
 
 

@@ -83,9 +83,10 @@ class FlaxModel(nn.Module):
             apply = JAX_OPS[node.op].apply
             out = _in_scopes(scopes, tuple(node.name.split(".")[:-1]),
                              lambda *a, node=node, apply=apply: apply(node, *a, train=train), *args)
-            values[node.name] = (out, placement.output)
-            if capture:
-                captured[node.name] = convert(*values[node.name], CHANNELS_FIRST)
+            for value, array in zip(node.value_names, out if node.more else (out,)):
+                values[value] = (array, placement.output)
+                if capture:
+                    captured[value] = convert(array, placement.output, CHANNELS_FIRST)
         outputs = {name: convert(*values[value], CHANNELS_FIRST) for name, value in self.graph.outputs}
         output = next(iter(outputs.values())) if len(outputs) == 1 else outputs
         return (output, captured) if capture else output

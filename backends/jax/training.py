@@ -52,9 +52,6 @@ JAX_OPTIMIZERS = {
 }
 
 
-def make_loss(loss: ChoiceSpec):
-    return JAX_LOSSES[loss.name](loss.params)
-
 
 def make_optimizer(optimizer: ChoiceSpec) -> optax.GradientTransformation:
     return JAX_OPTIMIZERS[optimizer.name](optimizer.params)

@@ -14,6 +14,8 @@ output name when the spec declares several outputs.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 from torch import nn
@@ -67,7 +69,12 @@ def _fx_graph(graph: Graph, root: nn.Module | None = None) -> torch.fx.Graph:
             module = TORCH_OPS[node.op](node)
             _attach(root, node.name, module.to(memory_format=torch.channels_last) if "nhwc_memory" in node.hints
                     else module)
-        values[node.name] = fx.call_module(node.name, inputs)
+        out = fx.call_module(node.name, inputs)
+        if node.more:  # several outputs: the module returns a tuple; node, node[1], ... are its items
+            for k, value in enumerate(node.value_names):
+                values[value] = fx.call_function(operator.getitem, (out, k))
+        else:
+            values[node.name] = out
     outputs = {name: values[value] for name, value in graph.outputs}
     fx.output(next(iter(outputs.values())) if len(outputs) == 1 else outputs)
     return fx

@@ -175,9 +175,12 @@ class TorchTarget:
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
         self.module.train(train)
         captured = {}
+        def keep(node, out):
+            for value, tensor in zip(node.value_names, out if node.more else (out,)):
+                captured[value] = tensor.cpu().numpy().copy()
+
         hooks = [self.module.get_submodule(n.name).register_forward_hook(
-            lambda mod, args, out, name=n.name: captured.__setitem__(name, out.cpu().numpy().copy()))
-            for n in self.graph.nodes] if capture else []
+            lambda mod, args, out, node=n: keep(node, out)) for n in self.graph.nodes] if capture else []
         try:
             with self._buffers_kept():
                 out = map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(map_inputs(self._tensor, x))))

@@ -56,9 +56,6 @@ TORCH_OPTIMIZERS = {
 one kernel for all parameters (on CPU too), with the same update rule as the default one."""
 
 
-def make_loss(loss: ChoiceSpec):
-    return TORCH_LOSSES[loss.name](loss.params)
-
 
 def make_optimizer(optimizer: ChoiceSpec, parameters):
     return TORCH_OPTIMIZERS[optimizer.name](parameters, optimizer.params)

@@ -1,4 +1,4 @@
-"""Ops that move values without computing on them: ``flatten``, ``unflatten``."""
+"""Ops that move values without computing on them: ``flatten``, ``unflatten``, ``chunk``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,30 @@ def _infer_unflatten(p: UnflattenParams, x: TensorType) -> tuple[UnflattenParams
     return p.model_copy(update={"dim": dim}), x.with_shape(shape)
 
 
+class ChunkParams(Params):
+    chunks: Annotated[int, Field(ge=2, le=1024)]
+    dim: Int = 1
+
+
+def _infer_chunk(p: ChunkParams, x: TensorType) -> tuple[ChunkParams, tuple[TensorType, ...]]:
+    """``chunks`` equal parts along ``dim``: the first op with several outputs (``chunk_1[1]`` is the second).
+
+    Only even splits: ``torch.chunk`` returns fewer or uneven parts otherwise (6 along 4
+    chunks gives 3 parts of 2), a trap this refuses.
+    """
+    rank = x.rank + 1
+    dim = p.dim + rank if p.dim < 0 else p.dim
+    if not 1 <= dim < rank:
+        raise ShapeError(f"dim {p.dim} is out of range for input {format_shape(x.shape)} (dim 0, the batch, stays)",
+                         param="dim")
+    size = x.shape[dim - 1]
+    if size % p.chunks:
+        raise ShapeError(f"dim {p.dim} of {format_shape(x.shape)} has {size}, which {p.chunks} chunks do not divide "
+                         f"(torch.chunk would return fewer or uneven parts)", param="chunks")
+    part = x.with_shape(x.shape[: dim - 1] + (size // p.chunks,) + x.shape[dim:])
+    return p.model_copy(update={"dim": dim}), (part,) * p.chunks
+
+
 OPS = (
     OpDef(
         name="flatten",
@@ -70,5 +94,13 @@ OPS = (
         examples=(Example((64,), {"unflattened_size": [4, 4, 4]}),
                   Example((3, 20), {"dim": 2, "unflattened_size": [4, 5]}),
                   Example((6, 5), {"dim": -2, "unflattened_size": [2, 3]})),
+    ),
+    OpDef(
+        name="chunk",
+        params=ChunkParams,
+        infer=_infer_chunk,
+        doc="Splits dim into equal parts, one output each (torch.chunk): name[0], name[1], ...",
+        examples=(Example((8,), {"chunks": 2}), Example((6, 4, 4), {"chunks": 3}),
+                  Example((2, 6), {"chunks": 2, "dim": -1})),
     ),
 )

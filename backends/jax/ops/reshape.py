@@ -1,3 +1,5 @@
+import jax.numpy as jnp
+
 from dsl import Node
 
 from ..layout import CHANNELS_FIRST, CHANNELS_LAST, Placement, flat_hwc
@@ -23,5 +25,11 @@ def _unflatten(node: Node, x, *, train: bool):
     return x.reshape(x.shape[:dim] + tuple(node.params.unflattened_size) + x.shape[dim + 1:])
 
 
+def _chunk(node: Node, x, *, train: bool):
+    """A tuple of equal parts (jnp.split), as torch.chunk returns them for an even split."""
+    return tuple(jnp.split(x, node.params.chunks, axis=node.params.dim))
+
+
 LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place),
+             "chunk": JaxOp(_chunk, "channels_first"),
              "unflatten": JaxOp(_unflatten, "channels_first")}

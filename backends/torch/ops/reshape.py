@@ -1,3 +1,4 @@
+import torch
 from torch import nn
 
 from dsl import Node
@@ -11,4 +12,19 @@ def unflatten(node: Node) -> nn.Module:
     return nn.Unflatten(node.params.dim, tuple(node.params.unflattened_size))
 
 
-LOWERINGS = {"flatten": flatten, "unflatten": unflatten}
+class Chunk(nn.Module):
+    """``torch.chunk`` as a module (torch.nn has none): a tuple of equal parts."""
+
+    def __init__(self, chunks: int, dim: int):
+        super().__init__()
+        self.chunks, self.dim = chunks, dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.chunk(x, self.chunks, self.dim)
+
+
+def chunk(node: Node) -> nn.Module:
+    return Chunk(node.params.chunks, node.params.dim)
+
+
+LOWERINGS = {"flatten": flatten, "unflatten": unflatten, "chunk": chunk}
