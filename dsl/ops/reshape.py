@@ -37,13 +37,19 @@ class UnflattenParams(Params):
     unflattened_size: Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=8)]
 
 
+def _batched_dim(dim: int, x: TensorType) -> int:
+    """``dim`` of the batched tensor, made non-negative; the batch axis (0) is not one an op may split."""
+    rank = x.rank + 1
+    positive = dim + rank if dim < 0 else dim
+    if not 1 <= positive < rank:
+        raise ShapeError(f"dim {dim} is out of range for input {format_shape(x.shape)} (dim 0, the batch, stays)",
+                         param="dim")
+    return positive
+
+
 def _infer_unflatten(p: UnflattenParams, x: TensorType) -> tuple[UnflattenParams, TensorType]:
     """Splits dim ``dim`` of the batched tensor into ``unflattened_size`` (channels-first order)."""
-    rank = x.rank + 1
-    dim = p.dim + rank if p.dim < 0 else p.dim
-    if not 1 <= dim < rank:
-        raise ShapeError(f"dim {p.dim} is out of range for input {format_shape(x.shape)} (dim 0, the batch, stays)",
-                         param="dim")
+    dim = _batched_dim(p.dim, x)
     size = x.shape[dim - 1]
     if math.prod(p.unflattened_size) != size:
         raise ShapeError(f"unflattened_size {list(p.unflattened_size)} holds {math.prod(p.unflattened_size)} values, "
@@ -64,11 +70,7 @@ def _infer_chunk(p: ChunkParams, x: TensorType) -> tuple[ChunkParams, tuple[Tens
     Only even splits: ``torch.chunk`` returns fewer or uneven parts otherwise (6 along 4
     chunks gives 3 parts of 2), a trap this refuses.
     """
-    rank = x.rank + 1
-    dim = p.dim + rank if p.dim < 0 else p.dim
-    if not 1 <= dim < rank:
-        raise ShapeError(f"dim {p.dim} is out of range for input {format_shape(x.shape)} (dim 0, the batch, stays)",
-                         param="dim")
+    dim = _batched_dim(p.dim, x)
     size = x.shape[dim - 1]
     if size % p.chunks:
         raise ShapeError(f"dim {p.dim} of {format_shape(x.shape)} has {size}, which {p.chunks} chunks do not divide "
