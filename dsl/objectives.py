@@ -199,9 +199,14 @@ def _check_term(spec: Spec, graph: Graph, term: Term, where: tuple) -> None:
     if LOSSES[loss].targets == "classes" and out.rank < 1:
         raise SpecSchemaError(f"{loss} needs an output with a class axis; {term.output} is {out}",
                               _where(spec, *where))
-    if "accuracy" in term.metrics and loss == "mse":
+    if "iou" in term.metrics and (LOSSES[loss].targets != "classes" or out.rank < 2) and loss != "bce_with_logits":
+        raise SpecSchemaError(f"iou compares predicted and true regions: it needs per-position classes "
+                              f"(cross_entropy on an output [N, C, H, W]) or bce_with_logits; {term.output} is {out} "
+                              f"under {loss}", _where(spec, "metrics"))
+    if any(m in term.metrics for m in ("accuracy", "iou")) and loss == "mse":
         per_output = isinstance(spec.train.metrics, dict)
-        raise SpecSchemaError(f"accuracy needs a classification loss (cross_entropy or bce_with_logits), not mse"
+        raise SpecSchemaError(f"{'accuracy' if 'accuracy' in term.metrics else 'iou'} needs a classification loss "
+                              f"(cross_entropy or bce_with_logits), not mse"
                               f"{f' (output {term.output!r})' if per_output else ''}",
                               _where(spec, *(("metrics", term.output) if per_output else ("metrics",))))
 

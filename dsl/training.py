@@ -78,7 +78,9 @@ OPTIMIZERS = MappingProxyType({
 })
 """Optimizer name -> parameter schema. Semantics are torch.optim's; see docs/PARITY.md §13."""
 
-METRICS = ("accuracy",)
+METRICS = ("accuracy", "iou")
+"""``accuracy``: correct predictions (per position for per-pixel classes); ``iou``: each example's foreground
+intersection over union (class ids other than 0; for segmentation); both averaged over examples."""
 
 
 class SupervisedParams(Params):

@@ -43,6 +43,13 @@ def test_every_objective_is_lowered_by_both_backends():
         assert objective.doc.strip(), name
 
 
+def test_every_metric_is_lowered_by_both_backends():
+    from backends.jax.training import JAX_METRICS
+    from backends.torch.training import TORCH_METRICS
+
+    assert set(dsl.METRICS) == set(TORCH_METRICS) == set(JAX_METRICS) == {"accuracy", "iou"}
+
+
 def test_datasets():
     assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "synthetic", "npy"}
 

@@ -170,3 +170,22 @@ def test_reconstruction_learns_to_copy_its_input_on_both_targets(tmp_path):
         assert set(lines[-1]) >= {"train_loss", "test_loss"} and "test_accuracy" not in lines[-1]
         results[target] = lines[-1]["test_loss"]
     assert results["jax"] == pytest.approx(results["torch"], rel=1e-3)
+
+
+def test_iou_is_each_examples_foreground_intersection_over_union_on_both_targets():
+    """Hand-counted: example 0 predicts 2 foreground pixels of which 1 is true, with 2 true (IoU 1/3); example 1
+    predicts and holds none (1 by definition); example 2 is all background predicted foreground (IoU 0)."""
+    import jax.numpy as jnp
+    import torch
+
+    from backends.jax.training import JAX_METRICS
+    from backends.torch.training import TORCH_METRICS
+
+    labels = np.array([[[1, 1, 0, 0]], [[0, 0, 0, 0]], [[0, 0, 0, 0]]])  # [N, H=1, W=4] class ids
+    predicted = np.array([[[1, 0, 1, 0]], [[0, 0, 0, 0]], [[2, 1, 1, 1]]])
+    logits = np.eye(3)[predicted].transpose(0, 3, 1, 2)  # [N, C=3, 1, 4]: argmax = predicted
+    expected = np.array([1 / 3, 1.0, 0.0])
+    got_t = TORCH_METRICS["iou"]("cross_entropy", torch.from_numpy(logits), torch.from_numpy(labels))
+    got_j = JAX_METRICS["iou"]("cross_entropy", jnp.asarray(logits), jnp.asarray(labels))
+    assert float(got_t) == pytest.approx(expected.sum(), abs=1e-12)
+    np.testing.assert_allclose(np.asarray(got_j), expected, atol=1e-6)

@@ -18,7 +18,7 @@ import optax
 
 from dsl.objectives import Objective
 
-from .training import JAX_LOSSES, correct_count
+from .training import JAX_LOSSES, JAX_METRICS
 
 
 def _supervised(objective: Objective, apply):
@@ -40,7 +40,7 @@ def _supervised(objective: Objective, apply):
             if not lone:
                 metrics[f"{term.label}loss"] = value * n
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = correct_count(term.loss.name, out[term.output],
+                metrics[f"{term.label}{metric}"] = JAX_METRICS[metric](term.loss.name, out[term.output],
                                                                  batch[term.target]).sum()
         return total, ({"loss": total * n, **metrics}, model_state)
 
@@ -53,7 +53,7 @@ def _supervised(objective: Objective, apply):
             if not lone:
                 metrics[f"{term.label}loss"] = (per_example * mask).sum()
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = (correct_count(term.loss.name, out[term.output],
+                metrics[f"{term.label}{metric}"] = (JAX_METRICS[metric](term.loss.name, out[term.output],
                                                                   batch[term.target]) * mask).sum()
         return {"loss": (total * mask).sum(), **metrics}
 

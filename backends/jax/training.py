@@ -57,15 +57,26 @@ def make_optimizer(optimizer: ChoiceSpec) -> optax.GradientTransformation:
     return JAX_OPTIMIZERS[optimizer.name](optimizer.params)
 
 
-def correct_count(loss: str, out, y):
+def _predicted(loss: str, out, y):
+    """Predicted and true labels: the argmax over the class axis, or the logit's sign for bce_with_logits."""
+    return (jnp.argmax(out, axis=1), y) if loss == "cross_entropy" else (out > 0, y > 0.5)
+
+
+def _accuracy(loss: str, out, y):
     """Correct predictions per example (averaged over an example's positions)."""
-    if loss == "cross_entropy":
-        hits = jnp.argmax(out, axis=1) == y
-    elif loss == "bce_with_logits":
-        hits = (out > 0) == (y > 0.5)
-    else:
-        return jnp.zeros(out.shape[0], out.dtype)
-    return _per_example(hits.astype(out.dtype))
+    predicted, true = _predicted(loss, out, y)
+    return _per_example((predicted == true).astype(out.dtype))
+
+
+def _iou(loss: str, out, y):
+    """Each example's foreground intersection over union (see the torch lowering)."""
+    predicted, true = (t.reshape(t.shape[0], -1) != 0 for t in _predicted(loss, out, y))
+    inter, union = ((m.sum(1)).astype(out.dtype) for m in (predicted & true, predicted | true))
+    return jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0)
+
+
+JAX_METRICS = {"accuracy": _accuracy, "iou": _iou}
+"""Metric name -> (loss name, outputs, targets) -> one value per example."""
 
 
 class TrainState(NamedTuple):

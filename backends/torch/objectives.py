@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from dsl.objectives import Objective
 
-from .training import TORCH_LOSSES, correct_count
+from .training import TORCH_LOSSES, TORCH_METRICS
 
 
 def _supervised(objective: Objective, models: dict, dtype):
@@ -34,7 +34,7 @@ def _supervised(objective: Objective, models: dict, dtype):
             if not lone:
                 metrics[f"{term.label}loss"] = value.detach() * n
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = correct_count(term.loss.name, out[term.output].detach(),
+                metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss.name, out[term.output].detach(),
                                                                  batch[term.target])
         return total, {"loss": total.detach() * n, **metrics}
 
@@ -48,7 +48,7 @@ def _supervised(objective: Objective, models: dict, dtype):
             if not lone:
                 metrics[f"{term.label}loss"] = (per_example * mask).sum()
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = correct_count(term.loss.name, out[term.output],
+                metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss.name, out[term.output],
                                                                  batch[term.target], mask)
         return {"loss": (total * mask).sum(), **metrics}
 

@@ -61,15 +61,28 @@ def make_optimizer(optimizer: ChoiceSpec, parameters):
     return TORCH_OPTIMIZERS[optimizer.name](parameters, optimizer.params)
 
 
-def correct_count(loss: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def _predicted(loss: str, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true labels: the argmax over the class axis, or the logit's sign for bce_with_logits."""
+    return (out.argmax(1), y) if loss == "cross_entropy" else (out > 0, y > 0.5)
+
+
+def _accuracy(loss: str, out, y, mask=None) -> torch.Tensor:
     """Correct predictions, averaged within an example when it has several (per-pixel classes)."""
     if loss == "cross_entropy" and out.ndim == 2 and mask is None:
         return (out.argmax(1) == y).sum()  # the common case, in two kernels: it runs every step
-    if loss == "cross_entropy":
-        hits = out.argmax(1) == y
-    elif loss == "bce_with_logits":
-        hits = (out > 0) == (y > 0.5)
-    else:
-        return torch.zeros((), dtype=out.dtype)
-    per_example = _per_example(hits.to(out.dtype))
+    predicted, true = _predicted(loss, out, y)
+    per_example = _per_example((predicted == true).to(out.dtype))
     return (per_example * mask).sum() if mask is not None else per_example.sum()
+
+
+def _iou(loss: str, out, y, mask=None) -> torch.Tensor:
+    """Each example's foreground intersection over union (foreground: class ids other than 0, or 1 for
+    bce_with_logits), 1 where prediction and target are both empty; summed over examples."""
+    predicted, true = (t.reshape(len(t), -1) != 0 for t in _predicted(loss, out, y))
+    inter, union = ((m.sum(1)).to(out.dtype) for m in (predicted & true, predicted | true))
+    per_example = torch.where(union > 0, inter / union.clamp(min=1), 1.0)
+    return (per_example * mask).sum() if mask is not None else per_example.sum()
+
+
+TORCH_METRICS = {"accuracy": _accuracy, "iou": _iou}
+"""Metric name -> (loss name, outputs, targets, mask or None) -> the batch's sum of per-example values."""
