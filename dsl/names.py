@@ -85,8 +85,20 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Sigmoid": Alias("sigmoid", "torch"),
     "SiLU": Alias("silu", "torch"),
     "swish": Alias("silu", "Keras and Flax"),
+    "ReLU6": Alias("relu6", "torch"),
+    "Hardsigmoid": Alias("hardsigmoid", "torch"),
+    "hard_sigmoid": Alias("hardsigmoid", "Keras 3 and Flax", "relu6(x + 3) / 6; Keras 2's was 0.2·x + 0.5"),
+    "Hardswish": Alias("hardswish", "torch"),
+    "hard_swish": Alias("hardswish", "Keras 3 and Flax"),
+    "hard_silu": Alias("hardswish", "Keras 3 and Flax"),
+    "ELU": Alias("elu", "Keras and torch"),
+    "Softplus": Alias("softplus", "torch"),
     # reshape, dropout
     "Flatten": Alias("flatten", "Keras and torch", "it flattens [C, H, W] in torch's order"),
+    "Reshape": Alias("reshape", "Keras", "shape is per example, as Keras's target_shape, read in torch's [C, H, W] "
+                                         "order"),
+    "Permute": Alias("permute", "Keras", "dims count the batch too, from 0 (torch.permute's): Keras's "
+                                         "Permute((2, 1)) is permute: {dims: [0, 2, 1]}"),
     "Dropout": Alias("dropout", "Keras, Flax and torch", "its probability is p (Keras's and Flax's rate)"),
     # normalization
     "BatchNormalization": Alias("batch_norm2d", "Keras", _BN_MOMENTUM.format("Keras") + "; batch_norm1d for [N, C]"),

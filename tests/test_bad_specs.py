@@ -170,6 +170,14 @@ CASES = [
     ("models_unflatten_size.yaml", 7, 47, "generator.unflatten_1 (unflatten): unflattened_size [1, 8, 8] holds 64 "
                                           "values, but dim 1 of the input [N, 60] has 60"),
     ("models_unflatten_dim_range.yaml", 4, 22, "unflatten_1 (unflatten): dim 2 is out of range for input [N, 64]"),
+    ("reshape_size.yaml", 5, 22, "reshape_1 (reshape): shape [1, 8, 8] holds 64 values per example, but the input "
+                                 "[N, 60] holds 60"),
+    ("reshape_count.yaml", 4, 22, "reshape_1 (reshape): shape [7, -1] cannot hold the 60 values per example of the "
+                                  "input [N, 3, 4, 5]: 60 is not a multiple of 7"),
+    ("permute_moves_batch.yaml", 5, 21, "permute_1 (permute): dims [1, 0, 2, 3] moves the batch: dim 0 must stay "
+                                        "first"),
+    ("permute_not_a_permutation.yaml", 4, 21, "permute_1 (permute): dims [0, 2, 2] is not a permutation of 0..2: "
+                                              "each dim must appear once"),
     ("objective_gan_unknown_model.yaml", 12, 32, "objective gan: the generator 'genrator' is not a model of this spec "
                                                  "(models: generator, discriminator); define it under models:"),
     ("objective_gan_block_unknown_discriminator.yaml", 15, 22, "objective gan: the discriminator 'critic' is not a "

@@ -79,6 +79,19 @@ CASES = [
     ("op", "Sigmoid", ": that is the torch name; dslc's is 'sigmoid'"),
     ("op", "nn.SiLU", ": that is the torch name; dslc's is 'silu'"),
     ("op", "swish", ": that is the Keras and Flax name; dslc's is 'silu'"),
+    ("op", "nn.ReLU6", ": that is the torch name; dslc's is 'relu6'"),
+    ("op", "nn.Hardswish", ": that is the torch name; dslc's is 'hardswish'"),
+    ("op", "jax.nn.hard_swish", ": that is the Keras 3 and Flax name; dslc's is 'hardswish'"),
+    ("op", "nn.hard_sigmoid", ": that is the Keras 3 and Flax name; dslc's is 'hardsigmoid'; "
+                              "relu6(x + 3) / 6; Keras 2's was 0.2·x + 0.5"),
+    ("op", "ELU", ": that is the Keras and torch name; dslc's is 'elu'"),
+    ("op", "nn.Softplus", ": that is the torch name; dslc's is 'softplus'"),
+    ("op", "nn.softplus", "; did you mean 'softplus'?"),
+    ("op", "layers.Reshape", ": that is the Keras name; dslc's is 'reshape' (reshape: {shape: N}); shape is per "
+                             "example, as Keras's target_shape, read in torch's [C, H, W] order"),
+    ("op", "keras.layers.Permute", ": that is the Keras name; dslc's is 'permute' (permute: {dims: N}); dims count "
+                                   "the batch too, from 0 (torch.permute's): Keras's Permute((2, 1)) is "
+                                   "permute: {dims: [0, 2, 1]}"),
     ("op", "nn.Identity", ": that is the Keras and torch name; dslc's is 'identity'"),
     ("op", "F.relu", "; did you mean 'relu'?"),
     ("op", "jax.nn.sigmoid", "; did you mean 'sigmoid'?"),

@@ -2,8 +2,10 @@
 
 Defaults are torch's, stated here once because Flax differs: ``gelu`` is exact
 (erf) unless ``approximate: tanh`` (jax.nn.gelu defaults to tanh), ``leaky_relu``
-slopes at 0.01. ``softmax`` and ``log_softmax`` take ``dim`` counted on the batched
-tensor as in torch, default -1 (the last axis, as in Keras and jax.nn).
+slopes at 0.01, ``elu``'s alpha is 1 and ``softplus`` returns x where beta·x > threshold
+(20; jax.nn.softplus has no threshold). ``softmax`` and ``log_softmax`` take ``dim``
+counted on the batched tensor as in torch, default -1 (the last axis, as in Keras and
+jax.nn).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..tensors import TensorType, format_shape
-from ..types import Float, Int, Params
+from ..types import Float, Int, Params, PositiveFloat
 from .base import Example, OpDef, ShapeError, require_float
 
 
@@ -25,6 +27,17 @@ class LeakyReluParams(Params):
 
 class GeluParams(Params):
     approximate: Literal["none", "tanh"] = "none"
+
+
+class EluParams(Params):
+    alpha: Float = 1.0
+
+
+class SoftplusParams(Params):
+    """torch's defaults; beta must be positive: torch takes 0 and returns inf, and a negative beta mirrors it."""
+
+    beta: PositiveFloat = 1.0
+    threshold: Float = 20.0
 
 
 class SoftmaxParams(Params):
@@ -73,6 +86,12 @@ OPS = (
     _elementwise("tanh", "Hyperbolic tangent."),
     _elementwise("sigmoid", "1 / (1 + exp(-x))."),
     _elementwise("silu", "x·sigmoid(x), also called swish."),
+    _elementwise("relu6", "min(max(x, 0), 6)."),
+    _elementwise("hardsigmoid", "relu6(x + 3) / 6."),
+    _elementwise("hardswish", "x·relu6(x + 3) / 6."),
+    _elementwise("elu", "x if x > 0 else alpha·(exp(x) - 1) (default alpha 1).", EluParams, ({}, {"alpha": 0.5})),
+    _elementwise("softplus", "log(1 + exp(beta·x)) / beta, or x where beta·x > threshold (defaults 1, 20).",
+                 SoftplusParams, ({}, {"beta": 2.0, "threshold": 1.0})),
     OpDef(
         name="softmax",
         params=SoftmaxParams,

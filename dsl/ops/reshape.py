@@ -1,14 +1,14 @@
-"""Ops that move values without computing on them: ``flatten``, ``unflatten``, ``chunk``."""
+"""Ops that move values without computing on them: ``flatten``, ``unflatten``, ``chunk``, ``reshape``, ``permute``."""
 
 from __future__ import annotations
 
 import math
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, Strict
 
 from ..tensors import TensorType, format_shape
-from ..types import Int, Params, PositiveInt
+from ..types import MAX_SIZE, Int, Params, PositiveInt
 from .base import Example, OpDef, ShapeError
 
 
@@ -79,6 +79,56 @@ def _infer_chunk(p: ChunkParams, x: TensorType) -> tuple[ChunkParams, tuple[Tens
     return p.model_copy(update={"dim": dim}), (part,) * p.chunks
 
 
+ShapeEntry = Annotated[int, Strict(), Field(ge=-1, le=MAX_SIZE)]
+
+
+class ReshapeParams(Params):
+    shape: Annotated[tuple[ShapeEntry, ...], Field(min_length=1, max_length=8)]
+
+
+def _infer_reshape(p: ReshapeParams, x: TensorType) -> tuple[ReshapeParams, TensorType]:
+    """``shape`` is per example (the batch stays and is not written); a -1 is resolved here, as torch.reshape does."""
+    if 0 in p.shape or p.shape.count(-1) > 1:
+        raise ShapeError(f"shape {list(p.shape)}: entries must be positive, with at most one -1 (inferred)",
+                         param="shape")
+    values, known = math.prod(x.shape), math.prod(d for d in p.shape if d != -1)
+    if (values % known if -1 in p.shape else values != known):
+        raise ShapeError(_count_mismatch(p.shape, x, known), param="shape")
+    shape = tuple(values // known if d == -1 else d for d in p.shape)
+    return p.model_copy(update={"shape": shape}), x.with_shape(shape)
+
+
+def _count_mismatch(shape: tuple[int, ...], x: TensorType, known: int) -> str:
+    values = math.prod(x.shape)
+    if -1 in shape:
+        return (f"shape {list(shape)} cannot hold the {values} values per example of the input "
+                f"{format_shape(x.shape)}: {values} is not a multiple of {known}")
+    return f"shape {list(shape)} holds {known} values per example, but the input {format_shape(x.shape)} holds {values}"
+
+
+class PermuteParams(Params):
+    dims: Annotated[tuple[Int, ...], Field(min_length=2, max_length=9)]
+
+
+def _infer_permute(p: PermuteParams, x: TensorType) -> tuple[PermuteParams, TensorType]:
+    """``dims`` of the batched tensor, as torch.permute takes them; the batch (dim 0) must stay first."""
+    dims, rank = list(p.dims), x.rank + 1
+    if len(dims) != rank:
+        raise ShapeError(f"dims {dims} has {len(dims)} entries, but the input {format_shape(x.shape)} has {rank} "
+                         f"dims (the batch, dim 0, included)", param="dims")
+    if any(not -rank <= d < rank for d in dims):
+        raise ShapeError(f"dims {dims} is out of range for input {format_shape(x.shape)} "
+                         f"(valid: 0..{rank - 1} or -{rank}..-1)", param="dims")
+    positive = [d % rank for d in dims]
+    if sorted(positive) != list(range(rank)):
+        raise ShapeError(f"dims {dims} is not a permutation of 0..{rank - 1}: each dim must appear once",
+                         param="dims")
+    if positive[0] != 0:
+        raise ShapeError(f"dims {dims} moves the batch: dim 0 must stay first", param="dims")
+    shape = tuple(x.shape[d - 1] for d in positive[1:])
+    return p.model_copy(update={"dims": tuple(positive)}), x.with_shape(shape)
+
+
 OPS = (
     OpDef(
         name="flatten",
@@ -104,5 +154,23 @@ OPS = (
         doc="Splits dim into equal parts, one output each (torch.chunk): name[0], name[1], ...",
         examples=(Example((8,), {"chunks": 2}), Example((6, 4, 4), {"chunks": 3}),
                   Example((2, 6), {"chunks": 2, "dim": -1})),
+    ),
+    OpDef(
+        name="reshape",
+        params=ReshapeParams,
+        infer=_infer_reshape,
+        doc="Reshapes each example to shape (the batch stays and is not written; one entry may be -1), in (C, H, W) "
+            "order (torch.reshape).",
+        examples=(Example((3, 4, 5), {"shape": [12, 5]}), Example((3, 4, 5), {"shape": [5, -1, 2]}),
+                  Example((60,), {"shape": [3, 4, 5]}), Example((2, 3, 4, 2), {"shape": [-1]})),
+    ),
+    OpDef(
+        name="permute",
+        params=PermuteParams,
+        infer=_infer_permute,
+        doc="Reorders the batched tensor's dims as torch.permute (dims: [0, 2, 3, 1] for [N, H, W, C]); dim 0 stays "
+            "first.",
+        examples=(Example((3, 4, 5), {"dims": [0, 2, 3, 1]}), Example((3, 4, 5), {"dims": [0, -1, 1, 2]}),
+                  Example((4, 6), {"dims": [0, 2, 1]})),
     ),
 )

@@ -30,6 +30,17 @@ def _chunk(node: Node, x, *, train: bool):
     return tuple(jnp.split(x, node.params.chunks, axis=node.params.dim))
 
 
+def _reshape(node: Node, x, *, train: bool):
+    """Channels-first, so the values are read in torch's (C, H, W) order (docs/PARITY.md §4, the flatten trap)."""
+    return x.reshape((x.shape[0], *node.params.shape))
+
+
+def _permute(node: Node, x, *, train: bool):
+    return jnp.transpose(x, node.params.dims)
+
+
 LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place),
              "chunk": JaxOp(_chunk, "channels_first"),
-             "unflatten": JaxOp(_unflatten, "channels_first")}
+             "unflatten": JaxOp(_unflatten, "channels_first"),
+             "reshape": JaxOp(_reshape, "channels_first"),
+             "permute": JaxOp(_permute, "channels_first")}

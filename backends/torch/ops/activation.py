@@ -7,6 +7,11 @@ LOWERINGS = {
     "tanh": lambda node: nn.Tanh(),
     "sigmoid": lambda node: nn.Sigmoid(),
     "silu": lambda node: nn.SiLU(),
+    "relu6": lambda node: nn.ReLU6(),
+    "hardsigmoid": lambda node: nn.Hardsigmoid(),
+    "hardswish": lambda node: nn.Hardswish(),
+    "elu": lambda node: nn.ELU(node.params.alpha),
+    "softplus": lambda node: nn.Softplus(node.params.beta, node.params.threshold),
     "softmax": lambda node: nn.Softmax(dim=node.params.dim),
     "log_softmax": lambda node: nn.LogSoftmax(dim=node.params.dim),
 }

@@ -27,4 +27,28 @@ def chunk(node: Node) -> nn.Module:
     return Chunk(node.params.chunks, node.params.dim)
 
 
-LOWERINGS = {"flatten": flatten, "unflatten": unflatten, "chunk": chunk}
+class Reshape(nn.Module):
+    """``x.reshape(N, *shape)`` as a module (torch.nn has none); reshape, not view, so a permuted input works."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(nn.Module):
+    """``x.permute(dims)`` as a module (torch.nn has none); dims include the batch, dim 0, first."""
+
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+
+LOWERINGS = {"flatten": flatten, "unflatten": unflatten, "chunk": chunk,
+             "reshape": lambda node: Reshape(tuple(node.params.shape)),
+             "permute": lambda node: Permute(tuple(node.params.dims))}
