@@ -180,7 +180,20 @@ def _check(args) -> int:
     return 0 if report.ok else 1
 
 
-_COMPUTE_VERBS = ("train", "eval", "predict", "check")
+def _sample(args) -> None:
+    import dsl
+    from backends.sample import check_grid_path, generator_of, sample_grid
+    from backends.weights import load_weights
+
+    check_grid_path(args.out)
+    spec, graph = dsl.load(args.spec)
+    generator_of(spec, graph)  # refuses a spec that is not a GAN before the weights are read
+    images = sample_grid(spec, graph, args.target, load_weights(args.weights, graph), args.out, count=args.count,
+                         seed=args.seed, nrow=args.nrow)
+    print(f"wrote {args.out}: {len(images)} images {list(images.shape[1:])} in a grid of {args.nrow} per row")
+
+
+_COMPUTE_VERBS = ("train", "eval", "predict", "check", "sample")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -249,6 +262,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--transformed", action="store_true",
                          help="the inputs are already scaled and normalized as the model sees them: no transform")
     predict.add_argument("--batch-size", type=_positive, default=1000)
+
+    sample = verb("sample", _sample, "a grid of images from a GAN's generator (torchvision's make_grid/save_image)")
+    _target(sample)
+    sample.add_argument("--weights", type=Path, required=True, help="safetensors file of the spec's models")
+    sample.add_argument("--out", type=Path, required=True, help="the image to write (.png or .jpg)")
+    sample.add_argument("--count", type=_positive, default=64, help="images in the grid (default 64)")
+    sample.add_argument("--nrow", type=_positive, default=8, help="images per row (default 8)")
+    sample.add_argument("--seed", type=int, default=0, help="the noise (default 0)")
 
     check = verb("check", _check, "prove the torch and JAX models equal: outputs, gradients, K training steps; "
                  "exit 1 on a mismatch")
