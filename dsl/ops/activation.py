@@ -2,8 +2,9 @@
 
 Defaults are torch's, stated here once because Flax differs: ``gelu`` is exact
 (erf) unless ``approximate: tanh`` (jax.nn.gelu defaults to tanh), ``leaky_relu``
-slopes at 0.01. ``softmax`` and ``log_softmax`` take ``dim`` counted on the batched
-tensor as in torch, default -1 (the last axis, as in Keras and jax.nn).
+slopes at 0.01, ``prelu`` starts at 0.25 (Flax's PReLU at 0.01, docs/PARITY.md §7).
+``softmax`` and ``log_softmax`` take ``dim`` counted on the batched tensor as in
+torch, default -1 (the last axis, as in Keras and jax.nn).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from typing import Literal
 
 from ..tensors import TensorType, format_shape
-from ..types import Float, Int, Params
-from .base import Example, OpDef, ShapeError, require_float
+from ..types import Float, Int, Params, PositiveInt
+from .base import Constant, Example, OpDef, ShapeError, Weight, require_float
 
 
 class NoArgs(Params):
@@ -25,6 +26,11 @@ class LeakyReluParams(Params):
 
 class GeluParams(Params):
     approximate: Literal["none", "tanh"] = "none"
+
+
+class PReluParams(Params):
+    num_parameters: PositiveInt = 1
+    init: Float = 0.25
 
 
 class SoftmaxParams(Params):
@@ -54,6 +60,20 @@ def _infer_softmax(p: SoftmaxParams, x: TensorType) -> tuple[SoftmaxParams, Tens
     return p.model_copy(update={"dim": resolve_dim(p.dim, x)}), x
 
 
+def _infer_prelu(p: PReluParams, x: TensorType) -> tuple[PReluParams, TensorType]:
+    """One slope, or one per channel (dim 1 of the batched input, whatever its rank), as torch.nn.PReLU."""
+    require_float(x)
+    channels = x.shape[0] if x.rank else 1  # torch: an input with no dim 1 has one channel
+    if p.num_parameters not in (1, channels):
+        raise ShapeError(f"num_parameters is {p.num_parameters} but must be 1 or the input's {channels} channels "
+                         f"(dim 1 of {format_shape(x.shape)})", param="num_parameters")
+    return p, x
+
+
+def _prelu_weights(p: PReluParams) -> dict[str, Weight]:
+    return {"weight": Weight((p.num_parameters,), Constant(p.init))}
+
+
 def _elementwise(name: str, doc: str, params=NoArgs, examples=({},)) -> OpDef:
     return OpDef(
         name=name,
@@ -73,6 +93,15 @@ OPS = (
     _elementwise("tanh", "Hyperbolic tangent."),
     _elementwise("sigmoid", "1 / (1 + exp(-x))."),
     _elementwise("silu", "x·sigmoid(x), also called swish."),
+    OpDef(
+        name="prelu",
+        params=PReluParams,
+        infer=_infer_prelu,
+        weights=_prelu_weights,
+        doc="x if x > 0 else a·x with a learned slope a, one or one per channel (torch.nn.PReLU, init 0.25).",
+        examples=(Example((3, 5, 4)), Example((6,), {"num_parameters": 6}),
+                  Example((3, 4, 4), {"num_parameters": 3, "init": 0.1}), Example((4, 5), {"num_parameters": 4})),
+    ),
     OpDef(
         name="softmax",
         params=SoftmaxParams,

@@ -7,6 +7,7 @@ LOWERINGS = {
     "tanh": lambda node: nn.Tanh(),
     "sigmoid": lambda node: nn.Sigmoid(),
     "silu": lambda node: nn.SiLU(),
+    "prelu": lambda node: nn.PReLU(node.params.num_parameters, init=node.params.init),
     "softmax": lambda node: nn.Softmax(dim=node.params.dim),
     "log_softmax": lambda node: nn.LogSoftmax(dim=node.params.dim),
 }
