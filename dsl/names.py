@@ -93,6 +93,8 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "hard_silu": Alias("hardswish", "Keras 3 and Flax"),
     "ELU": Alias("elu", "Keras and torch"),
     "Softplus": Alias("softplus", "torch"),
+    "PReLU": Alias("prelu", "Keras, Flax and torch", "one slope, or one per channel (num_parameters: C), "
+                                                    "starting at 0.25 (torch's), not Flax's 0.01 or Keras's 0"),
     # reshape, dropout
     "Flatten": Alias("flatten", "Keras and torch", "it flattens [C, H, W] in torch's order"),
     "Reshape": Alias("reshape", "Keras", "shape is per example, as Keras's target_shape, read in torch's [C, H, W] "
@@ -100,11 +102,23 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Permute": Alias("permute", "Keras", "dims count the batch too, from 0 (torch.permute's): Keras's "
                                          "Permute((2, 1)) is permute: {dims: [0, 2, 1]}"),
     "Dropout": Alias("dropout", "Keras, Flax and torch", "its probability is p (Keras's and Flax's rate)"),
+    "Dropout2d": Alias("dropout2d", "torch"),
+    "SpatialDropout2D": Alias("dropout2d", "Keras", "its probability is p (Keras's rate); " + _CHANNELS_FIRST),
     # normalization
     "BatchNormalization": Alias("batch_norm2d", "Keras", _BN_MOMENTUM.format("Keras") + "; batch_norm1d for [N, C]"),
     "BatchNorm2d": Alias("batch_norm2d", "torch"),
     "BatchNorm1d": Alias("batch_norm1d", "torch"),
     "BatchNorm": Alias("batch_norm2d", "Flax", _BN_MOMENTUM.format("Flax") + "; batch_norm1d for [N, C]"),
+    "LayerNormalization": Alias("layer_norm", "Keras", "eps defaults to 1e-5 (torch's), not Keras's 1e-3"),
+    "LayerNorm": Alias("layer_norm", "torch and Flax", "eps defaults to 1e-5 (torch's), not Flax's 1e-6; "
+                                                      "normalized_shape lists the trailing dims it normalizes"),
+    "GroupNormalization": Alias("group_norm", "Keras", "eps defaults to 1e-5 (torch's), not Keras's 1e-3; "
+                                                       "num_groups is required (Keras's groups defaults to 32)"),
+    "GroupNorm": Alias("group_norm", "torch and Flax", "eps defaults to 1e-5 (torch's), not Flax's 1e-6; "
+                                                      "num_groups is required (Flax's defaults to 32)"),
+    "InstanceNorm2d": Alias("instance_norm2d", "torch"),
+    "InstanceNorm": Alias("instance_norm2d", "Flax", "eps defaults to 1e-5 and affine to false (torch's), "
+                                                    "not Flax's 1e-6 and learned scale and bias"),
     # not in dslc yet
     # merge
     "Add": Alias("add", "Keras", "inputs are named with inputs: [a, b]"),
@@ -117,8 +131,6 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "GRU": Planned("gru", "Keras and torch", SEQUENCE),
     "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),
     "MultiheadAttention": Planned("multi_head_attention", "torch", SEQUENCE),
-    "LayerNormalization": Planned("layer_norm", "Keras", SEQUENCE),
-    "LayerNorm": Planned("layer_norm", "torch and Flax", SEQUENCE),
     "TransformerEncoderLayer": Planned("transformer_encoder_layer", "torch", SEQUENCE),
     "Conv2DTranspose": Planned("conv_transpose2d", "Keras", VISION),
     "ConvTranspose2d": Planned("conv_transpose2d", "torch", VISION),

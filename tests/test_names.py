@@ -115,10 +115,18 @@ CASES = [
                   "(planned in the sequence families issue)"),
     ("op", "MultiHeadAttention", ": that is the Keras and Flax name for multi_head_attention, not supported yet "
                                  "(planned in the sequence families issue)"),
-    ("op", "nn.LayerNorm", ": that is the torch and Flax name for layer_norm, not supported yet "
-                           "(planned in the sequence families issue)"),
-    ("op", "LayerNormalization", ": that is the Keras name for layer_norm, not supported yet "
-                                 "(planned in the sequence families issue)"),
+    ("op", "nn.LayerNorm", ": that is the torch and Flax name; dslc's is 'layer_norm'; eps defaults to 1e-5 "
+                           "(torch's), not Flax's 1e-6; normalized_shape lists the trailing dims it normalizes"),
+    ("op", "LayerNormalization", ": that is the Keras name; dslc's is 'layer_norm'; "
+                                 "eps defaults to 1e-5 (torch's), not Keras's 1e-3"),
+    ("op", "nn.GroupNorm", ": that is the torch and Flax name; dslc's is 'group_norm' (group_norm: {num_groups: N}); "
+                           "eps defaults to 1e-5 (torch's), not Flax's 1e-6; num_groups is required "
+                           "(Flax's defaults to 32)"),
+    ("op", "nn.InstanceNorm2d", ": that is the torch name; dslc's is 'instance_norm2d'"),
+    ("op", "SpatialDropout2D", ": that is the Keras name; dslc's is 'dropout2d'; its probability is p "
+                               "(Keras's rate); dslc is channels first (torch's order): input.shape is [C, H, W]"),
+    ("op", "nn.PReLU", ": that is the Keras, Flax and torch name; dslc's is 'prelu'; one slope, or one per channel "
+                       "(num_parameters: C), starting at 0.25 (torch's), not Flax's 0.01 or Keras's 0"),
     ("op", "nn.TransformerEncoderLayer", ": that is the torch name for transformer_encoder_layer, not supported yet "
                                          "(planned in the sequence families issue)"),
     ("op", "Conv2DTranspose", ": that is the Keras name for conv_transpose2d, not supported yet "

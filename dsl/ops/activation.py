@@ -2,8 +2,9 @@
 
 Defaults are torch's, stated here once because Flax differs: ``gelu`` is exact
 (erf) unless ``approximate: tanh`` (jax.nn.gelu defaults to tanh), ``leaky_relu``
-slopes at 0.01, ``elu``'s alpha is 1 and ``softplus`` returns x where beta·x > threshold
-(20; jax.nn.softplus has no threshold). ``softmax`` and ``log_softmax`` take ``dim``
+slopes at 0.01, ``prelu`` starts at 0.25 (Flax's PReLU at 0.01, docs/PARITY.md §7),
+``elu``'s alpha is 1 and ``softplus`` returns x where beta·x > threshold (20;
+jax.nn.softplus has no threshold). ``softmax`` and ``log_softmax`` take ``dim``
 counted on the batched tensor as in torch, default -1 (the last axis, as in Keras and
 jax.nn).
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 from typing import Literal
 
 from ..tensors import TensorType, format_shape
-from ..types import Float, Int, Params, PositiveFloat
-from .base import Example, OpDef, ShapeError, require_float
+from ..types import Float, Int, Params, PositiveFloat, PositiveInt
+from .base import Constant, Example, OpDef, ShapeError, Weight, require_float
 
 
 class NoArgs(Params):
@@ -38,6 +39,9 @@ class SoftplusParams(Params):
 
     beta: PositiveFloat = 1.0
     threshold: Float = 20.0
+class PReluParams(Params):
+    num_parameters: PositiveInt = 1
+    init: Float = 0.25
 
 
 class SoftmaxParams(Params):
@@ -67,6 +71,20 @@ def _infer_softmax(p: SoftmaxParams, x: TensorType) -> tuple[SoftmaxParams, Tens
     return p.model_copy(update={"dim": resolve_dim(p.dim, x)}), x
 
 
+def _infer_prelu(p: PReluParams, x: TensorType) -> tuple[PReluParams, TensorType]:
+    """One slope, or one per channel (dim 1 of the batched input, whatever its rank), as torch.nn.PReLU."""
+    require_float(x)
+    channels = x.shape[0] if x.rank else 1  # torch: an input with no dim 1 has one channel
+    if p.num_parameters not in (1, channels):
+        raise ShapeError(f"num_parameters is {p.num_parameters} but must be 1 or the input's {channels} channels "
+                         f"(dim 1 of {format_shape(x.shape)})", param="num_parameters")
+    return p, x
+
+
+def _prelu_weights(p: PReluParams) -> dict[str, Weight]:
+    return {"weight": Weight((p.num_parameters,), Constant(p.init))}
+
+
 def _elementwise(name: str, doc: str, params=NoArgs, examples=({},)) -> OpDef:
     return OpDef(
         name=name,
@@ -92,6 +110,15 @@ OPS = (
     _elementwise("elu", "x if x > 0 else alpha·(exp(x) - 1) (default alpha 1).", EluParams, ({}, {"alpha": 0.5})),
     _elementwise("softplus", "log(1 + exp(beta·x)) / beta, or x where beta·x > threshold (defaults 1, 20).",
                  SoftplusParams, ({}, {"beta": 2.0, "threshold": 1.0})),
+    OpDef(
+        name="prelu",
+        params=PReluParams,
+        infer=_infer_prelu,
+        weights=_prelu_weights,
+        doc="x if x > 0 else a·x with a learned slope a, one or one per channel (torch.nn.PReLU, init 0.25).",
+        examples=(Example((3, 5, 4)), Example((6,), {"num_parameters": 6}),
+                  Example((3, 4, 4), {"num_parameters": 3, "init": 0.1}), Example((4, 5), {"num_parameters": 4})),
+    ),
     OpDef(
         name="softmax",
         params=SoftmaxParams,

@@ -10,4 +10,9 @@ def _dropout(node: Node, x, *, train: bool):
     return nn.Dropout(node.params.p, deterministic=not train, name=node.local_name)(x)
 
 
-LOWERINGS = {"dropout": JaxOp(_dropout, "any")}
+def _dropout2d(node: Node, x, *, train: bool):
+    """Planned channels_last, so an NHWC input: one draw per (sample, channel), broadcast over H and W."""
+    return nn.Dropout(node.params.p, broadcast_dims=(1, 2), deterministic=not train, name=node.local_name)(x)
+
+
+LOWERINGS = {"dropout": JaxOp(_dropout, "any"), "dropout2d": JaxOp(_dropout2d, "channels_last")}

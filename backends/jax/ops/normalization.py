@@ -7,6 +7,12 @@ and it has no cumulative average (torch's ``momentum=None``). This module keeps
 torch's state under Flax's names: ``params`` {scale, bias}, ``batch_stats`` {mean,
 var, num_batches_tracked}. ``num_batches_tracked`` is JAX's default int (int32
 unless x64 is on); the converters give it back as torch's int64.
+
+Layer, group and instance normalization are Flax's own layers given torch's
+arguments: eps (Flax's default is 1e-6), the reduction axes, and
+``use_fast_variance=False``, the two-pass variance torch computes (PARITY.md §6:
+E[x²]−E[x]² is off by 1.13 on inputs with mean 3000). Their weights keep the
+BatchNorm names (``scale``, ``bias``).
 """
 
 from __future__ import annotations
@@ -88,6 +94,38 @@ def _batch_norm(axis: int):
     return apply
 
 
+def _layer_norm(node: Node, x, *, train: bool):
+    """Over the trailing dims of channels-first (torch order) data, hence the channels_first layout."""
+    p = node.params
+    axes = tuple(range(-len(p.normalized_shape), 0))
+    return nn.LayerNorm(p.eps, use_scale=p.elementwise_affine, use_bias=p.elementwise_affine and p.bias,
+                        reduction_axes=axes, feature_axes=axes, use_fast_variance=False, param_dtype=x.dtype,
+                        name=node.local_name)(x)
+
+
+def _on_channels_last(norm, x):
+    """``norm`` (a Flax layer reading channels from the last axis) on an input planned channels_last:
+    4-D inputs arrive NHWC; [N, C] and [N, C, L] stay channels-first, so their dim 1 moves last and back."""
+    if x.ndim == 4:
+        return norm(x)
+    return jnp.moveaxis(norm(jnp.moveaxis(x, 1, -1)), -1, 1)
+
+
+def _group_norm(node: Node, x, *, train: bool):
+    """Flax groups contiguous channels as torch does (PARITY.md §6); num_groups has no default here."""
+    p = node.params
+    norm = nn.GroupNorm(p.num_groups, epsilon=p.eps, use_scale=p.affine, use_bias=p.affine,
+                        use_fast_variance=False, param_dtype=x.dtype, name=node.local_name)
+    return _on_channels_last(norm, x)
+
+
+def _instance_norm2d(node: Node, x, *, train: bool):
+    """NHWC: each (sample, channel) is normalized over H and W; no running statistics (dsl refuses them)."""
+    p = node.params
+    return nn.InstanceNorm(p.eps, use_scale=p.affine, use_bias=p.affine, use_fast_variance=False,
+                           param_dtype=x.dtype, name=node.local_name)(x)
+
+
 def _to_flax(w, received):
     variables: dict[str, dict] = {}
     for suffix, value in w.items():
@@ -106,4 +144,7 @@ def _from_flax(v, received):
 LOWERINGS = {
     "batch_norm2d": JaxOp(_batch_norm(-1), "channels_last", _to_flax, _from_flax),  # conv -> bn -> relu stays NHWC
     "batch_norm1d": JaxOp(_batch_norm(1), "channels_first", _to_flax, _from_flax),
+    "layer_norm": JaxOp(_layer_norm, "channels_first", _to_flax, _from_flax),
+    "group_norm": JaxOp(_group_norm, "channels_last", _to_flax, _from_flax),  # conv -> gn -> relu stays NHWC
+    "instance_norm2d": JaxOp(_instance_norm2d, "channels_last", _to_flax, _from_flax),
 }

@@ -12,6 +12,7 @@ LOWERINGS = {
     "hardswish": lambda node: nn.Hardswish(),
     "elu": lambda node: nn.ELU(node.params.alpha),
     "softplus": lambda node: nn.Softplus(node.params.beta, node.params.threshold),
+    "prelu": lambda node: nn.PReLU(node.params.num_parameters, init=node.params.init),
     "softmax": lambda node: nn.Softmax(dim=node.params.dim),
     "log_softmax": lambda node: nn.LogSoftmax(dim=node.params.dim),
 }

@@ -7,4 +7,8 @@ def dropout(node: Node) -> nn.Module:
     return nn.Dropout(node.params.p)
 
 
-LOWERINGS = {"dropout": dropout}
+def dropout2d(node: Node) -> nn.Module:
+    return nn.Dropout2d(node.params.p)
+
+
+LOWERINGS = {"dropout": dropout, "dropout2d": dropout2d}
