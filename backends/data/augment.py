@@ -40,10 +40,11 @@ class Step:
 class Augment:
     """The spec's augmentations of one column, in order, with the value padding is filled with per channel.
 
-    Measured on 50,000 CIFAR-shaped float32 examples ([3, 32, 32]; random_crop
-    padding 4, then horizontal_flip), one whole-split pass: see ``tests/test_vision_data.py``
-    ``test_augmenting_a_cifar_sized_split_is_one_fast_pass`` for the number recorded
-    with this code.
+    One whole-split pass (random_crop padding 4, then horizontal_flip) over 50,000
+    CIFAR-shaped float32 examples ([3, 32, 32], 614 MB) measured 1.5 s at best (1.5-3.9 s
+    over four epochs) on a 2-core machine shared at load 8, where one plain copy of the
+    split took 0.5 s: about three copies' worth, once per epoch, against a CIFAR epoch's
+    1,563 training steps.
     """
 
     column: str

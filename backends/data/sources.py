@@ -168,7 +168,7 @@ def torchvision_images(name: str, data_dir: str | Path) -> Source:
             _remove_empty(created)
             raise DataError(_missing_message(name, cls, folder)) from None
         splits.append(images(_channels_first(np.asarray(dataset.data)), np.asarray(dataset.targets, np.int64)))
-    return Source(splits[0], splits[1], len(cls.classes))
+    return Source(splits[0], splits[1], len(dataset.classes))
 
 
 def _folder(cls, data_dir: Path) -> Path:
