@@ -18,7 +18,17 @@ from dsl.errors import SpecSchemaError, UsageError
 from dsl.objectives import Objective, resolve_objective
 
 from .checkpoint import Checkpoint, Position, RunConfig, check_resumable, save_checkpoint, spec_sha256
-from .data import DEFAULT_DATA_DIR, Dataset, draw_columns, epoch_batches, eval_batches, load_dataset, with_columns
+from .data import (
+    DEFAULT_DATA_DIR,
+    Dataset,
+    draw_columns,
+    epoch_batches,
+    epoch_columns,
+    epoch_split,
+    eval_batches,
+    load_dataset,
+    with_columns,
+)
 from .data.draws import EVAL_EPOCH
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
@@ -83,7 +93,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
                          objective=objective, **options.target_options)
     target.load_state(init_weights(graph, options.seed))
-    train_data = target.put(with_columns(dataset.train, draw_columns(objective, len(dataset.train), options.seed, 1)))
+    train_data = target.put(epoch_split(dataset, objective, options.seed, 1))
     test_data = _put_test(target, objective, dataset, options.seed)
     batch = recipe.batch_size
     sizes = [min(batch, len(dataset.train))] + ([len(dataset.train) % batch] if len(dataset.train) % batch else [])
@@ -223,10 +233,8 @@ class _Session:
     def epoch(self, epoch: int, position: Position, progress: Progress) -> tuple[dict, Position]:
         """Trains the rest of ``epoch`` from ``position``, evaluates, and records it everywhere."""
         first_step = position.step - position.batch
-        if self.objective.drawn and epoch > 1:  # fresh noise every epoch, a function of (seed, epoch)
-            drawn = draw_columns(self.objective, len(self.dataset.train), self.seed, epoch)
-            self.train_data = {**self.train_data, **self.target.put(drawn)} if isinstance(self.train_data, dict) \
-                else self.target.put(with_columns(self.dataset.train, drawn))
+        if epoch > 1 and (self.objective.drawn or self.dataset.augment):
+            self.train_data = self.epoch_data(epoch)
         batches = epoch_batches(len(self.dataset.train), self.batch_size, self.seed, epoch)
         batches = batches[: self.plan.total_steps - first_step]
         progress.start_epoch(epoch, len(batches))
@@ -245,6 +253,17 @@ class _Session:
         self.checkpoints.write(self.target, position)
         progress.epoch_done(record)
         return record, position
+
+    def epoch_data(self, epoch: int):
+        """The training data for ``epoch``: fresh noise and augmentation, functions of (seed, epoch).
+
+        Held in memory, only the columns that change are put again (the augmented input:
+        one numpy pass over the split, see ``data/augment.py``); a ``Stream`` is remade,
+        and augments each batch it gathers.
+        """
+        if isinstance(self.train_data, dict):
+            return {**self.train_data, **self.target.put(epoch_columns(self.dataset, self.objective, self.seed, epoch))}
+        return self.target.put(epoch_split(self.dataset, self.objective, self.seed, epoch))
 
     def steps(self, batches: list, position: Position, progress: Progress) -> Position:
         """Runs ``batches[position.batch:]``, the process's first step as untimed warm-up, checkpointing

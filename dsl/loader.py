@@ -98,22 +98,27 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
     where = spec.source.locate(("data", "dataset") if data else ())
     objective = resolve_objective(spec, graph) if spec.train else None
     fed = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
-    if name == "npy" and not (data and data.path):
-        raise SpecSchemaError("dataset npy reads your arrays from a folder: add data.path (with train/ and test/ "
-                              "holding one <column>.npy each)", where)
+    if dataset.path and not (data and data.path):
+        raise SpecSchemaError(f"dataset {name} reads your files: add data.path, {dataset.path}", where)
     if data and data.stream and name != "npy":
         raise SpecSchemaError(f"data.stream memory-maps .npy files; dataset {name} is held in memory (use dataset "
                               f"npy to stream)", spec.source.locate(("data", "stream")))
-    if data and data.path and name != "npy":
-        raise SpecSchemaError(f"data.path is where dataset npy finds its files; dataset {name} does not read it",
-                              spec.source.locate(("data", "path")))
-    if len(fed) != 1 and name not in ("synthetic", "npy"):
+    if data and data.path and not dataset.path:
+        readers = ", ".join(d.name for d in DATASETS.values() if d.path)
+        raise SpecSchemaError(f"data.path is where datasets {readers} find their files; dataset {name} does not "
+                              f"read it", spec.source.locate(("data", "path")))
+    if len(fed) != 1 and not dataset.named_columns:
         raise SpecSchemaError(f"dataset {dataset.name} feeds a model with one input; this one has "
                               f"{len(fed)} ({', '.join(fed)}); the synthetic dataset feeds any inputs", where)
     input_type = graph.value_type(fed[0])
     if dataset.example_shape and dataset.example_shape != input_type.shape:
         raise SpecSchemaError(f"dataset {dataset.name} has examples of shape {format_shape(dataset.example_shape)} "
                               f"but {fed[0]}.shape is {format_shape(input_type.shape)}", where)
+    if name == "image_folder" and (input_type.rank != 3 or input_type.shape[0] not in (1, 3)):
+        raise SpecSchemaError(f"dataset image_folder decodes images to [C, H, W] with 1 (grayscale) or 3 (RGB) "
+                              f"channels; {fed[0]}.shape is {format_shape(input_type.shape)}", where)
+    if data and data.augment:
+        _check_augment(spec, graph, fed)
     if data and data.normalize:
         if len(fed) != 1 or not input_type.is_float or input_type.rank < 1:
             raise SpecSchemaError(f"data.normalize applies to one float input with a channel axis; this model reads "
@@ -135,6 +140,30 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
                                   f"{len(objective.terms)} outputs with losses; the synthetic dataset makes a "
                                   f"target for each", where)
         _check_labels(spec, graph, dataset, objective.terms[0], where)
+
+
+def _check_augment(spec: Spec, graph: Graph, fed: tuple[str, ...]) -> None:
+    """Augmentations move pixels of one (C, H, W) input, and must give examples of that input's shape."""
+    where = spec.source.locate(("data", "augment"), key=True)
+    kind = graph.value_type(fed[0])
+    if len(fed) != 1 or kind.rank != 3:
+        raise SpecSchemaError(f"data.augment moves the pixels of one input with channel, height and width axes "
+                              f"[C, H, W]; this model reads {', '.join(f'{n} {graph.value_type(n)}' for n in fed)}",
+                              where)
+    height, width = kind.shape[1:]
+    for index, step in enumerate(spec.data.augment):
+        if step.name != "random_crop" or step.params.size is None:
+            continue
+        at = spec.source.locate(("data", "augment", index, "random_crop", "size"))
+        padding, size = step.params.padding, step.params.size
+        if size[0] > height + 2 * padding or size[1] > width + 2 * padding:
+            raise SpecSchemaError(f"random_crop of size {list(size)} is larger than the padded input "
+                                  f"[{height + 2 * padding}, {width + 2 * padding}] ({fed[0]} [{height}, {width}] "
+                                  f"padded by {padding} on each side)", at)
+        if size != (height, width):
+            raise SpecSchemaError(f"random_crop of size {list(size)} gives examples the model cannot read: "
+                                  f"{fed[0]} takes height and width [{height}, {width}]; leave size out to crop "
+                                  f"that", at)
 
 
 def _check_sizes(spec: Spec, dataset: DatasetDef) -> None:
@@ -164,11 +193,12 @@ def _check_labels(spec: Spec, graph: Graph, dataset: DatasetDef, term: Term, whe
     """
     loss, out = term.loss.name, graph.value_type(term.value)
     if LOSSES[loss].targets != dataset.labels:
-        fix = _OTHER_LOSS[dataset.labels].format(classes=dataset.num_classes)
+        fix = _OTHER_LOSS[dataset.labels].format(classes=dataset.num_classes or "C")
         raise SpecSchemaError(f"{loss} takes {_target_words(LOSSES[loss].targets, out)}, but dataset {dataset.name} "
                               f"yields {_label_words(dataset)}; {fix}", spec.source.locate(("train", "loss")))
-    expected = (dataset.num_classes, *dataset.label_shape) if dataset.labels == "classes" else dataset.label_shape
-    if dataset.labels == "classes" and out.rank == len(expected) and out.shape[0] != dataset.num_classes:
+    classes = dataset.num_classes or (out.shape[0] if out.rank else "C")  # None: as many as the data has folders
+    expected = (classes, *dataset.label_shape) if dataset.labels == "classes" else dataset.label_shape
+    if dataset.labels == "classes" and out.rank == len(expected) and out.shape[0] != classes:
         raise SpecSchemaError(f"dataset {dataset.name} has {dataset.num_classes} classes but the model outputs "
                               f"{out} (classes on axis 1)", where)
     if out.shape != expected:

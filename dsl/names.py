@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from .errors import did_you_mean
 from .ops import OP_GROUPS, OPS
-from .training import DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
+from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,17 @@ DATASET_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "FashionMNIST": Alias("fashion_mnist", "torchvision"),
     "fashion-mnist": Alias("fashion_mnist", ""),
     "load_digits": Alias("digits", "scikit-learn"),
-    "CIFAR10": Planned("cifar10", "torchvision, Keras and TensorFlow Datasets", VISION),
+    "CIFAR10": Alias("cifar10", "torchvision"),
+    "cifar-10": Alias("cifar10", "TensorFlow Datasets"),
+    "ImageFolder": Alias("image_folder", "torchvision"),
+    "image_dataset_from_directory": Alias("image_folder", "Keras"),
+})
+
+AUGMENTATION_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "RandomCrop": Alias("random_crop", "torchvision"),
+    "RandomHorizontalFlip": Alias("horizontal_flip", "torchvision"),
+    "RandomFlip": Alias("horizontal_flip", "Keras", "it is RandomFlip('horizontal'); dslc has no vertical flip"),
+    "random_flip_left_right": Alias("horizontal_flip", "TensorFlow"),
 })
 
 METRIC_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
@@ -198,7 +208,8 @@ OBJECTIVE_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
 })
 
 PREFIXES = (
-    "torch.nn.functional.", "torch.nn.", "torch.optim.", "torchvision.datasets.", "torchmetrics.",
+    "torch.nn.functional.", "torch.nn.", "torch.optim.", "torchvision.datasets.", "torchvision.transforms.",
+    "torchmetrics.",
     "tf.keras.layers.", "tf.keras.", "keras.layers.", "keras.losses.", "keras.optimizers.", "keras.metrics.",
     "keras.datasets.", "keras.", "flax.linen.", "flax.nnx.", "nnx.", "jax.nn.", "optax.", "sklearn.datasets.",
     "optim.", "layers.", "losses.", "optimizers.", "metrics.", "datasets.", "nn.", "F.",
@@ -207,14 +218,14 @@ PREFIXES = (
 
 CATALOGS: Mapping[str, Mapping | tuple] = MappingProxyType({
     "op": OPS, "loss": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS, "metric": METRICS,
-    "objective": OBJECTIVES,
+    "objective": OBJECTIVES, "augmentation": AUGMENTATIONS,
 })
 TABLES: Mapping[str, Mapping[str, Alias | Planned]] = MappingProxyType({
     "op": OP_NAMES, "loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES,
-    "metric": METRIC_NAMES, "objective": OBJECTIVE_NAMES,
+    "metric": METRIC_NAMES, "objective": OBJECTIVE_NAMES, "augmentation": AUGMENTATION_NAMES,
 })
 PLURALS = MappingProxyType({"op": "ops", "loss": "losses", "optimizer": "optimizers", "dataset": "datasets",
-                            "metric": "metrics", "objective": "objectives"})
+                            "metric": "metrics", "objective": "objectives", "augmentation": "augmentations"})
 
 
 def _fold(table: Mapping[str, Alias | Planned]) -> MappingProxyType:

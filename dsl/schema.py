@@ -30,7 +30,7 @@ from .names import unknown_name
 from .ops import OPS
 from .source import SourceMap
 from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from .training import DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
+from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
 from .types import Bool, FloatList, Params, PositiveFloat, PositiveInt
 
 
@@ -59,6 +59,11 @@ def _parse_optimizer(value) -> ChoiceSpec:
 def _parse_objective(value) -> ChoiceSpec:
     name, args = split_choice(value, "objective", OBJECTIVES, ("supervised", "gan"))
     return ChoiceSpec(name, validate_params(OBJECTIVES[name].params, args, (name,), name))
+
+
+def _parse_augmentation(value) -> ChoiceSpec:
+    name, args = split_choice(value, "augmentation", AUGMENTATIONS, ("horizontal_flip", "random_crop"))
+    return ChoiceSpec(name, validate_params(AUGMENTATIONS[name], args, (name,), name))
 
 
 def _per_name(parse, catalog: Mapping, what: str):
@@ -129,6 +134,8 @@ Optimizers = Annotated[ChoiceSpec | dict, PlainValidator(_per_name(_parse_optimi
                        WithJsonSchema({**_PLACEHOLDER, "title": "optimizer"})]
 Objective = Annotated[ChoiceSpec, PlainValidator(_parse_objective),
                       WithJsonSchema({**_PLACEHOLDER, "title": "objective"})]
+Augmentation = Annotated[ChoiceSpec, PlainValidator(_parse_augmentation),
+                         WithJsonSchema({**_PLACEHOLDER, "title": "augmentation"})]
 
 
 class InputSpec(Params):
@@ -151,8 +158,11 @@ class DataSpec(Params):
     train_size: PositiveInt | None = Field(None, description="use the first N training examples (synthetic: N made)")
     test_size: PositiveInt | None = Field(None, description="use the first N test examples (synthetic: N made)")
     path: Annotated[str, Field(min_length=1)] | None = Field(
-        None, description="npy: the folder holding train/ and test/, one <column>.npy per input and target")
+        None, description="npy: the folder holding train/ and test/, one <column>.npy per input and target; "
+                          "npz: the .npz file; image_folder: the folder holding train/<class>/ and test/<class>/")
     stream: Bool = Field(False, description="npy: read batches from memory-mapped files instead of loading them")
+    augment: list[Augmentation] = Field(
+        [], description="training-split augmentations, in order, e.g. [random_crop: {padding: 4}, horizontal_flip]")
 
 
 Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
@@ -311,6 +321,8 @@ def json_schema() -> dict:
         "optimizer": _choice_schema(dict(OPTIMIZERS), defs, {}),
         "objective": _choice_schema({n: d.params for n, d in OBJECTIVES.items()}, defs,
                                     {n: d.doc for n, d in OBJECTIVES.items()}),
+        "augmentation": _choice_schema(dict(AUGMENTATIONS), defs,
+                                       {n: " ".join(p.__doc__.split()) for n, p in AUGMENTATIONS.items()}),
     }
     return _fill_placeholders(schema, choices)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from .types import Bool, NonNegativeFloat, Params, PositiveFloat, Probability
+from .types import Bool, NonNegativeFloat, NonNegativeInt, Pair, Params, PositiveFloat, Probability
 
 Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
 
@@ -142,6 +142,8 @@ class DatasetDef:
     doc: str
     scale: float | None = None  # the stored value that means 1.0 (pixels 0..255 -> 255); None: stored as used
     sizes: tuple[int, int] | None = None  # (train, test) examples; None: made in any number (synthetic)
+    path: str | None = None  # what data.path names for this dataset; None: it reads no data.path
+    named_columns: bool = False  # one column per model input and target, by name; else one image and one label
 
 
 DATASETS = MappingProxyType({d.name: d for d in (
@@ -152,9 +154,44 @@ DATASETS = MappingProxyType({d.name: d for d in (
                sizes=(60000, 10000)),
     DatasetDef("fashion_mnist", (1, 28, 28), 10, "classes", (), "Fashion-MNIST through torchvision; pixels / 255",
                scale=255.0, sizes=(60000, 10000)),
+    DatasetDef("cifar10", (3, 32, 32), 10, "classes", (),
+               "CIFAR-10 through torchvision, downloaded into --data-dir (or put cifar-10-python.tar.gz there); "
+               "pixels / 255", scale=255.0, sizes=(50000, 10000)),
     DatasetDef("synthetic", None, None, None, None,
-               "seeded standard-normal inputs of the model's shape, learnable targets"),
+               "seeded standard-normal inputs of the model's shape, learnable targets", named_columns=True),
     DatasetDef("npy", None, None, None, None,
                "your arrays: data.path/train/ and data.path/test/ hold one <column>.npy per model input and "
-               "target (x.npy and y.npy for one input and one target); data.stream: true memory-maps them"),
+               "target (x.npy and y.npy for one input and one target); data.stream: true memory-maps them",
+               path="a folder holding train/ and test/, one <column>.npy each", named_columns=True),
+    DatasetDef("npz", None, None, None, None,
+               "your arrays in one .npz file (data.path): x_train, y_train, x_test, y_test for one input and one "
+               "target, else <column>_train and <column>_test by input and output name",
+               path="an .npz file holding x_train, y_train, x_test, y_test (or <column>_train, <column>_test)",
+               named_columns=True),
+    DatasetDef("image_folder", None, None, "classes", (),
+               "torchvision's ImageFolder layout: data.path/train/<class>/*.png|jpg and data.path/test/<class>/..., "
+               "class ids from the sorted folder names; decoded once (L or RGB by the input's channels, resized "
+               "bilinearly to its height and width) and cached under --data-dir; pixels / 255", scale=255.0,
+               path="a folder holding train/<class>/ and test/<class>/ image folders"),
 )})
+
+
+class RandomCropParams(Params):
+    """torchvision's ``RandomCrop(size, padding)``: zero-pad each side by ``padding``, then crop ``size`` at a
+    random position; ``size`` (``[H, W]``, or one number for both) defaults to the input's height and width."""
+
+    padding: NonNegativeInt = 0
+    size: Pair | None = None
+
+
+class HorizontalFlipParams(Params):
+    """torchvision's ``RandomHorizontalFlip(p)``: mirror the width axis with probability ``p``."""
+
+    p: Probability = 0.5
+
+
+AUGMENTATIONS = MappingProxyType({
+    "random_crop": RandomCropParams,
+    "horizontal_flip": HorizontalFlipParams,
+})
+"""``data.augment`` steps, applied in order to the training split's (C, H, W) input (``backends/data/augment.py``)."""

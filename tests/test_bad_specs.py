@@ -155,6 +155,13 @@ CASES = [
                                         "which takes logits [N, 10]"),  # the loss, given after the optimizer
     ("cross_entropy_spatial_output.yaml", 7, 12, "so cross_entropy needs logits [N, 10], but the model outputs "
                                                  "[N, 10, 4, 4]; reduce the extra axes"),
+    ("npz_without_path.yaml", 6, 12, "dataset npz reads your files: add data.path, an .npz file holding x_train"),
+    ("path_on_cifar10.yaml", 8, 9, "data.path is where datasets npy, npz, image_folder find their files"),
+    ("image_folder_two_channels.yaml", 7, 12, "with 1 (grayscale) or 3 (RGB) channels; input.shape is [N, 2, 16, 16]"),
+    ("augment_unknown.yaml", 8, 40, "augmentation 'RandomHorizontalFlip': that is the torchvision name"),  # item 2
+    ("augment_crop_too_large.yaml", 9, 39, "random_crop of size [48, 32] is larger than the padded input [40, 40]"),
+    ("augment_flat_input.yaml", 7, 3, "[C, H, W]; this model reads input [N, 64]"),  # the augment: key
+    ("augment_flip_probability.yaml", 8, 34, "horizontal_flip p should be less than or equal to 1 (got 1.5)"),
     # --- several models (models:) and objectives ---
     ("models_and_model.yaml", 7, 1, "give the model at the top (input, model) or several under models:, not both; "
                                     "move 'model' into a model"),  # the top-level model: key

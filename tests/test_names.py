@@ -23,7 +23,7 @@ input: {shape: [1, 8, 8]}
 model:
   - flatten
   - linear: {out_features: 10}
-data: {dataset: digits}
+data: {dataset: digits, augment: [horizontal_flip]}
 train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy], objective: supervised}
 """
 
@@ -35,6 +35,7 @@ PLACES = {
     "dataset": (6, "digits"),
     "metric": (7, "accuracy"),
     "objective": (7, "supervised"),
+    "augmentation": (6, "horizontal_flip"),
 }
 
 LINEAR = ": that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N})"
@@ -176,8 +177,12 @@ CASES = [
     ("dataset", "torchvision.datasets.FashionMNIST", ": that is the torchvision name; dslc's is 'fashion_mnist'"),
     ("dataset", "fashion-mnist", "; did you mean 'fashion_mnist'?"),
     ("dataset", "load_digits", ": that is the scikit-learn name; dslc's is 'digits'"),
-    ("dataset", "cifar10", ": that is the torchvision, Keras and TensorFlow Datasets name for cifar10, "
-                           "not supported yet (planned in the vision families issue)"),
+    ("dataset", "CIFAR10", ": that is the torchvision name; dslc's is 'cifar10'"),
+    ("dataset", "ImageFolder", ": that is the torchvision name; dslc's is 'image_folder'"),
+    # augmentations
+    ("augmentation", "torchvision.transforms.RandomCrop", ": that is the torchvision name; dslc's is 'random_crop'"),
+    ("augmentation", "RandomFlip", ": that is the Keras name; dslc's is 'horizontal_flip'; it is "
+                                   "RandomFlip('horizontal'); dslc has no vertical flip"),
     # metrics
     ("metric", "acc", ": that is the Keras name; dslc's is 'accuracy'"),
     ("metric", "Accuracy", ": that is the Keras and torchmetrics name; dslc's is 'accuracy'"),
@@ -232,13 +237,14 @@ def test_enough_cases_from_every_kind_and_every_table_entry_reached():
 
 
 def test_the_cli_dataset_flag_gets_the_same_message():
-    spec, graph = dsl.loads(SPEC.replace("data: {dataset: digits}\n", ""))
-    for name in ("FashionMNIST", "MNIST", "cifar10", "mnsit"):
+    spec, graph = dsl.loads(SPEC.replace("data: {dataset: digits, augment: [horizontal_flip]}\n", ""))
+    for name in ("FashionMNIST", "MNIST", "CIFAR10", "mnsit"):
         with pytest.raises(dsl.DataError) as info:
             load_dataset(spec, graph, name=name)
         assert str(info.value) == unknown_name("dataset", name)
     assert str(info.value) == ("unknown dataset 'mnsit'; did you mean 'mnist'?; "
-                               "valid datasets: digits, mnist, fashion_mnist, synthetic, npy")
+                               "valid datasets: digits, mnist, fashion_mnist, cifar10, synthetic, npy, npz, "
+                               "image_folder")
 
 
 @pytest.mark.parametrize("kind", list(TABLES))

@@ -17,9 +17,11 @@ from dsl.loader import check_dataset
 from dsl.names import unknown_name
 from dsl.objectives import resolve_objective
 
+from .augment import Augment, augmentation
 from .batches import epoch_batches, eval_batches
 from .draws import draw_columns
-from .sources import Source, Split, digits, npy_folder, torchvision_images
+from .folders import image_folder
+from .sources import Source, Split, column_files, digits, npy_folder, npz_columns, npz_keys, torchvision_images
 from .stream import Stream, with_columns
 from .synthetic import synthetic
 from .transform import InputTransform, input_transform
@@ -33,6 +35,7 @@ class Dataset:
     train: Split | Stream
     test: Split | Stream
     num_classes: int | None
+    augment: Augment | None = None  # of the training split, per epoch (``epoch_split``)
 
 
 def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DATA_DIR, name: str | None = None,
@@ -48,16 +51,16 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
         raise DataError(unknown_name("dataset", name))
     check_dataset(spec, graph, name)
     objective = resolve_objective(spec, graph) if spec.train else None
+    fed = objective.inputs[0] if objective else graph.inputs[0][0]
     if name == "synthetic":
         source = synthetic(graph, objective, seed, data.train_size if data else None, data.test_size if data else None)
         train, test = source.train, source.test
-    elif name == "npy":
-        train, test = (_npy(spec, graph, objective, split).head(getattr(data, f"{split}_size"))
+    elif name in ("npy", "npz"):
+        train, test = (_user_arrays(spec, graph, objective, split, name).head(getattr(data, f"{split}_size"))
                        for split in ("train", "test"))
         source = Source(train, test, None)
     else:
-        source = digits() if name == "digits" else torchvision_images(name, data_dir)
-        fed = objective.inputs[0] if objective else graph.inputs[0][0]
+        source = _images(name, graph.value_type(fed).shape, data, data_dir)
         if source.train["image"].shape[1:] != graph.value_type(fed).shape:
             raise RuntimeError(f"dataset {name} yielded {source.train['image'].shape[1:]}, not its declared shape")
         transform = input_transform(spec, name)
@@ -66,33 +69,84 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
     for term in objective.terms if objective and objective.targets else ():
         for split, part in (("train", train), ("test", test)):
             check_targets(f"{name} ({split})", part[term.target], term.loss.name, graph.value_type(term.value))
-    return Dataset(name, train, test, source.num_classes)
+    if name == "image_folder" and objective and objective.targets:
+        _check_class_count(data.path, source.num_classes, graph.value_type(objective.terms[0].value))
+    return Dataset(name, train, test, source.num_classes, _augment(spec, graph, name, fed))
 
 
-def _npy(spec: Spec, graph: Graph, objective, split: str) -> Split | Stream:
-    """A split of the user's ``.npy`` files, in memory or memory-mapped (``data.stream``), checked against the
-    model; ``x.npy``/``y.npy`` stand for the one input and the one target where a model has one of each."""
+def _images(name: str, shape: tuple[int, ...], data, data_dir: str | Path) -> Source:
+    """An image dataset's source: its ``image`` (N, C, H, W) as stored and its ``label``."""
+    if name == "digits":
+        return digits()
+    if name == "image_folder":
+        return image_folder(data.path, shape, data_dir)
+    return torchvision_images(name, data_dir)
+
+
+def _augment(spec: Spec, graph: Graph, name: str, fed: str) -> Augment | None:
+    """The spec's augmentation of the input ``fed``, padding with what a zero pixel becomes under its transform."""
+    if not (spec.data and spec.data.augment):
+        return None
+    channels = graph.value_type(fed).shape[0]
+    fill = input_transform(spec, name)(np.zeros((1, channels, 1, 1), np.float32))
+    return augmentation(spec.data.augment, fed, fill)
+
+
+def _check_class_count(path: str, classes: int, output: TensorType) -> None:
+    """An image folder's classes are its folders: as many as the output has logits, or a class is unreachable."""
+    if output.rank and output.shape[0] != classes:
+        raise DataError(f"dataset image_folder: {Path(path) / 'train'} has {classes} class folders, but the output "
+                        f"{output} has {output.shape[0]} logits; give the output one per class")
+
+
+def epoch_columns(dataset: Dataset, objective, seed: int, epoch: int) -> dict[str, np.ndarray]:
+    """The training columns that change from epoch to epoch, as functions of (seed, epoch): drawn noise and,
+    for a split held in memory, the augmented input (a ``Stream`` augments each gathered batch instead)."""
+    columns = draw_columns(objective, len(dataset.train), seed, epoch)
+    augment = dataset.augment
+    if augment is not None and not isinstance(dataset.train, Stream):
+        columns[augment.column] = augment(dataset.train[augment.column], seed, epoch)
+    return columns
+
+
+def epoch_split(dataset: Dataset, objective, seed: int, epoch: int):
+    """The training split as the driver puts it for ``epoch``: ``epoch_columns`` in place of the stored ones."""
+    train, augment = dataset.train, dataset.augment
+    if augment is not None and isinstance(train, Stream):
+        train = train.augmented(augment.per_batch(len(train), train[augment.column].shape[1:], seed, epoch))
+    return with_columns(train, epoch_columns(dataset, objective, seed, epoch))
+
+
+def _user_arrays(spec: Spec, graph: Graph, objective, split: str, name: str) -> Split | Stream:
+    """A split of the user's arrays (``npy``: one file per column, in memory or memory-mapped with
+    ``data.stream``; ``npz``: one file), checked against the model's inputs."""
     data = spec.data
     inputs = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
     targets = objective.targets if objective else ()
-    folder = Path(data.path) / split
-    names = {n: n for n in inputs + targets}
-    for group, alias in ((inputs, "x"), (targets, "y")):
-        if len(group) == 1 and not (folder / f"{group[0]}.npy").exists():
-            names[group[0]] = alias
-    columns = npy_folder(data.path, split, names, data.stream)
-    for name in inputs:
-        kind, column = graph.value_type(name), columns[name]
-        same_kind = (column.dtype.kind == "f") == kind.is_float and (column.dtype == bool) == (kind.dtype == "bool")
-        if column.shape[1:] != kind.shape or not same_kind:
-            raise DataError(f"dataset npy: {folder / names[name]}.npy holds {column.dtype} examples of shape "
-                            f"{list(column.shape[1:])}, but input {name} takes {kind.dtype} of shape "
-                            f"{list(kind.shape)}")
-    transform = input_transform(spec, "npy")
+    if name == "npy":
+        folder = Path(data.path) / split
+        names = column_files(inputs, targets, lambda stem: (folder / f"{stem}.npy").exists())
+        columns = npy_folder(data.path, split, names, data.stream)
+        where = {n: f"{folder / stem}.npy" for n, stem in names.items()}
+    else:
+        held = npz_keys(data.path)
+        names = column_files(inputs, targets, lambda stem: f"{stem}_{split}" in held)
+        columns = npz_columns(data.path, split, names)
+        where = {n: f"{data.path}: {stem}_{split}" for n, stem in names.items()}
+    for column in inputs:
+        _check_input(name, where[column], columns[column], column, graph.value_type(column))
+    transform = input_transform(spec, name)
     changed = {} if transform.is_identity else {inputs[0]: transform}
     if data.stream:
         return Stream(columns, changed)
     return Split({k: changed[k](v) if k in changed else v for k, v in columns.items()})
+
+
+def _check_input(dataset: str, where: str, column: np.ndarray, name: str, kind: TensorType) -> None:
+    same_kind = (column.dtype.kind == "f") == kind.is_float and (column.dtype == bool) == (kind.dtype == "bool")
+    if column.shape[1:] != kind.shape or not same_kind:
+        raise DataError(f"dataset {dataset}: {where} holds {column.dtype} examples of shape {list(column.shape[1:])}"
+                        f", but input {name} takes {kind.dtype} of shape {list(kind.shape)}")
 
 
 def _feed(split: Split, fed: str, objective, transform: InputTransform) -> Split:
@@ -127,5 +181,5 @@ def check_targets(name: str, y: np.ndarray, loss: str, output: TensorType) -> No
 
 
 __all__ = ["Dataset", "Split", "Stream", "with_columns", "InputTransform", "load_dataset", "input_transform",
-           "epoch_batches", "eval_batches",
+           "epoch_batches", "eval_batches", "epoch_columns", "epoch_split",
            "draw_columns", "DEFAULT_DATA_DIR"]

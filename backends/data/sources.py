@@ -9,7 +9,8 @@ them. The split is fixed (stratified 80/20 by class with seed 0), so every run a
 both targets see the same test set whatever ``--seed`` is.
 
 ``mnist`` and ``fashion_mnist`` are read by torchvision from ``DATA_DIR/<Name>/raw``,
-downloading them there when the network allows.
+and ``cifar10`` from ``DATA_DIR/cifar-10-batches-py`` (torchvision's pickled batches,
+md5-checked by torchvision), downloading them there when the network allows.
 """
 
 from __future__ import annotations
@@ -70,6 +71,20 @@ def images(x: np.ndarray, y: np.ndarray) -> Split:
     return Split({"image": x, "label": y})
 
 
+def column_files(inputs: tuple[str, ...], targets: tuple[str, ...], present) -> dict[str, str]:
+    """Batch column name -> the name the user's files give it (npy: a file stem; npz: a key before ``_train``).
+
+    A column is named as the model names it (its input, or its output for a target);
+    ``x`` and ``y`` stand for the one input and the one target where a model has one of
+    each and the file holds no column by the model's name (``present(name)`` says).
+    """
+    names = {n: n for n in inputs + targets}
+    for group, alias in ((inputs, "x"), (targets, "y")):
+        if len(group) == 1 and not present(group[0]):
+            names[group[0]] = alias
+    return names
+
+
 def npy_folder(path: str | Path, split: str, names: dict[str, str], stream: bool) -> dict[str, np.ndarray]:
     """The columns of ``path/<split>/<file>.npy`` by batch name (``names``: batch name -> file stem).
 
@@ -88,19 +103,52 @@ def npy_folder(path: str | Path, split: str, names: dict[str, str], stream: bool
             columns[name] = np.load(file, mmap_mode="r" if stream else None, allow_pickle=False)
         except (ValueError, OSError) as err:
             raise DataError(f"dataset npy: {file} is not a numpy .npy array file ({err})") from None
-    lengths = {name: len(c) if c.ndim else 0 for name, c in columns.items()}
-    if len(set(lengths.values())) > 1:
-        listed = ", ".join(f"{names[n]}.npy {k:,}" for n, k in lengths.items())
-        raise DataError(f"dataset npy: the {split} files hold different numbers of examples ({listed}); "
-                        "each row is one example, so they must agree")
+    same_lengths(columns, {n: f"{s}.npy" for n, s in names.items()}, f"dataset npy: the {split} files hold")
     return columns
 
 
-_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+def npz_keys(path: str | Path) -> list[str]:
+    """The names of the arrays an ``.npz`` file holds."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.files)
+    except (ValueError, OSError, AttributeError) as err:  # AttributeError: an .npy, which has no .files
+        raise DataError(f"dataset npz: {path} is not a numpy .npz file of arrays ({err})") from None
+
+
+def npz_columns(path: str | Path, split: str, names: dict[str, str]) -> dict[str, np.ndarray]:
+    """The ``<name>_<split>`` arrays of an ``.npz`` file by batch name (``names``: batch name -> key stem)."""
+    held = npz_keys(path)
+    columns = {}
+    with np.load(path, allow_pickle=False) as archive:
+        for name, stem in names.items():
+            key = f"{stem}_{split}"
+            if key not in held:
+                other = f" (or {name}_{split})" if stem != name else ""
+                raise DataError(f"dataset npz: {path} has no array {key}{other}; it holds {', '.join(held) or 'none'}")
+            try:
+                columns[name] = archive[key]
+            except ValueError as err:  # an object array, which allow_pickle=False refuses
+                raise DataError(f"dataset npz: {path}: {key} is not a plain numeric array ({err})") from None
+    same_lengths(columns, {n: f"{s}_{split}" for n, s in names.items()}, f"dataset npz: {path} holds")
+    return columns
+
+
+def same_lengths(columns: dict[str, np.ndarray], labels: dict[str, str], what: str) -> None:
+    """Raises a one-line ``DataError`` unless every column holds as many examples (rows)."""
+    lengths = {name: len(c) if c.ndim else 0 for name, c in columns.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{labels[n]} {k:,}" for n, k in lengths.items())
+        raise DataError(f"{what} different numbers of examples ({listed}); each row is one example, so they must "
+                        "agree")
+
+
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
 
 def torchvision_images(name: str, data_dir: str | Path) -> Source:
-    """MNIST-format datasets through torchvision (uint8 pixels): downloaded into ``data_dir`` if missing.
+    """MNIST-format datasets and CIFAR-10 through torchvision (uint8 pixels, made channels first):
+    downloaded into ``data_dir`` if missing.
 
     A failed download removes the folders it created, so an offline first run leaves
     nothing behind but the message saying where to put the files.
@@ -108,8 +156,9 @@ def torchvision_images(name: str, data_dir: str | Path) -> Source:
     import torchvision
 
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
-    raw = Path(data_dir) / cls.__name__ / "raw"
-    created = [p for p in (Path(data_dir), raw.parent, raw) if not p.exists()]
+    top = Path(data_dir)
+    folder = _folder(cls, top)
+    created = [p for p in reversed([folder, *folder.parents]) if (p == top or top in p.parents) and not p.exists()]
     splits = []
     for train in (True, False):
         try:
@@ -117,15 +166,29 @@ def torchvision_images(name: str, data_dir: str | Path) -> Source:
                 dataset = cls(root=str(data_dir), train=train, download=True)
         except (RuntimeError, OSError):
             _remove_empty(created)
-            raise DataError(_missing_message(name, cls, raw)) from None
-        splits.append(images(dataset.data.numpy()[:, None, :, :], dataset.targets.numpy().astype(np.int64)))
-    return Source(splits[0], splits[1], len(cls.classes))
+            raise DataError(_missing_message(name, cls, folder)) from None
+        splits.append(images(_channels_first(np.asarray(dataset.data)), np.asarray(dataset.targets, np.int64)))
+    return Source(splits[0], splits[1], len(dataset.classes))
 
 
-def _missing_message(name: str, cls, raw: Path) -> str:
-    files = ", ".join(Path(url).name.removesuffix(".gz") for url, _ in cls.resources)
-    return (f"{name} is not in {raw} and could not be downloaded (no network?); put {files} "
-            f"(or their .gz) there; for an offline start, train a digits spec (specs/digits_cnn.yaml)")
+def _folder(cls, data_dir: Path) -> Path:
+    """Where torchvision keeps the dataset's files: ``MNIST/raw``, ``cifar-10-batches-py``."""
+    return data_dir / cls.base_folder if hasattr(cls, "base_folder") else data_dir / cls.__name__ / "raw"
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """torchvision's ``data``: MNIST's (N, H, W) gets a channel axis; CIFAR's (N, H, W, C) becomes (N, C, H, W)."""
+    return x[:, None, :, :] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _missing_message(name: str, cls, folder: Path) -> str:
+    if hasattr(cls, "filename"):  # CIFAR: one archive, unpacked into its folder
+        where = f"put {cls.filename} in {folder.parent} (it is unpacked there)"
+    else:
+        files = ", ".join(Path(url).name.removesuffix(".gz") for url, _ in cls.resources)
+        where = f"put {files} (or their .gz) there"
+    return (f"{name} is not in {folder} and could not be downloaded (no network?); {where}; "
+            f"for an offline start, train a digits spec (specs/digits_cnn.yaml)")
 
 
 def _remove_empty(folders: list[Path]) -> None:

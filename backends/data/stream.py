@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -25,11 +25,14 @@ class Stream:
     """Columns of equal length (memory-mapped ``.npy`` files, or any array-likes indexed by rows).
 
     ``transforms`` map a column name to a function applied to each gathered batch of it
-    (the input transform); ``extra`` columns are held in memory (a GAN's drawn noise).
+    (the input transform); ``extra`` columns are held in memory (a GAN's drawn noise);
+    ``augment``, then, maps a transformed batch and its row indices to the batch trained
+    on (the epoch's augmentation, ``augment.py``).
     """
 
     columns: dict[str, np.ndarray]
     transforms: dict[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
+    augment: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values())))
@@ -38,10 +41,13 @@ class Stream:
         return self.columns[name]
 
     def head(self, n: int | None) -> Stream:
-        return self if n is None else Stream({k: v[:n] for k, v in self.columns.items()}, self.transforms)
+        return self if n is None else replace(self, columns={k: v[:n] for k, v in self.columns.items()})
 
     def with_columns(self, extra: dict[str, np.ndarray]) -> Stream:
-        return Stream({**self.columns, **extra}, self.transforms) if extra else self
+        return replace(self, columns={**self.columns, **extra}) if extra else self
+
+    def augmented(self, augment: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]]) -> Stream:
+        return replace(self, augment=augment)
 
     def gather(self, index: np.ndarray) -> dict[str, np.ndarray]:
         """One batch: the rows ``index`` names, in that order, transformed.
@@ -56,7 +62,7 @@ class Stream:
         for name, column in self.columns.items():
             values = np.asarray(column[rows])[back]
             batch[name] = self.transforms[name](values) if name in self.transforms else values
-        return batch
+        return self.augment(batch, index) if self.augment else batch
 
     def iterate(self, batches: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """The gathered batches in order, read on a thread up to ``PREFETCH`` batches ahead."""
