@@ -96,7 +96,7 @@ CASES = [
     ("predict_two_inputs", "predict specs/two_tower.yaml --weights {w} --input {tmp}/raw.npy --output "
      "{tmp}/out.npy", "dslc predict feeds a model with one input; this one has 2 (user, features)", True),
     # --- data, losses and labels ---
-    ("unknown_dataset", "train " + CNN + " --dataset cifar10", "unknown dataset 'cifar10'", True),
+    ("unknown_dataset", "train " + CNN + " --dataset cifar100", "unknown dataset 'cifar100'", True),
     ("dataset_shape", "train " + CNN + " --dataset mnist", "dataset mnist has examples of shape [N, 1, 28, 28]",
      True),
     ("mse_on_classes", "train tests/bad_specs/mse_on_class_labels.yaml", "mse takes float targets", True),
