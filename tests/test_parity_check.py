@@ -10,7 +10,13 @@ from backends.parity import check
 from dsl.objectives import resolve_objective
 from tests.conftest import REPO
 
-SPECS = sorted(str(p.relative_to(REPO)) for p in (REPO / "specs").glob("*.yaml"))
+# Checked in their own tests, at a batch and step count where float32 comparisons are meaningful and the
+# run is short: at the paper's SGD lr 0.1 a few steps amplify rounding past the tolerance, and a ReLU input
+# within rounding of 0 flips between the targets (tests/test_zoo.py). ResNet-18's check took 87 s (float32)
+# and 259 s (float64) at batch 2 on a busy 2-core CPU; test_resnet18.py compares it with torchvision instead.
+OWN_CHECK = {"specs/resnet18.yaml", "specs/resnet20_cifar.yaml"}
+SPECS = sorted(str(p.relative_to(REPO)) for p in (REPO / "specs").glob("*.yaml")
+               if str(p.relative_to(REPO)) not in OWN_CHECK)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
