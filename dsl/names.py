@@ -47,6 +47,8 @@ VISION = "the vision families issue"
 RUN = "the recommenders/run issue"
 
 _CHANNELS_FIRST = "dslc is channels first (torch's order): input.shape is [C, H, W]"
+_CHANNELS_FIRST_1D = "dslc is channels first (torch's order): input.shape is [C, L]"
+_TRANSPOSE_WEIGHT = _CHANNELS_FIRST + "; weight is torch's (in, out, kH, kW), the kernel flipped"
 _FLAX_STRIDE = "stride defaults to kernel_size (torch's default), not Flax's 1"
 _TANH_GELU = "dslc's gelu is exact (erf) unless gelu: {approximate: tanh}, which is jax.nn.gelu's default"
 _LOGITS_IDS = "it takes logits and class ids, as torch does, not probabilities and one-hot labels"
@@ -64,6 +66,12 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Convolution2D": Alias("conv2d", "Keras", _CHANNELS_FIRST),
     "Conv2d": Alias("conv2d", "torch"),
     "Conv": Alias("conv2d", "Flax", _CHANNELS_FIRST),
+    "Conv1D": Alias("conv1d", "Keras", _CHANNELS_FIRST_1D),
+    "Convolution1D": Alias("conv1d", "Keras", _CHANNELS_FIRST_1D),
+    "Conv1d": Alias("conv1d", "torch"),
+    "Conv2DTranspose": Alias("conv_transpose2d", "Keras", _CHANNELS_FIRST),
+    "ConvTranspose2d": Alias("conv_transpose2d", "torch"),
+    "ConvTranspose": Alias("conv_transpose2d", "Flax", _TRANSPOSE_WEIGHT),
     # pooling
     "MaxPooling2D": Alias("max_pool2d", "Keras", _CHANNELS_FIRST),
     "MaxPool2D": Alias("max_pool2d", "Keras", _CHANNELS_FIRST),
@@ -73,6 +81,12 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "AvgPool2D": Alias("avg_pool2d", "Keras", _CHANNELS_FIRST),
     "AvgPool2d": Alias("avg_pool2d", "torch"),
     "avg_pool": Alias("avg_pool2d", "Flax", _FLAX_STRIDE),
+    "MaxPooling1D": Alias("max_pool1d", "Keras", _CHANNELS_FIRST_1D),
+    "MaxPool1D": Alias("max_pool1d", "Keras", _CHANNELS_FIRST_1D),
+    "MaxPool1d": Alias("max_pool1d", "torch"),
+    "AveragePooling1D": Alias("avg_pool1d", "Keras", _CHANNELS_FIRST_1D),
+    "AvgPool1D": Alias("avg_pool1d", "Keras", _CHANNELS_FIRST_1D),
+    "AvgPool1d": Alias("avg_pool1d", "torch"),
     # activation
     "ReLU": Alias("relu", "Keras and torch"),
     "LeakyReLU": Alias("leaky_relu", "Keras and torch", "negative_slope defaults to 0.01 (torch's), not Keras's 0.3"),
@@ -132,9 +146,6 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),
     "MultiheadAttention": Planned("multi_head_attention", "torch", SEQUENCE),
     "TransformerEncoderLayer": Planned("transformer_encoder_layer", "torch", SEQUENCE),
-    "Conv2DTranspose": Planned("conv_transpose2d", "Keras", VISION),
-    "ConvTranspose2d": Planned("conv_transpose2d", "torch", VISION),
-    "ConvTranspose": Planned("conv_transpose2d", "Flax", VISION),
     "GlobalAveragePooling2D": Planned("adaptive_avg_pool2d", "Keras", VISION),
     "AdaptiveAvgPool2d": Planned("adaptive_avg_pool2d", "torch", VISION),
 })

@@ -41,6 +41,9 @@ PLACES = {
 LINEAR = ": that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N})"
 CONV = " (conv2d: {out_channels: N, kernel_size: N})"
 CHANNELS_FIRST = "; dslc is channels first (torch's order): input.shape is [C, H, W]"
+CHANNELS_FIRST_1D = "; dslc is channels first (torch's order): input.shape is [C, L]"
+CONV_T = " (conv_transpose2d: {out_channels: N, kernel_size: N})"
+CONV_1D = " (conv1d: {out_channels: N, kernel_size: N})"
 
 # (kind, the name a user brings, what the message says right after the quoted name)
 CASES = [
@@ -130,10 +133,15 @@ CASES = [
                        "(num_parameters: C), starting at 0.25 (torch's), not Flax's 0.01 or Keras's 0"),
     ("op", "nn.TransformerEncoderLayer", ": that is the torch name for transformer_encoder_layer, not supported yet "
                                          "(planned in the sequence families issue)"),
-    ("op", "Conv2DTranspose", ": that is the Keras name for conv_transpose2d, not supported yet "
-                              "(planned in the vision families issue)"),
-    ("op", "nn.ConvTranspose2d", ": that is the torch name for conv_transpose2d, not supported yet "
-                                 "(planned in the vision families issue)"),
+    ("op", "Conv2DTranspose", ": that is the Keras name; dslc's is 'conv_transpose2d'" + CONV_T + CHANNELS_FIRST),
+    ("op", "nn.ConvTranspose2d", ": that is the torch name; dslc's is 'conv_transpose2d'" + CONV_T),
+    ("op", "nn.ConvTranspose", ": that is the Flax name; dslc's is 'conv_transpose2d'" + CONV_T + CHANNELS_FIRST
+                               + "; weight is torch's (in, out, kH, kW), the kernel flipped"),
+    ("op", "layers.Conv1D", ": that is the Keras name; dslc's is 'conv1d'" + CONV_1D + CHANNELS_FIRST_1D),
+    ("op", "torch.nn.Conv1d", ": that is the torch name; dslc's is 'conv1d'" + CONV_1D),
+    ("op", "nn.MaxPool1d", ": that is the torch name; dslc's is 'max_pool1d' (max_pool1d: {kernel_size: N})"),
+    ("op", "AveragePooling1D",
+     ": that is the Keras name; dslc's is 'avg_pool1d' (avg_pool1d: {kernel_size: N})" + CHANNELS_FIRST_1D),
     ("op", "GlobalAveragePooling2D", ": that is the Keras name for adaptive_avg_pool2d, not supported yet "
                                      "(planned in the vision families issue)"),
     ("op", "nn.AdaptiveAvgPool2d", ": that is the torch name for adaptive_avg_pool2d, not supported yet "
@@ -259,7 +267,8 @@ def test_ops_are_listed_by_category_and_every_op_once():
     assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
     assert list(OP_GROUPS) == ["linear", "conv", "pooling", "normalization", "activation", "reshape", "dropout",
                             "embedding", "merge"]
-    assert valid_list("op").startswith("linear: linear, identity; conv: conv2d; pooling: max_pool2d, avg_pool2d; ")
+    assert valid_list("op").startswith("linear: linear, identity; conv: conv2d, conv1d, conv_transpose2d; "
+                                       "pooling: max_pool2d, avg_pool2d, max_pool1d, avg_pool1d; ")
 
 
 def test_a_keyed_foreign_op_points_at_its_key():

@@ -137,8 +137,10 @@ def test_op_matches_between_backends(case, op, example, passes, mode, dtype):
         assert relative_error(after_j[key], after_t[key]) <= out_tol, key
 
 
-@pytest.mark.parametrize("case, op, example", [c for c in example_cases() if c[1] == "max_pool2d"],
-                         ids=[c[0] for c in example_cases() if c[1] == "max_pool2d"])
+MAX_POOL_CASES = [c for c in example_cases() if c[1] in ("max_pool2d", "max_pool1d")]
+
+
+@pytest.mark.parametrize("case, op, example", MAX_POOL_CASES, ids=[c[0] for c in MAX_POOL_CASES])
 def test_max_pool_gradient_goes_to_the_same_element_when_values_tie(case, op, example):
     """Images have flat regions; torch sends a tied window's gradient to its first maximum, and so must JAX."""
     graph = single_op_graph(op, example, "float64")

@@ -1,4 +1,7 @@
-"""Pooling, with torch.nn.MaxPool2d / AvgPool2d arguments and output-size rule.
+"""Pooling, with torch.nn.MaxPool1d/2d and AvgPool1d/2d arguments and output-size rule.
+
+The 1-D and 2-D pools share one shape rule over their spatial axes (torch runs its
+1-D pools as 2-D ones over a unit axis, with the same checks).
 
 Note the torch default that Flax does not share: ``stride`` defaults to the kernel
 size, not to 1.
@@ -7,7 +10,7 @@ size, not to 1.
 from __future__ import annotations
 
 from ..tensors import TensorType, format_shape
-from ..types import Bool, NonNegativePair, Pair, Params, PositiveInt
+from ..types import Bool, NonNegativePair, NonNegativeSingle, Pair, Params, PositiveInt, Single
 from .base import Example, OpDef, ShapeError, require_float, require_rank
 
 
@@ -28,6 +31,28 @@ class AvgPool2dParams(Params):
     divisor_override: PositiveInt | None = None
 
 
+class MaxPool1dParams(MaxPool2dParams):
+    """torch.nn.MaxPool1d's arguments: MaxPool2d's, one size per argument (``3`` or ``[3]``)."""
+
+    kernel_size: Single
+    stride: Single | None = None
+    padding: NonNegativeSingle = (0,)
+    dilation: Single = (1,)
+
+
+class AvgPool1dParams(Params):
+    """torch.nn.AvgPool1d's arguments: AvgPool2d's but divisor_override, which torch's 1-D pool does not take."""
+
+    kernel_size: Single
+    stride: Single | None = None
+    padding: NonNegativeSingle = (0,)
+    ceil_mode: Bool = False
+    count_include_pad: Bool = True
+
+
+SPATIAL_LAYOUTS = {1: "C, L", 2: "C, H, W"}  # spatial axes -> the per-example layout named in rank errors
+
+
 def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
     """torch's ``pooling_output_shape``: a window may not start inside the right padding."""
     extent = dilation * (kernel - 1) + 1
@@ -38,11 +63,12 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: in
     return out
 
 
-def _infer_pool(p: MaxPool2dParams | AvgPool2dParams, x: TensorType):
+def _infer_pool(p, x: TensorType):
+    """The shape rule of every pool, 1-D or 2-D: one output size per spatial axis."""
     require_float(x)
-    require_rank(x, 3, "C, H, W")
+    require_rank(x, len(p.kernel_size) + 1, SPATIAL_LAYOUTS[len(p.kernel_size)])
     stride = p.stride or p.kernel_size
-    dilation = getattr(p, "dilation", (1, 1))
+    dilation = getattr(p, "dilation", (1,) * len(p.kernel_size))
     out = []
     for size, k, s, q, d in zip(x.shape[1:], p.kernel_size, stride, p.padding, dilation):
         if 2 * q > k:
@@ -58,34 +84,39 @@ def _infer_pool(p: MaxPool2dParams | AvgPool2dParams, x: TensorType):
     return p.model_copy(update={"stride": stride}), x.with_shape((x.shape[0], *out))
 
 
+def _pool(name: str, params: type[Params], kind: str, module: str, layout: str, examples) -> OpDef:
+    return OpDef(name=name, params=params, infer=_infer_pool, examples=examples,
+                 doc=f"{kind} pooling over [N, {layout}] (torch.nn.{module}); stride defaults to kernel_size.")
+
+
 OPS = (
-    OpDef(
-        name="max_pool2d",
-        params=MaxPool2dParams,
-        infer=_infer_pool,
-        doc="Max pooling over [N, C, H, W] (torch.nn.MaxPool2d); stride defaults to kernel_size.",
-        examples=(
-            Example((2, 8, 8), {"kernel_size": 2}),
-            Example((2, 9, 9), {"kernel_size": 3, "stride": 2, "padding": 1}),
-            Example((2, 10, 10), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
-            Example((2, 9, 11), {"kernel_size": [2, 3], "stride": [2, 1], "padding": [1, 1], "ceil_mode": True}),
-            Example((2, 11, 11), {"kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1}),
-        ),
-    ),
-    OpDef(
-        name="avg_pool2d",
-        params=AvgPool2dParams,
-        infer=_infer_pool,
-        doc="Average pooling over [N, C, H, W] (torch.nn.AvgPool2d); stride defaults to kernel_size.",
-        examples=(
-            Example((2, 8, 8), {"kernel_size": 2}),
-            Example((2, 9, 9), {"kernel_size": 3, "stride": 2, "padding": 1}),
-            Example((2, 9, 9), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
-            Example((2, 10, 10), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
-            Example((2, 10, 11), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
-            Example((2, 10, 11), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True,
-                                  "count_include_pad": False}),
-            Example((2, 8, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "divisor_override": 4}),
-        ),
-    ),
+    _pool("max_pool2d", MaxPool2dParams, "Max", "MaxPool2d", "C, H, W", (
+        Example((2, 8, 8), {"kernel_size": 2}),
+        Example((2, 9, 9), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        Example((2, 10, 10), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+        Example((2, 9, 11), {"kernel_size": [2, 3], "stride": [2, 1], "padding": [1, 1], "ceil_mode": True}),
+        Example((2, 11, 11), {"kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1}),
+    )),
+    _pool("avg_pool2d", AvgPool2dParams, "Average", "AvgPool2d", "C, H, W", (
+        Example((2, 8, 8), {"kernel_size": 2}),
+        Example((2, 9, 9), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        Example((2, 9, 9), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
+        Example((2, 10, 10), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+        Example((2, 10, 11), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+        Example((2, 10, 11), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True,
+                              "count_include_pad": False}),
+        Example((2, 8, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "divisor_override": 4}),
+    )),
+    _pool("max_pool1d", MaxPool1dParams, "Max", "MaxPool1d", "C, L", (
+        Example((2, 8), {"kernel_size": 2}),
+        Example((2, 9), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        Example((2, 10), {"kernel_size": [3], "stride": 2, "ceil_mode": True}),
+        Example((2, 11), {"kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1, "ceil_mode": True}),
+    )),
+    _pool("avg_pool1d", AvgPool1dParams, "Average", "AvgPool1d", "C, L", (
+        Example((2, 8), {"kernel_size": 2}),
+        Example((2, 9), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
+        Example((2, 10), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+        Example((2, 11), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
+    )),
 )

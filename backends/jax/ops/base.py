@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 Layout = Literal["channels_first", "channels_last", "any", "features"]
@@ -67,3 +68,15 @@ def torch_uniform_bias(fan_in: int):
 def torch_kernel_init():
     """torch's kaiming_uniform(a=√5), i.e. U(±1/√fan_in), over a Flax (…, in, out) kernel."""
     return jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+
+def channels_first_io(apply: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """A channels-last ``apply`` made to take and give [N, C, *spatial], for ops of any rank.
+
+    The layout plan holds only 4-D activations channels-last (``layout.place``), so a
+    1-D op ([N, C, L]) receives channels-first and moves its channel axis itself.
+    """
+    def moved(node, x, *, train: bool):
+        return jnp.moveaxis(apply(node, jnp.moveaxis(x, 1, -1), train=train), -1, 1)
+
+    return moved
