@@ -58,18 +58,21 @@ def _padding4(value) -> tuple[int, int, int, int]:
     return _per_axis(value, 4, accepts, "an integer")
 
 
-def _either(item: dict, count: int) -> dict:
-    return {"anyOf": [item, {"type": "array", "items": item, "minItems": count, "maxItems": count}]}
+def _either(single: dict, count: int, item: dict | None = None) -> dict:
+    """JSON Schema for one value or a list of ``count`` (of ``item``, when list entries differ from ``single``)."""
+    return {"anyOf": [single, {"type": "array", "items": item or single, "minItems": count, "maxItems": count}]}
 
 
 OutputSize = Annotated[
     tuple[int | None, int | None], BeforeValidator(_output_size),
-    WithJsonSchema(_either({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}, 2)),
+    WithJsonSchema(_either({"type": "integer", "minimum": 1}, 2,
+                           {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]})),
 ]
 """A positive size per spatial axis, or null (in a list) for "keep the input's"."""
 
 ScaleFactor = Annotated[
-    tuple[float, float], BeforeValidator(_scale_factor), WithJsonSchema(_either({"type": "number", "minimum": 0}, 2)),
+    tuple[float, float], BeforeValidator(_scale_factor),
+    WithJsonSchema(_either({"type": "number", "exclusiveMinimum": 0}, 2)),
 ]
 """A positive scale per spatial axis: ``2`` means ``(2.0, 2.0)``."""
 
