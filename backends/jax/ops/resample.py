@@ -99,7 +99,7 @@ def nearest_source(size: int, out: int, scale: float | None) -> np.ndarray:
     same-size and doubling cases are exact integer copies. Float32 whatever the tensor's
     dtype, as in torch: checked against torch for sizes 1 to 29 and 19 factors (0.3 to
     4.1, among them 1.9999999 and 2.0000001) in float32 and float64, identical; the same
-    rule in float64 differs in 122 of those cases.
+    rule in float64 differs in 122 of those 1,086 cases.
     """
     dst = np.arange(out)
     if out == size:
