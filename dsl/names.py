@@ -54,6 +54,7 @@ _TANH_GELU = "dslc's gelu is exact (erf) unless gelu: {approximate: tanh}, which
 _LOGITS_IDS = "it takes logits and class ids, as torch does, not probabilities and one-hot labels"
 _FROM_LOGITS = "it takes logits (Keras's from_logits=True): put no sigmoid before it"
 _NO_SIGMOID = "it takes logits: put no sigmoid before it"
+_GLOBAL_POOL = "use output_size: 1; the output is [N, C, 1, 1] (torch's), not [N, C]: add a flatten after it"
 _BN_MOMENTUM = "momentum is the new batch's weight, as in torch (default 0.1): {}'s momentum m is dslc's 1 - m"
 
 OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
@@ -146,8 +147,20 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),
     "MultiheadAttention": Planned("multi_head_attention", "torch", SEQUENCE),
     "TransformerEncoderLayer": Planned("transformer_encoder_layer", "torch", SEQUENCE),
-    "GlobalAveragePooling2D": Planned("adaptive_avg_pool2d", "Keras", VISION),
-    "AdaptiveAvgPool2d": Planned("adaptive_avg_pool2d", "torch", VISION),
+    "GlobalAveragePooling2D": Alias("adaptive_avg_pool2d", "Keras", _GLOBAL_POOL),
+    "GlobalMaxPooling2D": Alias("adaptive_max_pool2d", "Keras", _GLOBAL_POOL),
+    "AdaptiveAvgPool2d": Alias("adaptive_avg_pool2d", "torch"),
+    "AdaptiveMaxPool2d": Alias("adaptive_max_pool2d", "torch"),
+    "UpSampling2D": Alias("upsample", "Keras", "Keras's size is dslc's scale_factor; " + _CHANNELS_FIRST),
+    "Upsample": Alias("upsample", "torch"),
+    "interpolate": Alias("upsample", "torch"),
+    "UpsamplingNearest2d": Alias("upsample", "torch", "it is upsample: {mode: nearest}"),
+    "UpsamplingBilinear2d": Alias("upsample", "torch", "it is upsample: {mode: bilinear, align_corners: true}"),
+    "jax.image.resize": Alias("upsample", "JAX", "nearest takes torch's source pixel, floor(dst / scale), not "
+                                                 "resize's half-pixel one, and bilinear does not antialias"),
+    "ZeroPadding2D": Alias("zero_pad2d", "Keras", "padding is [left, right, top, bottom] (torch's), "
+                                                  "not Keras's ((top, bottom), (left, right))"),
+    "ZeroPad2d": Alias("zero_pad2d", "torch"),
 })
 
 LOSS_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({

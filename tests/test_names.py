@@ -44,6 +44,8 @@ CHANNELS_FIRST = "; dslc is channels first (torch's order): input.shape is [C, H
 CHANNELS_FIRST_1D = "; dslc is channels first (torch's order): input.shape is [C, L]"
 CONV_T = " (conv_transpose2d: {out_channels: N, kernel_size: N})"
 CONV_1D = " (conv1d: {out_channels: N, kernel_size: N})"
+TORCH_NAME = ": that is the torch name; dslc's is "
+ADAPTIVE_AVG = " (adaptive_avg_pool2d: {output_size: N})"
 
 # (kind, the name a user brings, what the message says right after the quoted name)
 CASES = [
@@ -115,6 +117,8 @@ CASES = [
                         "embedding_dim: N})"),
     ("op", "nn.LSTM", ": that is the Keras and torch name for lstm, not supported yet "
                       "(planned in the sequence families issue)"),
+    ("op", "nn.MultiheadAttention", ": that is the torch name for multi_head_attention, not supported yet "
+                                    "(planned in the sequence families issue)"),
     ("op", "GRU", ": that is the Keras and torch name for gru, not supported yet "
                   "(planned in the sequence families issue)"),
     ("op", "MultiHeadAttention", ": that is the Keras and Flax name for multi_head_attention, not supported yet "
@@ -142,10 +146,20 @@ CASES = [
     ("op", "nn.MaxPool1d", ": that is the torch name; dslc's is 'max_pool1d' (max_pool1d: {kernel_size: N})"),
     ("op", "AveragePooling1D",
      ": that is the Keras name; dslc's is 'avg_pool1d' (avg_pool1d: {kernel_size: N})" + CHANNELS_FIRST_1D),
-    ("op", "GlobalAveragePooling2D", ": that is the Keras name for adaptive_avg_pool2d, not supported yet "
-                                     "(planned in the vision families issue)"),
-    ("op", "nn.AdaptiveAvgPool2d", ": that is the torch name for adaptive_avg_pool2d, not supported yet "
-                                   "(planned in the vision families issue)"),
+    ("op", "GlobalAveragePooling2D", TORCH_NAME.replace("torch", "Keras") + "'adaptive_avg_pool2d'" + ADAPTIVE_AVG
+     + "; use output_size: 1; the output is [N, C, 1, 1] (torch's), not [N, C]: add a flatten after it"),
+    ("op", "nn.AdaptiveAvgPool2d", TORCH_NAME + "'adaptive_avg_pool2d'" + ADAPTIVE_AVG),
+    ("op", "nn.AdaptiveMaxPool2d", TORCH_NAME + "'adaptive_max_pool2d'" + ADAPTIVE_AVG.replace("avg", "max")),
+    ("op", "nn.Upsample", TORCH_NAME + "'upsample'"),
+    ("op", "F.interpolate", TORCH_NAME + "'upsample'"),
+    ("op", "nn.UpsamplingBilinear2d", TORCH_NAME + "'upsample'; it is upsample: {mode: bilinear, align_corners: true}"),
+    ("op", "UpSampling2D", ": that is the Keras name; dslc's is 'upsample'; Keras's size is dslc's scale_factor"
+                           + CHANNELS_FIRST),
+    ("op", "jax.image.resize", ": that is the JAX name; dslc's is 'upsample'; nearest takes torch's source pixel, "
+                               "floor(dst / scale), not resize's half-pixel one, and bilinear does not antialias"),
+    ("op", "layers.ZeroPadding2D", ": that is the Keras name; dslc's is 'zero_pad2d' (zero_pad2d: {padding: N}); "
+                                   "padding is [left, right, top, bottom] (torch's), not Keras's "
+                                   "((top, bottom), (left, right))"),
     # losses
     ("loss", "categorical_crossentropy", ": that is the Keras name; dslc's is 'cross_entropy'; "
                                          "it takes logits and class ids, as torch does, not probabilities and one-hot "
@@ -265,8 +279,8 @@ def test_a_name_with_no_hint_still_lists_every_valid_name(kind):
 
 def test_ops_are_listed_by_category_and_every_op_once():
     assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
-    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "normalization", "activation", "reshape", "dropout",
-                            "embedding", "merge"]
+    assert list(OP_GROUPS) == ["linear", "conv", "pooling", "resample", "normalization", "activation", "reshape",
+                            "dropout", "embedding", "merge"]
     assert valid_list("op").startswith("linear: linear, identity; conv: conv2d, conv1d, conv_transpose2d; "
                                        "pooling: max_pool2d, avg_pool2d, max_pool1d, avg_pool1d; ")
 

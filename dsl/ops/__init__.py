@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, reshape
+from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
 from .base import FLOAT, Constant, Example, Normal, OpDef, ShapeError, Uniform, Weight
 
-_CATEGORIES = (linear, conv, pooling, normalization, activation, reshape, dropout, embedding, merge)
+_CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge)
 
 
 def _register(categories) -> MappingProxyType:
