@@ -157,6 +157,10 @@ DATASETS = MappingProxyType({d.name: d for d in (
     DatasetDef("cifar10", (3, 32, 32), 10, "classes", (),
                "CIFAR-10 through torchvision, downloaded into --data-dir (or put cifar-10-python.tar.gz there); "
                "pixels / 255", scale=255.0, sizes=(50000, 10000)),
+    DatasetDef("shapes", (1, 16, 16), 2, "classes", (16, 16),
+               "seeded 16x16 images of noise with 1-3 planted rectangles, brighter than the background, and their "
+               "per-pixel masks (class 1 inside a rectangle): a segmentation task that trains offline in seconds",
+               sizes=(2048, 512)),
     DatasetDef("synthetic", None, None, None, None,
                "seeded standard-normal inputs of the model's shape, learnable targets", named_columns=True),
     DatasetDef("npy", None, None, None, None,

@@ -51,7 +51,7 @@ def test_every_metric_is_lowered_by_both_backends():
 
 
 def test_datasets():
-    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "synthetic", "npy", "npz",
+    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "shapes", "synthetic", "npy", "npz",
                                  "image_folder"}
 
 

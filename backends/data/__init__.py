@@ -21,7 +21,17 @@ from .augment import Augment, augmentation
 from .batches import epoch_batches, eval_batches
 from .draws import draw_columns
 from .folders import image_folder
-from .sources import Source, Split, column_files, digits, npy_folder, npz_columns, npz_keys, torchvision_images
+from .sources import (
+    Source,
+    Split,
+    column_files,
+    digits,
+    npy_folder,
+    npz_columns,
+    npz_keys,
+    planted_shapes,
+    torchvision_images,
+)
 from .stream import Stream, with_columns
 from .synthetic import synthetic
 from .transform import InputTransform, input_transform
@@ -78,6 +88,8 @@ def _images(name: str, shape: tuple[int, ...], data, data_dir: str | Path) -> So
     """An image dataset's source: its ``image`` (N, C, H, W) as stored and its ``label``."""
     if name == "digits":
         return digits()
+    if name == "shapes":
+        return planted_shapes()
     if name == "image_folder":
         return image_folder(data.path, shape, data_dir)
     return torchvision_images(name, data_dir)

@@ -22,7 +22,7 @@ import numpy as np
 
 from dsl import DataError
 
-from .sources import Source, Split, images
+from .sources import Source, Split, images_split
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 CACHE_FOLDER = "image_folder"
@@ -66,8 +66,8 @@ def _split(folder: Path, classes: list[str], shape: tuple[int, int, int], cache:
     key = cache_key(folder, samples, shape)
     files = {kind: cache / f"{key}-{folder.name}-{kind}.npy" for kind in ("image", "label")}
     if all(f.is_file() for f in files.values()):
-        return images(np.load(files["image"]), np.load(files["label"]))
-    split = images(np.stack([decode(Path(file), shape) for file, _ in samples]),
+        return images_split(np.load(files["image"]), np.load(files["label"]))
+    split = images_split(np.stack([decode(Path(file), shape) for file, _ in samples]),
                    np.asarray([label for _, label in samples], np.int64))
     cache.mkdir(parents=True, exist_ok=True)
     for kind, file in files.items():

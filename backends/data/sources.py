@@ -63,10 +63,10 @@ def digits() -> Source:
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.2, stratify=y, random_state=DIGITS_SPLIT_SEED)
-    return Source(images(x_train, y_train), images(x_test, y_test), 10)
+    return Source(images_split(x_train, y_train), images_split(x_test, y_test), 10)
 
 
-def images(x: np.ndarray, y: np.ndarray) -> Split:
+def images_split(x: np.ndarray, y: np.ndarray) -> Split:
     """An image dataset's split: ``image`` (N, C, H, W) as stored, ``label`` int64 class ids."""
     return Split({"image": x, "label": y})
 
@@ -167,7 +167,7 @@ def torchvision_images(name: str, data_dir: str | Path) -> Source:
         except (RuntimeError, OSError):
             _remove_empty(created)
             raise DataError(_missing_message(name, cls, folder)) from None
-        splits.append(images(_channels_first(np.asarray(dataset.data)), np.asarray(dataset.targets, np.int64)))
+        splits.append(images_split(_channels_first(np.asarray(dataset.data)), np.asarray(dataset.targets, np.int64)))
     return Source(splits[0], splits[1], len(dataset.classes))
 
 
@@ -195,3 +195,28 @@ def _remove_empty(folders: list[Path]) -> None:
     for folder in reversed(folders):
         with contextlib.suppress(OSError):  # not empty (a partial download): keep it
             folder.rmdir()
+
+
+SHAPES_SIZE, SHAPES_SPLIT = 16, (2048, 512)
+
+
+def planted_shapes(seed: int = 0) -> Source:
+    """``shapes``: noise images with 1-3 planted rectangles and their per-pixel masks, from ``seed``.
+
+    Each rectangle is 3-8 pixels a side, anywhere in the 16x16 image, brighter than the
+    background by 1.5 (the noise is standard normal), so the mask is learnable from local
+    contrast and shape, the task a U-Net's skip connections are for. The images are
+    stored as used (no scaling); ``label`` holds class ids per pixel, [N, 16, 16].
+    """
+    rng = np.random.default_rng([seed, 0x5A4E5])
+    count, size = sum(SHAPES_SPLIT), SHAPES_SIZE
+    images = rng.standard_normal((count, 1, size, size)).astype(np.float32)
+    masks = np.zeros((count, size, size), np.int64)
+    for i in range(count):
+        for _ in range(rng.integers(1, 4)):
+            h, w = rng.integers(3, 9, 2)
+            top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+            masks[i, top:top + h, left:left + w] = 1
+    images[:, 0] += 1.5 * masks
+    n = SHAPES_SPLIT[0]
+    return Source(images_split(images[:n], masks[:n]), images_split(images[n:], masks[n:]), 2)
