@@ -8,8 +8,8 @@ everywhere else the JAX lowering must give torch's values and its gradients with
 respect to the input and the weight, in float32 and float64 (tolerances: those of
 tests/test_op_parity.py, relative to the largest torch value). The 152 compared cases
 take ~3 CPU-minutes here (eager JAX, one lowering per case and dtype); the 64 refusals ~10 s.
-CI compares kernel 3 (39 cases, every stride, padding, output_padding and
-dilation among them); ``pytest -m slow`` adds the other 113.
+CI compares kernel 3 at dilation 1, and at dilation 2 with stride 2 (24 cases, every stride, padding, output_padding and
+dilation among them); ``pytest -m slow`` adds the other 128.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def torch_refuses(args: dict) -> bool:
 
 REFUSED = [a for a in GRID if torch_refuses(a)]  # 64 of 216
 ACCEPTED = [a for a in GRID if a not in REFUSED]
-IN_CI = [a for a in ACCEPTED if a["kernel_size"] == 3]
+IN_CI = [a for a in ACCEPTED if a["kernel_size"] == 3 and (a["dilation"] == 1 or a["stride"] == 2)]
 CASES = [pytest.param(a, marks=() if a in IN_CI else pytest.mark.slow) for a in ACCEPTED]
 
 

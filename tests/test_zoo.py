@@ -42,6 +42,7 @@ def test_resnet20_fits_the_synthetic_training_set_on_both_targets(tmp_path):
     assert records["jax"][0]["train_loss"] == pytest.approx(records["torch"][0]["train_loss"], rel=1e-3)
 
 
+@pytest.mark.slow  # 57 s on this CPU
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("float64", 1e-9)])
 def test_resnet20_passes_check_at_a_small_batch(dtype, tolerance):
     """Batch 4, one step: worst output error measured 4.8e-7 (float32) and 1.7e-15 (float64), ~70 s each
@@ -88,6 +89,7 @@ def test_dcgan_digits_trains_to_the_end_and_samples_a_grid(tmp_path, target):
     assert images.shape == (16, 1, 8, 8) and images.std() > 0.05  # not one flat colour
 
 
+@pytest.mark.slow  # 55 s on this CPU
 def test_dcgan_mnist_passes_check_in_float64_and_for_one_float32_step():
     """In float32 its 5-step check drifts: the discriminator's gradient agrees to 1.2e-5 at the start, but Adam
     scales the near-zero BatchNorm-bias gradients (float32 noise, whose signs differ) up to full steps, and the
