@@ -28,7 +28,7 @@ from dsl.objectives import Objective, resolve_objective
 from dsl.ops import FLOAT
 from dsl.passes import passes_for
 
-from .data.synthetic import id_high
+from .data.synthetic import draw_examples, id_high
 from .target import make_target
 from .weights import init_weights
 
@@ -123,17 +123,9 @@ def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Genera
     within every table that reads them (``OpDef.id_bound``: an embedding's rows; torch
     raises on other ids, XLA clamps them), bools fair coin flips (masks).
     """
-    xs = tuple(_draw(kind, batch_size, dtype, rng, id_high(graph, name, ID_RANGE)) for name, kind in graph.inputs)
+    xs = tuple(draw_examples(kind, batch_size, rng, id_high(graph, name, ID_RANGE), dtype)
+               for name, kind in graph.inputs)
     return xs[0] if len(xs) == 1 else xs
-
-
-def _draw(kind, batch_size: int, dtype: str, rng: np.random.Generator, high: int = ID_RANGE) -> np.ndarray:
-    shape = (batch_size, *kind.shape)
-    if kind.is_float:
-        return rng.standard_normal(shape).astype(dtype)
-    if kind.dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, high, shape).astype(kind.dtype)
 
 
 def make_batch(graph: Graph, objective: Objective, batch_size: int, dtype: str, rng: np.random.Generator
@@ -141,7 +133,7 @@ def make_batch(graph: Graph, objective: Objective, batch_size: int, dtype: str, 
     """One batch of the objective's columns: inputs as ``make_inputs`` draws them, targets that fit each
     loss (class ids, 0/1 or real values), drawn columns standard normal."""
     types = {**graph.input_types, **dict(objective.drawn)}
-    batch = {name: _draw(types[name], batch_size, dtype, rng, id_high(graph, name, ID_RANGE))
+    batch = {name: draw_examples(types[name], batch_size, rng, id_high(graph, name, ID_RANGE), dtype)
              for name in objective.inputs + tuple(n for n, _ in objective.drawn)}
     for term in objective.terms if objective.targets else ():
         out = graph.value_type(term.value).shape

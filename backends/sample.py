@@ -58,16 +58,7 @@ def sample_grid(spec: Spec, graph: Graph, target: str, state, out: Path, *, coun
     generator, noise_shape = generator_of(spec, graph)
     noise = np.random.default_rng(seed).standard_normal((count, *noise_shape)).astype(np.float32)
     images = predict(spec, graph, target, state, noise, model=generator)
-    images = np.clip(_to_unit_range(spec, np.asarray(images, np.float64)), 0.0, 1.0).astype(np.float32)
+    images = np.clip(input_transform(spec).unnormalize(images), 0.0, 1.0).astype(np.float32)
     save_image(make_grid(torch.from_numpy(images), nrow=nrow, padding=2), str(out))
     return images
 
-
-def _to_unit_range(spec: Spec, x: np.ndarray) -> np.ndarray:
-    """The inverse of ``data.normalize``: generated values back to the [0, 1] pixels it was applied to."""
-    transform = input_transform(spec)
-    if transform.mean is None:
-        return x
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    mean, std = (np.asarray(v, np.float64).reshape(shape) for v in (transform.mean, transform.std))
-    return x * std + mean

@@ -53,10 +53,6 @@ class Objective:
     drawn: tuple[tuple[str, TensorType], ...] = ()  # columns drawn from the seed: standard normal
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        return self.inputs + self.targets + tuple(name for name, _ in self.drawn)
-
-    @property
     def metric_names(self) -> tuple[str, ...]:
         """The sums a step returns: ``loss`` first (the minimized total), then each term's and metrics."""
         if self.name == "gan":
@@ -229,11 +225,3 @@ def _check_optimizers(spec: Spec, graph: Graph, objective: Objective) -> None:
         if model not in given:
             raise SpecSchemaError(f"train.optimizer has no entry for model '{model}'; give one per model "
                                   f"({', '.join(trained)}) or one for all", _where(spec, "optimizer", key=True))
-
-
-def target_shape(graph: Graph, term: Term) -> tuple[TensorType, str]:
-    """The shape and kind of one example's target for ``term``: class ids or float values."""
-    out = graph.value_type(term.value)
-    if LOSSES[term.loss.name].targets == "classes":
-        return TensorType(out.shape[1:], "int64"), "classes"
-    return TensorType(out.shape, "float32"), "values"

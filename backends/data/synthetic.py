@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl import OPS, Graph, TensorType
-from dsl.objectives import Objective, target_shape
+from dsl import LOSSES, OPS, Graph, TensorType
+from dsl.objectives import Objective
 
 from .sources import Source, Split
 
@@ -27,13 +27,12 @@ def synthetic(graph: Graph, objective: Objective | None, seed: int, train_size: 
     sizes = (train_size or DEFAULT_TRAIN_SIZE, test_size or DEFAULT_TEST_SIZE)
     total = sum(sizes)
     names = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
-    columns = {name: _draw(graph.value_type(name), total, rng, id_high(graph, name)) for name in names}
+    columns = {name: draw_examples(graph.value_type(name), total, rng, id_high(graph, name)) for name in names}
     features = np.concatenate([_features(columns[n], rng, id_high(graph, n)) for n in names], axis=1)
     classes = None
     for term in objective.terms if objective and objective.targets else ():
-        kind, targets = target_shape(graph, term)
         out = graph.value_type(term.value)
-        if targets == "classes":
+        if LOSSES[term.loss.name].targets == "classes":
             classes = out.shape[0]
             teacher = rng.standard_normal((features.shape[1], out.numel))
             scores = (features @ teacher).reshape(total, *out.shape)
@@ -53,10 +52,17 @@ def id_high(graph: Graph, name: str, limit: int = ID_RANGE) -> int:
     return min([limit, *bounds])
 
 
-def _draw(kind: TensorType, count: int, rng: np.random.Generator, high: int) -> np.ndarray:
+def draw_examples(kind: TensorType, count: int, rng: np.random.Generator, high: int,
+                  dtype: str | None = None) -> np.ndarray:
+    """``count`` examples of an input: floats standard normal, bools coin flips, integer ids in 0..high-1.
+
+    Floats are drawn in float32 (numpy's own float32 sampler), or in float64 and cast to
+    ``dtype`` where one is given (``dslc check``'s stream, which float64 checks share).
+    """
     shape = (count, *kind.shape)
     if kind.is_float:
-        return rng.standard_normal(shape, dtype=np.float32)
+        return rng.standard_normal(shape, dtype=np.float32) if dtype is None else \
+            rng.standard_normal(shape).astype(dtype)
     if kind.dtype == "bool":
         return rng.integers(0, 2, shape).astype(bool)
     return rng.integers(0, high, shape).astype(kind.dtype)

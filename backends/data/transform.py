@@ -36,10 +36,23 @@ class InputTransform:
         if self.scale is not None:
             x = x / np.float32(self.scale)
         if self.mean is not None:
-            shape = (1, -1) + (1,) * (x.ndim - 2)
-            mean, std = (np.asarray(v, np.float32).reshape(shape) for v in (self.mean, self.std))
+            mean, std = self._per_channel(x, np.float32)
             x = (x - mean) / std
         return x.astype(np.float32, copy=False)
+
+    def unnormalize(self, x: np.ndarray) -> np.ndarray:
+        """The inverse of ``normalize`` (float64): model-space values back to the [0, 1] range it was applied to
+        (a GAN's generated images, for ``dslc sample``)."""
+        x = np.asarray(x, np.float64)
+        if self.mean is None:
+            return x
+        mean, std = self._per_channel(x, np.float64)
+        return x * std + mean
+
+    def _per_channel(self, x: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """``mean`` and ``std`` shaped to broadcast over channels-first examples (N, C, ...)."""
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return tuple(np.asarray(v, dtype).reshape(shape) for v in (self.mean, self.std))
 
     def describe(self, dataset: str | None) -> str:
         """``'/ 16 (digits' stored range), then (x - [0.5]) / [0.5]'``, for messages and ``--help``."""
