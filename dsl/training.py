@@ -161,6 +161,11 @@ DATASETS = MappingProxyType({d.name: d for d in (
                "seeded 16x16 images of noise with 1-3 planted rectangles, brighter than the background, and their "
                "per-pixel masks (class 1 inside a rectangle): a segmentation task that trains offline in seconds",
                sizes=(2048, 512)),
+    DatasetDef("glyphs", (3, 32, 32), 10, "classes", (),
+               "seeded CIFAR-shaped 3x32x32 images of ten glyphs (square, frame, disc, ring, plus, cross, bar, pillar, "
+               "triangle, four dots) at random positions, sizes and colours over noise, offline: a classification "
+               "task for convnets where CIFAR-10 cannot be downloaded; uint8 pixels / 255",
+               scale=255.0, sizes=(10000, 2000)),
     DatasetDef("synthetic", None, None, None, None,
                "seeded standard-normal inputs of the model's shape, learnable targets", named_columns=True),
     DatasetDef("npy", None, None, None, None,

@@ -51,8 +51,8 @@ def test_every_metric_is_lowered_by_both_backends():
 
 
 def test_datasets():
-    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "shapes", "synthetic", "npy", "npz",
-                                 "image_folder"}
+    assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "shapes", "glyphs", "synthetic", "npy",
+                                 "npz", "image_folder"}
 
 
 def test_stochastic_ops_declare_valid_deterministic_arguments():

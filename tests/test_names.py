@@ -265,8 +265,8 @@ def test_the_cli_dataset_flag_gets_the_same_message():
             load_dataset(spec, graph, name=name)
         assert str(info.value) == unknown_name("dataset", name)
     assert str(info.value) == ("unknown dataset 'mnsit'; did you mean 'mnist'?; "
-                               "valid datasets: digits, mnist, fashion_mnist, cifar10, shapes, synthetic, npy, npz, "
-                               "image_folder")
+                               "valid datasets: digits, mnist, fashion_mnist, cifar10, shapes, glyphs, synthetic, npy, "
+                               "npz, image_folder")
 
 
 @pytest.mark.parametrize("kind", list(TABLES))

@@ -10,7 +10,6 @@ import pytest
 
 import dsl
 from backends.loop import TrainOptions, train
-from backends.parity import check
 from tests.conftest import REPO
 
 RESNET20 = "specs/resnet20_cifar.yaml"
@@ -40,19 +39,6 @@ def test_resnet20_fits_the_synthetic_training_set_on_both_targets(tmp_path):
         losses = [r["train_loss"] for r in lines]
         assert min(losses) <= 0.85 * losses[0], (target, losses)  # measured 0.77 and 0.78
     assert records["jax"][0]["train_loss"] == pytest.approx(records["torch"][0]["train_loss"], rel=1e-3)
-
-
-@pytest.mark.slow  # 57 s on this CPU
-@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("float64", 1e-9)])
-def test_resnet20_passes_check_at_a_small_batch(dtype, tolerance):
-    """Batch 4, one step: worst output error measured 4.8e-7 (float32) and 1.7e-15 (float64), ~70 s each
-    at load 7. At the spec's batch 128, float32 gradients of layer1-2 differ by ~1e-3 relative (max norm)
-    while layer3's match to 3e-6: a ReLU input within rounding of 0 flips between the targets; and 5 steps
-    of SGD at lr 0.1 on batch 4 amplify rounding past 1e-4 (loss 4.4e-4 apart at step 5)."""
-    spec, graph = dsl.load(REPO / RESNET20)
-    report = check(spec, graph, dtype=dtype, steps=1, batch_size=4)
-    assert report.ok, [r for r in report.rows if not r.ok]
-    assert report.worst("output") <= tolerance
 
 
 def test_autoencoder_test_loss_falls_well_below_the_first_epochs_on_both_targets(tmp_path):
@@ -87,15 +73,3 @@ def test_dcgan_digits_trains_to_the_end_and_samples_a_grid(tmp_path, target):
     images = sample_grid(spec, graph, target, load_weights(tmp_path / "run" / "weights.safetensors", graph),
                          tmp_path / "grid.png", count=16, nrow=4)
     assert images.shape == (16, 1, 8, 8) and images.std() > 0.05  # not one flat colour
-
-
-@pytest.mark.slow  # 55 s on this CPU
-def test_dcgan_mnist_passes_check_in_float64_and_for_one_float32_step():
-    """In float32 its 5-step check drifts: the discriminator's gradient agrees to 1.2e-5 at the start, but Adam
-    scales the near-zero BatchNorm-bias gradients (float32 noise, whose signs differ) up to full steps, and the
-    GAN's two models feed that back, so the weights after 5 steps differ by up to 4e-2 (relative l2) while float64
-    agrees to 1e-14 over the same 5 steps: the two lowerings compute the same function."""
-    spec, graph = dsl.load(REPO / "specs/dcgan_mnist.yaml")
-    for dtype, steps in (("float32", 1), ("float64", 5)):
-        report = check(spec, graph, dtype=dtype, steps=steps, batch_size=16)
-        assert report.ok, [r for r in report.rows if not r.ok]

@@ -21,6 +21,7 @@ from .augment import Augment, augmentation
 from .batches import epoch_batches, eval_batches
 from .draws import draw_columns
 from .folders import image_folder
+from .glyphs import glyphs
 from .sources import (
     Source,
     Split,
@@ -90,6 +91,8 @@ def _images(name: str, shape: tuple[int, ...], data, data_dir: str | Path) -> So
         return digits()
     if name == "shapes":
         return planted_shapes()
+    if name == "glyphs":
+        return glyphs()
     if name == "image_folder":
         return image_folder(data.path, shape, data_dir)
     return torchvision_images(name, data_dir)
