@@ -17,32 +17,57 @@ from safetensors.numpy import load as load_bytes
 from safetensors.numpy import save as save_bytes
 
 from dsl import Graph, WeightsError
-from dsl.ops import FLOAT, Constant, Normal, Uniform, Weight
+from dsl.ops import FLOAT, Constant, Normal, Orthogonal, TruncNormal, Uniform, Weight
 
 StateDict = dict[str, np.ndarray]
 OPTIMIZER_PREFIX = "optimizer."  # checkpoint entries beside the weights (backends/optimizer_state.py)
 
 
 def init_weights(graph: Graph, seed: int, dtype: str = "float32") -> StateDict:
-    """Samples every weight from its op's declared init (torch's defaults), reproducibly.
+    """Samples every weight from its init (torch's defaults, or the spec's ``init:``), reproducibly.
 
-    Float weights and buffers get ``dtype``; a buffer with a fixed dtype keeps it
-    (``num_batches_tracked``: int64 zeros, as torch saves it).
+    One generator draws the weights in state_dict order, so both targets start from the
+    same numbers. Float weights and buffers get ``dtype``; a buffer with a fixed dtype
+    keeps it (``num_batches_tracked``: int64 zeros, as torch saves it).
     """
     rng = np.random.default_rng(seed)
     state = {}
     for key, weight in graph.state_dict_spec().items():
-        if isinstance(weight.init, Uniform):
-            values = rng.uniform(-weight.init.bound, weight.init.bound, weight.shape)
-        elif isinstance(weight.init, Constant):
-            values = np.full(weight.shape, weight.init.value)
-        elif isinstance(weight.init, Normal):
-            values = rng.normal(0.0, weight.init.std, weight.shape)
-            values[list(weight.init.zero_rows)] = 0.0
-        else:
-            raise TypeError(f"no sampler for init {weight.init!r}")
+        values = SAMPLERS[type(weight.init)](rng, weight.init, weight.shape)
+        if weight.zero_rows:
+            values[list(weight.zero_rows)] = 0.0
         state[key] = values.astype(dtype if weight.dtype == FLOAT else weight.dtype)
     return state
+
+
+def _trunc_normal(rng: np.random.Generator, init: TruncNormal, shape: tuple[int, ...]) -> np.ndarray:
+    """N(mean, std²), each value outside [a, b] drawn again until it lands (the schema keeps [a, b] likely)."""
+    values = rng.normal(init.mean, init.std, shape)
+    outside = (values < init.a) | (values > init.b)
+    while outside.any():
+        values[outside] = rng.normal(init.mean, init.std, int(outside.sum()))
+        outside = (values < init.a) | (values > init.b)
+    return values
+
+
+def _orthogonal(rng: np.random.Generator, init: Orthogonal, shape: tuple[int, ...]) -> np.ndarray:
+    """torch.nn.init.orthogonal_: QR of a normal [rows, rest] matrix (transposed when wide), signs fixed by R."""
+    rows = shape[0]
+    flat = rng.normal(0.0, 1.0, (rows, int(np.prod(shape[1:]))))
+    wide = rows < flat.shape[1]
+    q, r = np.linalg.qr(flat.T if wide else flat)
+    q = q * np.sign(np.diag(r))
+    return init.gain * (q.T if wide else q).reshape(shape)
+
+
+SAMPLERS = {
+    Uniform: lambda rng, init, shape: rng.uniform(init.low, init.high, shape),
+    Constant: lambda rng, init, shape: np.full(shape, init.value),
+    Normal: lambda rng, init, shape: rng.normal(init.mean, init.std, shape),
+    TruncNormal: _trunc_normal,
+    Orthogonal: _orthogonal,
+}
+"""Init type -> ``sampler(rng, init, shape)``; a sampler draws from ``rng`` only what its own weight needs."""
 
 
 def check_state_dict(graph: Graph, state: StateDict, origin: str = "weights") -> None:

@@ -25,12 +25,13 @@ from pydantic_core import PydanticCustomError
 
 from .choice import validate_params
 from .errors import SpecError, SpecSchemaError, SpecShapeError, did_you_mean
-from .expr import ExprError, evaluate, is_expression
+from .expr import ExprError, contains_expression, evaluate, is_expression
 from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_index
 from .layers import SEQUENTIAL, LayerSpec
 from .ops import OPS, ShapeError
 from .schema import BlockSpec, ModelSpec, Spec
 from .tensors import TensorType, format_shape
+from .weight_init import Chosen, InitError, parse_weight_inits, resolve_inits
 
 MAX_NODES = 100_000
 
@@ -77,6 +78,7 @@ class _Builder:
         self.groups: list[Group] = []
         self.types: dict[str, TensorType] = {}
         self.parameters = 0
+        self.inits = _op_defaults(spec, model, at)
 
     def locate(self, path: tuple, key: bool = False):
         return self.source.locate(path, key=key)
@@ -225,16 +227,34 @@ class _Builder:
             at = key + (err.param,) if err.param and err.param in given else key
             context = _merge_context(scope, layer, reads, types) if len(reads) > 1 else ""
             raise SpecShapeError(f"{name} ({layer.op}): {err}{context}", self.locate(at)) from None
-        return (self._add(Node(name, layer.op, params, reads, output, path=key, more=tuple(more)), key),)
+        init = self._inits(scope, layer, key, name, params)
+        return (self._add(Node(name, layer.op, params, reads, output, path=key, more=tuple(more), init=init), key),)
 
     def _params(self, scope: Scope, layer: LayerSpec, key: tuple):
         args = self._substitute(dict(layer.args), scope, key)
+        return self._validated(key, validate_params, OPS[layer.op].params, args, (), layer.op)
+
+    def _validated(self, key: tuple, parse, *args):
+        """``parse(*args)``, a pydantic error re-raised as a ``SpecSchemaError`` located under ``key``."""
         try:
-            return validate_params(OPS[layer.op].params, args, (), layer.op)
+            return parse(*args)
         except PydanticCustomError as err:
             ctx = err.context or {}
             raise SpecSchemaError(ctx.get("message", str(err)), self.locate(key + tuple(ctx.get("subpath", ())),
                                                                              key=ctx.get("at_key", False))) from None
+
+    def _inits(self, scope: Scope, layer: LayerSpec, key: tuple, name: str, params) -> tuple:
+        """The layer's initializers: its op's defaults (the model's ``init:``), then its own ``init:``."""
+        given = {}
+        if layer.init is not None:
+            where = key + ("init",)
+            raw = self._substitute(layer.init, scope, where) if contains_expression(layer.init) else layer.init
+            given = {w: (spec, where + (w,)) for w, spec in
+                     self._validated(where, parse_weight_inits, raw, layer.op).items()}
+        try:
+            return resolve_inits(layer.op, OPS[layer.op].weights(params), self.inits.get(layer.op, {}), given, name)
+        except InitError as err:
+            raise SpecSchemaError(str(err), self.locate(err.where, key=err.at_key)) from None
 
     def _add(self, node: Node, key: tuple) -> str:
         if node.output.numel > MAX_ELEMENTS:
@@ -312,6 +332,16 @@ class _Builder:
             use = self.locate(key)
             raise type(err)(f"{err.message} (in {name}: block {layer.op} used at line {use.line})",
                             err.location) from None
+
+
+def _op_defaults(spec: Spec, model: ModelSpec, at: tuple) -> dict[str, Chosen]:
+    """Initializers by op for one model: the spec's top-level ``init:``, then (``models:``) the model's own."""
+    tables = [(("init",), spec.init)] + ([(at + ("init",), model.init)] if at else [])
+    found: dict[str, dict] = {}
+    for where, table in tables:
+        for op, weights in table.items():
+            found.setdefault(op, {}).update({w: (init, where + (op, w)) for w, init in weights.items()})
+    return found
 
 
 def _listing(reads: tuple[str, ...]) -> str:

@@ -45,6 +45,16 @@ def split_choice(value, kind: str, names: Mapping, examples: tuple[str, str]) ->
     return name, dict(args)
 
 
+def within(prefix: tuple, parse, *args):
+    """``parse(*args)``, its ``choice_error`` re-raised with the path under ``prefix``."""
+    try:
+        return parse(*args)
+    except PydanticCustomError as err:
+        ctx = err.context or {}
+        raise choice_error(ctx.get("message", str(err)), prefix + tuple(ctx.get("subpath", ())),
+                           ctx.get("at_key", False)) from None
+
+
 def validate_params(schema: type[Params], args: dict, prefix: tuple, what: str) -> Params:
     """Validates arguments, re-raising the first problem located at its key."""
     try:

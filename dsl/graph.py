@@ -35,9 +35,9 @@ lowering indexes the returned tuple.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .ops import OPS, Weight
+from .ops import OPS, Init, Weight
 from .tensors import TensorType
 from .types import Params
 
@@ -73,6 +73,7 @@ class Node:
     hints: tuple[str, ...] = ()
     path: tuple = ()  # YAML path of the layer that made it (inside a block: the block's body), for messages
     more: tuple[TensorType, ...] = ()  # the types of values name[1], name[2], ... (an op with several outputs)
+    init: tuple[tuple[str, Init], ...] = ()  # (weight suffix, init) where the spec's init: replaces the op's default
 
     @property
     def value_names(self) -> tuple[str, ...]:
@@ -92,8 +93,10 @@ class Node:
 
     @property
     def weights(self) -> dict[str, Weight]:
-        """Canonical state-dict entries of this layer, keyed by suffix (``weight``, ``bias``)."""
-        return OPS[self.op].weights(self.params)
+        """Canonical state-dict entries of this layer, keyed by suffix (``weight``, ``bias``), with ``init`` applied."""
+        chosen = dict(self.init)
+        weights = OPS[self.op].weights(self.params)
+        return {k: replace(w, init=chosen[k]) if k in chosen else w for k, w in weights.items()}
 
     @property
     def num_parameters(self) -> int:

@@ -11,6 +11,11 @@ computes:
   for its input;
 - ``repeat`` (block uses only): N stacked instances named ``name.0 .. name.N-1``.
 
+An op layer may also have ``init:``, its weights' initializers by weight name
+(``dsl/weight_init.py``): it says where the layer starts, not what it computes. On
+prelu, whose torch argument is also called ``init`` (the starting slope), a number is
+that argument and a mapping the initializers.
+
 An op's arguments are validated here when they are plain values, so those errors
 point at the file as before; arguments holding ``${...}`` (inside blocks) are
 validated per instance, after substitution, by ``dsl/build.py``.
@@ -23,12 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from pydantic_core import PydanticCustomError
-
-from .choice import choice_error, split_choice, validate_params
+from .choice import choice_error, split_choice, validate_params, within
 from .expr import contains_expression, is_expression
 from .ops import OPS
 from .types import Params
+from .weight_init import parse_weight_inits
 
 LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_NAMES = frozenset({"input"})
@@ -49,6 +53,8 @@ class LayerSpec:
         args: the arguments as written: a block use's, or an op's that hold ``${...}``.
         kind: ``op``, ``sequential`` or ``block``.
         keyed: written as ``op: {...}`` (False for a bare ``- relu``): where errors point.
+        init: an op layer's ``init:`` as written (weight name -> initializer); checked here unless it
+            holds ``${...}``, resolved against the layer's weights by ``dsl/build.py``.
     """
 
     op: str
@@ -61,6 +67,7 @@ class LayerSpec:
     body: tuple[LayerSpec, ...] = ()
     kind: str = "op"
     keyed: bool = True
+    init: Mapping | None = None
 
 
 def parse_layer(value, blocks: Mapping) -> LayerSpec:
@@ -81,10 +88,21 @@ def parse_layer(value, blocks: Mapping) -> LayerSpec:
     if "repeat" in control:
         raise choice_error(f"repeat applies to block uses; {op} is an op (define a block to repeat it)",
                            (op, "repeat"), True)
+    init = _init(args, op)
     if contains_expression(args):
-        return LayerSpec(op, None, control.get("name"), MappingProxyType(args), inputs, when, keyed=keyed)
+        return LayerSpec(op, None, control.get("name"), MappingProxyType(args), inputs, when, keyed=keyed, init=init)
     return LayerSpec(op, validate_params(OPS[op].params, args, (op,), op), control.get("name"), inputs=inputs,
-                     when=when, keyed=keyed)
+                     when=when, keyed=keyed, init=init)
+
+
+def _init(args: dict, op: str) -> Mapping | None:
+    """Pops the layer's ``init:`` from ``args`` (prelu's own numeric ``init`` stays an argument)."""
+    if "init" not in args or ("init" in OPS[op].params.model_fields and not isinstance(args["init"], dict)):
+        return None
+    value = args.pop("init")
+    if not contains_expression(value):
+        within((op, "init"), parse_weight_inits, value, op)
+    return value
 
 
 def _sequential(args: dict, control: dict, inputs, when, blocks: Mapping) -> LayerSpec:
@@ -102,15 +120,7 @@ def _sequential(args: dict, control: dict, inputs, when, blocks: Mapping) -> Lay
 
 def parse_body(items: list, blocks: Mapping, prefix: tuple) -> tuple[LayerSpec, ...]:
     """Parses a list of items, re-raising an item's error with its path under ``prefix``."""
-    layers = []
-    for index, item in enumerate(items):
-        try:
-            layers.append(parse_layer(item, blocks))
-        except PydanticCustomError as err:
-            ctx = err.context or {}
-            raise choice_error(ctx.get("message", str(err)), prefix + (index,) + tuple(ctx.get("subpath", ())),
-                               ctx.get("at_key", False)) from None
-    return tuple(layers)
+    return tuple(within(prefix + (index,), parse_layer, item, blocks) for index, item in enumerate(items))
 
 
 def _check_name(name, op: str) -> None:

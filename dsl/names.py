@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from .errors import did_you_mean
+from .initializers import INITIALIZERS
 from .ops import OP_GROUPS, OPS
 from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
 
@@ -231,7 +232,35 @@ OBJECTIVE_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "classification": Alias("supervised", ""),
 })
 
+_TORCH_INIT = "torch.nn.init's in-place names end in _; dslc's drop it"
+_KERAS_TRUNCATED = "Keras's draws a truncated normal; dslc's is torch's, untruncated"
+
+INITIALIZER_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    **{f"{name}_": Alias(name, "torch", _TORCH_INIT) for name in INITIALIZERS},
+    "he_normal": Alias("kaiming_normal", "Keras", _KERAS_TRUNCATED),
+    "HeNormal": Alias("kaiming_normal", "Keras", _KERAS_TRUNCATED),
+    "he_uniform": Alias("kaiming_uniform", "Keras"),
+    "HeUniform": Alias("kaiming_uniform", "Keras"),
+    "glorot_uniform": Alias("xavier_uniform", "Keras and Flax"),
+    "GlorotUniform": Alias("xavier_uniform", "Keras"),
+    "glorot_normal": Alias("xavier_normal", "Keras and Flax", _KERAS_TRUNCATED),
+    "GlorotNormal": Alias("xavier_normal", "Keras", _KERAS_TRUNCATED),
+    "lecun_normal": Alias("kaiming_normal", "Keras and Flax", "it is kaiming_normal: {nonlinearity: linear}, "
+                                                              "untruncated"),
+    "random_normal": Alias("normal", "Keras", "Keras's stddev is dslc's std (Keras's default 0.05, dslc's 1)"),
+    "RandomNormal": Alias("normal", "Keras", "Keras's stddev is dslc's std (Keras's default 0.05, dslc's 1)"),
+    "random_uniform": Alias("uniform", "Keras", "Keras's minval and maxval are dslc's a and b"),
+    "RandomUniform": Alias("uniform", "Keras", "Keras's minval and maxval are dslc's a and b"),
+    "truncated_normal": Alias("trunc_normal", "Keras", "dslc's a and b are values, not multiples of std"),
+    "TruncatedNormal": Alias("trunc_normal", "Keras", "dslc's a and b are values, not multiples of std"),
+    "Zeros": Alias("zeros", "Keras"),
+    "Ones": Alias("ones", "Keras"),
+    "Constant": Alias("constant", "Keras"),
+    "Orthogonal": Alias("orthogonal", "Keras"),
+})
+
 PREFIXES = (
+    "torch.nn.init.", "nn.init.", "keras.initializers.", "jax.nn.initializers.", "initializers.",
     "torch.nn.functional.", "torch.nn.", "torch.optim.", "torchvision.datasets.", "torchvision.transforms.",
     "torchmetrics.",
     "tf.keras.layers.", "tf.keras.", "keras.layers.", "keras.losses.", "keras.optimizers.", "keras.metrics.",
@@ -242,14 +271,16 @@ PREFIXES = (
 
 CATALOGS: Mapping[str, Mapping | tuple] = MappingProxyType({
     "op": OPS, "loss": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS, "metric": METRICS,
-    "objective": OBJECTIVES, "augmentation": AUGMENTATIONS,
+    "objective": OBJECTIVES, "augmentation": AUGMENTATIONS, "initializer": INITIALIZERS,
 })
 TABLES: Mapping[str, Mapping[str, Alias | Planned]] = MappingProxyType({
     "op": OP_NAMES, "loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES,
     "metric": METRIC_NAMES, "objective": OBJECTIVE_NAMES, "augmentation": AUGMENTATION_NAMES,
+    "initializer": INITIALIZER_NAMES,
 })
 PLURALS = MappingProxyType({"op": "ops", "loss": "losses", "optimizer": "optimizers", "dataset": "datasets",
-                            "metric": "metrics", "objective": "objectives", "augmentation": "augmentations"})
+                            "metric": "metrics", "objective": "objectives", "augmentation": "augmentations",
+                            "initializer": "initializers"})
 
 
 def _fold(table: Mapping[str, Alias | Planned]) -> MappingProxyType:

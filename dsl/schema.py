@@ -22,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import models_json_schema
-from pydantic_core import PydanticCustomError
 
-from .choice import choice_error, split_choice, validate_params
+from .choice import choice_error, split_choice, validate_params, within
 from .layers import CONTROL_KEYS, LAYER_NAME, RESERVED_NAMES, SEQUENTIAL, LayerSpec, parse_layer
 from .names import unknown_name
 from .ops import OPS
@@ -32,6 +31,7 @@ from .source import SourceMap
 from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
 from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
 from .types import Bool, FloatList, Params, PositiveFloat, PositiveInt
+from .weight_init import parse_op_defaults, possible_weights
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,7 @@ def _per_name(parse, catalog: Mapping, what: str):
                 if not isinstance(key, str) or not LAYER_NAME.match(key):
                     raise choice_error(f"{what} are given per name ({what} name: choice); '{key}' is neither "
                                        f"a name nor one of {', '.join(catalog)}", (key,), True)
-                try:
-                    parsed[key] = parse(item)
-                except PydanticCustomError as err:
-                    ctx = err.context
-                    raise choice_error(ctx["message"], (key,) + tuple(ctx["subpath"]), ctx["at_key"]) from None
+                parsed[key] = within((key,), parse, item)
             return parsed
         return parse(value)
     return parse_any
@@ -122,6 +118,11 @@ Metrics = Annotated[list[str] | dict[str, list[str]], PlainValidator(_parse_metr
                     WithJsonSchema({"anyOf": [{"type": "array", "items": {"enum": list(METRICS)}},
                                               {"type": "object", "additionalProperties": {
                                                   "type": "array", "items": {"enum": list(METRICS)}}}]})]
+
+OpInits = Annotated[dict, PlainValidator(parse_op_defaults), WithJsonSchema({
+    "type": "object", "description": "initializers by op and weight name, for every layer of that op "
+                                     "(init: {conv2d: {weight: {normal: {std: 0.02}}}}); a layer's own init: wins",
+    "additionalProperties": {"type": "object"}})]
 
 _PLACEHOLDER = {"$comment": "replaced by json_schema()"}
 Layer = Annotated[LayerSpec, PlainValidator(_parse_layer), WithJsonSchema({**_PLACEHOLDER, "title": "layer"})]
@@ -223,6 +224,7 @@ class ModelSpec(Params):
     inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] | None = None
     model: Annotated[list[Layer], Field(min_length=1)]
     outputs: Annotated[list[str], Field(min_length=1)] | Annotated[dict[Name, str], Field(min_length=1)] | None = None
+    init: OpInits = {}
 
     @model_validator(mode="after")
     def _one_input_form(self) -> ModelSpec:
@@ -255,7 +257,8 @@ def _check_model_form(model: ModelSpec | Spec) -> None:
 class Spec(Params):
     """A whole spec file: one model (``input``/``inputs``, ``model``, ``outputs`` at the top) or
     several (``models: {generator: {...}, discriminator: {...}}``), and optionally the data and
-    training recipe.
+    training recipe. ``init`` at the top sets initializers by op for every model; a model's
+    own ``init`` wins over it, weight by weight.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=100)]
@@ -266,6 +269,7 @@ class Spec(Params):
     model: Annotated[list[Layer], Field(min_length=1)] | None = None
     outputs: Annotated[list[str], Field(min_length=1)] | Annotated[dict[Name, str], Field(min_length=1)] | None = None
     models: Annotated[dict[Name, ModelSpec], Field(min_length=1)] | None = None
+    init: OpInits = {}
     data: DataSpec | None = None
     train: TrainSpec | None = None
 
@@ -310,11 +314,8 @@ def json_schema() -> dict:
     """The JSON Schema of a spec file, for editor completion and validation."""
     schema = Spec.model_json_schema()
     defs = schema.setdefault("$defs", {})
-    layer_args = {
-        name: create_model(_camel(name) + "Layer", __base__=op.params, __doc__=op.doc,
-                           name=(str | None, Field(None, pattern=LAYER_NAME.pattern)))
-        for name, op in OPS.items()
-    }
+    layer_args = {name: create_model(_camel(name) + "Layer", __base__=op.params, __doc__=op.doc,
+                                     **_layer_fields(name)) for name, op in OPS.items()}
     choices = {
         "layer": _choice_schema(layer_args, defs, {n: op.doc for n, op in OPS.items()}),
         "loss": _choice_schema({n: d.params for n, d in LOSSES.items()}, defs, {n: d.doc for n, d in LOSSES.items()}),
@@ -325,6 +326,16 @@ def json_schema() -> dict:
                                        {n: " ".join(p.__doc__.split()) for n, p in AUGMENTATIONS.items()}),
     }
     return _fill_placeholders(schema, choices)
+
+
+def _layer_fields(op: str) -> dict:
+    """The keys every layer of ``op`` takes beside its arguments: ``name``, and ``init`` where it has weights."""
+    fields = {"name": (str | None, Field(None, pattern=LAYER_NAME.pattern))}
+    if any(w.trainable for w in possible_weights(op).values()):
+        own = OPS[op].params.model_fields.get("init")  # prelu's starting slope: a number, or the initializers
+        fields["init"] = (own.annotation | dict if own else dict | None,
+                          Field(own.default if own else None, description="initializers by weight name"))
+    return fields
 
 
 def _camel(name: str) -> str:

@@ -245,6 +245,29 @@ CASES = [
     ("graph_output_index_unquoted.yaml", 5, 31, "inside [...] or {...}, quote it: \"chunk_1[1]\""),
     ("graph_chunk_uneven.yaml", 4, 21, "dim 1 of [N, 6] has 6, which 4 chunks do not divide (torch.chunk would "
                                        "return fewer or uneven parts)"),
+    # --- init: (per layer, by op) ---
+    ("init_unknown_weight.yaml", 4, 54, "conv2d has no weight 'wieght'; did you mean 'weight'?; its weights: "
+                                        "weight, bias"),
+    ("init_unknown_initializer.yaml", 7, 23, "unknown initializer 'kaiming_norml'; did you mean 'kaiming_normal'?; "
+                                             "valid initializers: zeros, ones, constant, normal, uniform"),
+    ("init_keras_name.yaml", 4, 46, "unknown initializer 'he_normal': that is the Keras name; dslc's is "
+                                    "'kaiming_normal'"),
+    ("init_bad_argument.yaml", 4, 86, "kaiming_normal mode should be 'fan_in' or 'fan_out' (got 'fan_avg')"),
+    ("init_unknown_argument.yaml", 4, 56, "unknown key 'stddev' for normal; valid keys: mean, std"),
+    ("init_uniform_reversed.yaml", 4, 54, "uniform: needs a <= b, got a=1.0, b=-1.0"),
+    ("init_trunc_normal_outside.yaml", 4, 61, "trunc_normal: [a, b] = [1.0, 2.0] holds 0 of N(0.0, 0.02²); put "
+                                              "a < mean < b"),
+    ("init_on_buffer.yaml", 5, 41, "running_mean is a buffer of batch_norm2d (running statistics, set by the "
+                                   "forward pass), not a weight to initialize; batch_norm2d's weights: weight, bias"),
+    ("init_op_without_weights.yaml", 5, 12, "relu has no weights to initialize"),  # the init: key
+    ("init_not_by_weight.yaml", 4, 37, "init of linear maps weight names to initializers (init: {weight: "
+                                       "{normal: {std: 0.02}}}); got 'zeros'"),
+    ("init_no_bias.yaml", 4, 103, "conv1 (conv2d) has no bias with these arguments (its weights: weight)"),
+    ("init_fan_of_bias.yaml", 4, 42, "conv1.bias: kaiming_normal computes fan_in and fan_out, which need a weight "
+                                     "of 2 or more dims (torch's rule); this one has shape [4]"),  # the by-op entry
+    ("init_by_op_unknown_op.yaml", 5, 3, "unknown op 'batchnorm2d'"),
+    ("init_by_op_no_weights.yaml", 3, 8, "relu has no weights to initialize"),
+    ("init_by_op_unknown_weight.yaml", 5, 27, "batch_norm1d has no weight 'weigth'; did you mean 'weight'?"),
 ]
 
 IDS = [case[0] for case in CASES]

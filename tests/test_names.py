@@ -22,7 +22,7 @@ name: t
 input: {shape: [1, 8, 8]}
 model:
   - flatten
-  - linear: {out_features: 10}
+  - linear: {out_features: 10, init: {bias: zeros}}
 data: {dataset: digits, augment: [horizontal_flip]}
 train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy], objective: supervised}
 """
@@ -36,6 +36,7 @@ PLACES = {
     "metric": (7, "accuracy"),
     "objective": (7, "supervised"),
     "augmentation": (6, "horizontal_flip"),
+    "initializer": (5, "zeros"),
 }
 
 LINEAR = ": that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N})"
@@ -205,6 +206,14 @@ CASES = [
     ("augmentation", "torchvision.transforms.RandomCrop", ": that is the torchvision name; dslc's is 'random_crop'"),
     ("augmentation", "RandomFlip", ": that is the Keras name; dslc's is 'horizontal_flip'; it is "
                                    "RandomFlip('horizontal'); dslc has no vertical flip"),
+    # initializers
+    ("initializer", "torch.nn.init.kaiming_normal_", ": that is the torch name; dslc's is 'kaiming_normal'; "
+                                                     "torch.nn.init's in-place names end in _; dslc's drop it"),
+    ("initializer", "he_normal", ": that is the Keras name; dslc's is 'kaiming_normal'; Keras's draws a truncated "
+                                 "normal; dslc's is torch's, untruncated"),
+    ("initializer", "keras.initializers.GlorotUniform", ": that is the Keras name; dslc's is 'xavier_uniform'"),
+    ("initializer", "Normal", "; did you mean 'normal'?"),
+    ("initializer", "kaiming_norm", "; did you mean 'kaiming_normal'?"),
     # metrics
     ("metric", "acc", ": that is the Keras name; dslc's is 'accuracy'"),
     ("metric", "Accuracy", ": that is the Keras and torchmetrics name; dslc's is 'accuracy'"),
@@ -286,7 +295,8 @@ def test_ops_are_listed_by_category_and_every_op_once():
 
 
 def test_a_keyed_foreign_op_points_at_its_key():
-    err = error_for(SPEC.replace("- linear: {out_features: 10}", "- nn.Linear: {in_features: 64, out_features: 10}"))
+    err = error_for(SPEC.replace("- linear: {out_features: 10, init: {bias: zeros}}",
+                                 "- nn.Linear: {in_features: 64, out_features: 10}"))
     assert (err.location.line, err.location.col) == (5, 5)
     assert err.message.startswith("unknown op 'nn.Linear': that is the torch and Flax nnx name; dslc's is 'linear'")
 

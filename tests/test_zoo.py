@@ -25,8 +25,9 @@ def run(path: str, target: str, out, **options) -> list[dict]:
 
 @pytest.mark.slow
 def test_resnet20_fits_the_synthetic_training_set_on_both_targets(tmp_path):
-    """Train loss by epoch (5 epochs, 512 examples, batch 128, SGD lr 0.1), measured:
-    torch 2.405 2.254 2.084 1.855 1.923, jax 2.404 2.249 2.078 1.869 2.139.
+    """Train loss by epoch (5 epochs, 512 examples, batch 128, SGD lr 0.1), measured with the spec's torchvision
+    conv init: torch 2.422 2.317 2.230 2.049 1.743, jax 2.422 2.316 2.227 2.050 1.727 (torch's default init gave
+    torch 2.405 2.254 2.084 1.855 1.923, jax 2.404 2.249 2.078 1.869 2.139).
 
     Test accuracy stays at chance (0.08-0.11): the synthetic labels are a random linear
     teacher over 3,072 inputs, which 512 examples cannot pin down, so only the fit of
@@ -37,7 +38,7 @@ def test_resnet20_fits_the_synthetic_training_set_on_both_targets(tmp_path):
     records = {t: run(RESNET20, t, tmp_path / t) for t in ("torch", "jax")}
     for target, lines in records.items():
         losses = [r["train_loss"] for r in lines]
-        assert min(losses) <= 0.85 * losses[0], (target, losses)  # measured 0.77 and 0.78
+        assert min(losses) <= 0.85 * losses[0], (target, losses)  # measured 0.72 and 0.71
     assert records["jax"][0]["train_loss"] == pytest.approx(records["torch"][0]["train_loss"], rel=1e-3)
 
 

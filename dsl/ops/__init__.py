@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
-from .base import FLOAT, Constant, Example, Normal, OpDef, ShapeError, Uniform, Weight
+from .base import FLOAT, Constant, Example, Init, Normal, OpDef, Orthogonal, ShapeError, TruncNormal, Uniform, Weight
 
 _CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge)
 
@@ -36,4 +36,5 @@ OPS = _register(_CATEGORIES)
 OP_GROUPS = _group(_CATEGORIES)
 """Category (the module's name: linear, conv, ...) -> its op names, in catalog order; for error messages."""
 
-__all__ = ["OPS", "OP_GROUPS", "OpDef", "Example", "ShapeError", "Weight", "Uniform", "Constant", "Normal", "FLOAT"]
+__all__ = ["OPS", "OP_GROUPS", "OpDef", "Example", "ShapeError", "Weight", "Init", "Uniform", "Constant", "Normal",
+           "TruncNormal", "Orthogonal", "FLOAT"]

@@ -25,9 +25,14 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Uniform:
-    """U(-bound, bound): torch's default for Linear and Conv weights and biases."""
+    """U(low, high); torch's default for Linear and Conv weights and biases is ``symmetric(1/√fan_in)``."""
 
-    bound: float
+    low: float
+    high: float
+
+    @classmethod
+    def symmetric(cls, bound: float) -> Uniform:
+        return cls(-bound, bound)
 
 
 @dataclass(frozen=True)
@@ -37,13 +42,30 @@ class Constant:
 
 @dataclass(frozen=True)
 class Normal:
-    """N(0, std²), with the rows in ``zero_rows`` set to 0: torch's Embedding init (padding_idx row zeroed)."""
+    """N(mean, std²): torch's Embedding init is N(0, 1)."""
 
     std: float = 1.0
-    zero_rows: tuple[int, ...] = ()
+    mean: float = 0.0
 
 
-Init = Uniform | Constant | Normal
+@dataclass(frozen=True)
+class TruncNormal:
+    """N(mean, std²) redrawn outside [a, b] (torch.nn.init.trunc_normal_'s distribution)."""
+
+    mean: float
+    std: float
+    a: float
+    b: float
+
+
+@dataclass(frozen=True)
+class Orthogonal:
+    """A (semi-)orthogonal matrix over the first dim and the rest, times ``gain`` (torch.nn.init.orthogonal_)."""
+
+    gain: float = 1.0
+
+
+Init = Uniform | Constant | Normal | TruncNormal | Orthogonal
 
 
 FLOAT = "float"
@@ -54,7 +76,8 @@ FLOAT = "float"
 class Weight:
     """One entry of the canonical state dict: its shape, init, kind and dtype.
 
-    ``kind`` is torch's distinction: a ``parameter`` is optimized; a ``buffer``
+    ``zero_rows`` are set to 0 after sampling, whatever the init (an embedding's
+    ``padding_idx`` row). ``kind`` is torch's distinction: a ``parameter`` is optimized; a ``buffer``
     (BatchNorm's running statistics) is saved with the weights and updated by the
     forward pass in training mode, never by the optimizer, and does not count as a
     parameter. ``dtype`` is ``FLOAT`` (the model's float dtype) or a fixed dtype:
@@ -65,6 +88,7 @@ class Weight:
     init: Init
     kind: Literal["parameter", "buffer"] = "parameter"
     dtype: str = FLOAT
+    zero_rows: tuple[int, ...] = ()
 
     @property
     def trainable(self) -> bool:

@@ -107,9 +107,9 @@ def _infer_conv(layout: str):
 def _torch_conv_weights(shape: tuple[int, ...], p: Conv2dParams) -> dict[str, Weight]:
     """Weight and bias U(±1/√fan_in), torch's fan_in being the weight's dims past the first: shape[1]·kernel."""
     bound = 1 / math.sqrt(math.prod(shape[1:]))
-    weights = {"weight": Weight(shape, Uniform(bound))}
+    weights = {"weight": Weight(shape, Uniform.symmetric(bound))}
     if p.bias:
-        weights["bias"] = Weight((p.out_channels,), Uniform(bound))
+        weights["bias"] = Weight((p.out_channels,), Uniform.symmetric(bound))
     return weights
 
 

@@ -34,7 +34,7 @@ def _infer_embedding(p: EmbeddingParams, ids: TensorType) -> tuple[EmbeddingPara
 
 def _embedding_weights(p: EmbeddingParams) -> dict[str, Weight]:
     zero = () if p.padding_idx is None else (p.padding_idx,)
-    return {"weight": Weight((p.num_embeddings, p.embedding_dim), Normal(1.0, zero))}
+    return {"weight": Weight((p.num_embeddings, p.embedding_dim), Normal(1.0), zero_rows=zero)}
 
 
 OPS = (

@@ -29,9 +29,9 @@ def _infer_linear(p: LinearParams, x: TensorType) -> tuple[LinearParams, TensorT
 
 def _linear_weights(p: LinearParams) -> dict[str, Weight]:
     bound = 1 / math.sqrt(p.in_features)
-    weights = {"weight": Weight((p.out_features, p.in_features), Uniform(bound))}
+    weights = {"weight": Weight((p.out_features, p.in_features), Uniform.symmetric(bound))}
     if p.bias:
-        weights["bias"] = Weight((p.out_features,), Uniform(bound))
+        weights["bias"] = Weight((p.out_features,), Uniform.symmetric(bound))
     return weights
 
 
