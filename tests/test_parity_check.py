@@ -43,7 +43,7 @@ def test_every_spec_passes_check(path, dtype):
     assert report.worst("output") <= (1e-5 if dtype == "float32" else 1e-9)
     losses = [m for m in resolve_objective(spec, graph).metric_names if m.endswith("loss")]  # one row each per step
     steps = [r for r in report.rows if r.quantity.startswith("step")]
-    assert len(steps) == 5 * len(losses) + len(graph.state_dict_spec()) + len(graph.outputs)
+    assert len(steps) == 5 * len(losses) + 1 + len(graph.state_dict_spec()) + len(graph.outputs)  # 1: all weights
 
 
 FLAT = """
