@@ -1,10 +1,13 @@
-"""Synthetic MNIST-shaped data, the same for every variant and every process.
+"""Synthetic image data shaped like the model's input, the same for every variant and every process.
 
-``images`` are uint8 (N, 1, 28, 28), the bytes torchvision's MNIST holds; ``x`` is what
-dslc's pipeline makes of them (``/255``, then the spec's Normalize(0.5, 0.5)), float32
-(N, 1, 28, 28); labels are int64 0..9 from a fixed random linear "teacher", so the
-task is learnable and losses fall. Everything is a function of the seed only, so a
-subprocess (the Keras workers) rebuilds the identical arrays instead of receiving them.
+``images`` are uint8 (N, C, H, W): for MNIST-shaped (1, 28, 28) the bytes torchvision's
+MNIST holds, for CIFAR-shaped (3, 32, 32) CIFAR-10's; ``x`` is what dslc's pipeline
+makes of them (``/255``, then Normalize(0.5, 0.5) per channel, MNIST specs' own),
+float32 (N, C, H, W) in [-1, 1]; labels are int64 class ids from a fixed random linear
+"teacher", so the task is learnable and losses fall. Everything is a function of the
+seed (and the shape) only, so a subprocess (the Keras workers) rebuilds the identical
+arrays instead of receiving them. Batch size and optimizer come from each model's
+spec (``bench/models.py``).
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ from functools import lru_cache
 
 import numpy as np
 
-BATCH_SIZE = 64
-LR = 1e-3
 NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)
 class BenchData:
     images: np.ndarray  # uint8 (N, C, H, W)
-    x: np.ndarray       # float32 (N, 1, 28, 28), normalized to [-1, 1]
+    x: np.ndarray       # float32 (N, C, H, W), normalized to [-1, 1]
     y: np.ndarray       # int64 (N,)
 
     def __len__(self) -> int:
@@ -44,7 +45,7 @@ def make_data(num_examples: int, seed: int = 0, shape: tuple[int, ...] = (1, 28,
     return BenchData(images, x, y)
 
 
-def run_batches(num_examples: int, steps: int, repeat: int, seed: int = 0) -> list[np.ndarray]:
+def run_batches(num_examples: int, steps: int, repeat: int, seed: int, batch_size: int) -> list[np.ndarray]:
     """The index batches of one timed run: dslc's own epoch order, full batches only.
 
     Full batches only, so no variant meets a new batch shape (a recompile) inside the
@@ -55,6 +56,6 @@ def run_batches(num_examples: int, steps: int, repeat: int, seed: int = 0) -> li
     batches: list[np.ndarray] = []
     epoch = 1 + repeat * 1000
     while len(batches) < steps:
-        batches += [b for b in epoch_batches(num_examples, BATCH_SIZE, seed, epoch) if len(b) == BATCH_SIZE]
+        batches += [b for b in epoch_batches(num_examples, batch_size, seed, epoch) if len(b) == batch_size]
         epoch += 1
     return batches[:steps]

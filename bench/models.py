@@ -1,48 +1,108 @@
-"""The benchmarked models: their dslc spec and which hand-written references exist.
+"""The benchmarked models: their dslc spec, which hand-written references exist, and the
+settings every variant trains with.
 
-A model is named by a key (``mlp``, ``cnn``) or by a spec path; a spec with no
-hand-written references here is benchmarked on dslc's two targets only (add its
-references to ``bench/references/`` and a row here to compare it).
+A model is named by a key (``mlp``, ``cnn``, ``resnet20``) or by a spec path; a spec
+with no hand-written references here is benchmarked on dslc's two targets only (add
+its references to ``bench/references/`` and a row here to compare it).
+
+The spec is the single source of truth for what is trained: batch size, optimizer,
+input shape and class count are read from it (``resolve``), and the references build
+the same optimizer from the same arguments. dslc's optimizer arguments are
+torch.optim's own names (``lr``, ``momentum``, ``nesterov``, ``weight_decay``;
+``betas``, ``eps``), so a torch reference passes them through as they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
+
+ALL_REFERENCES = ("torch-ref", "torch-dataloader", "flax-ref", "flax-ref-host", "keras-jax", "keras-torch")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmarked model as this file declares it; ``resolve`` adds what its spec says."""
+
+    spec: str
+    reference: str | None  # the key the reference modules know this model by; None: no references
+    steps: int             # timed steps per run in a full benchmark
+    smoke_steps: int
+    examples: int = 60000  # synthetic training examples (``--examples`` overrides)
+    skipped: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # variant -> why it does not run
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """The spec's optimizer: its dslc name (``sgd``, ``adam``, ``adamw``) and arguments in torch.optim's names."""
+
+    name: str
+    params: MappingProxyType
 
 
 @dataclass(frozen=True)
 class ModelDef:
     key: str
     spec: str
-    reference: str | None  # the key the reference modules know this model by; None: no references
-    steps: int             # timed steps per run in a full benchmark
+    reference: str | None
+    steps: int
     smoke_steps: int
+    examples: int
+    skipped: MappingProxyType
+    batch_size: int                # from the spec's train section
+    optimizer: Optimizer           # from the spec's train section
+    shape: tuple[int, ...]         # one example, channels first (the spec's input)
+    classes: int                   # the spec's output features
 
 
-MODELS = {
+_NO_KERAS = "no Keras ResNet-20 reference (optional; not written)"
+
+MODELS = MappingProxyType({
     # 937 full batches of 64 = one MNIST epoch (60,000 examples, the last partial batch dropped).
-    "mlp": ModelDef("mlp", "specs/mnist_mlp.yaml", "mlp", steps=937, smoke_steps=10),
+    "mlp": Row("specs/mnist_mlp.yaml", "mlp", steps=937, smoke_steps=10),
     # The CNN runs ~3-5k samples/s on a 2-core CPU; 200 steps is ~3-6 s per run.
-    "cnn": ModelDef("cnn", "specs/mnist_cnn.yaml", "cnn", steps=200, smoke_steps=5),
-}
+    "cnn": Row("specs/mnist_cnn.yaml", "cnn", steps=200, smoke_steps=5),
+    # ~1.4 s per step of 128 on a 2-core CPU: 5 steps is ~7 s per run. 10,000 CIFAR-shaped
+    # examples (123 MB as float32) are 78 batches of 128.
+    "resnet20": Row("specs/resnet20_cifar.yaml", "resnet20", steps=5, smoke_steps=1, examples=10000,
+                    skipped=MappingProxyType({
+                        "torch-dataloader": "the article's pipeline reads single-channel (MNIST) images",
+                        "keras-jax": _NO_KERAS, "keras-torch": _NO_KERAS})),
+})
 
 
 def resolve(name: str) -> ModelDef:
     if name in MODELS:
-        return MODELS[name]
-    for model in MODELS.values():
-        if Path(name).resolve() == Path(model.spec).resolve():
-            return model
+        return _define(name, MODELS[name])
+    for key, row in MODELS.items():
+        if Path(name).resolve() == Path(row.spec).resolve():
+            return _define(key, row)
     if Path(name).suffix in (".yaml", ".yml") and Path(name).exists():
-        return ModelDef(Path(name).stem, name, None, steps=200, smoke_steps=5)
+        none = MappingProxyType(dict.fromkeys(ALL_REFERENCES, "no hand-written reference for this model"))
+        return _define(Path(name).stem, Row(name, None, steps=200, smoke_steps=5, skipped=none))
     raise SystemExit(f"unknown model {name!r}: use {', '.join(MODELS)} or a spec path")
 
 
-def load(model: ModelDef):
-    """(spec, graph, input shape, number of classes) of the model's dslc spec."""
+def _define(key: str, row: Row) -> ModelDef:
+    spec, graph = load_spec(row.spec)
+    (_, input_type), = graph.inputs
+    optimizer = spec.train.optimizer
+    return ModelDef(key, row.spec, row.reference, row.steps, row.smoke_steps, row.examples, row.skipped,
+                    batch_size=spec.train.batch_size,
+                    optimizer=Optimizer(optimizer.name, MappingProxyType(optimizer.params.model_dump())),
+                    shape=tuple(input_type.shape), classes=int(graph.output_type.shape[0]))
+
+
+@lru_cache(maxsize=8)
+def load_spec(path: str):
+    """(spec, graph) of a dslc spec, loaded once per process."""
     import dsl
 
-    spec, graph = dsl.load(model.spec)
-    (_, input_type), = graph.inputs
-    return spec, graph, tuple(input_type.shape), int(graph.output_type.shape[0])
+    return dsl.load(path)
+
+
+def load(model: ModelDef):
+    """(spec, graph) of the model's dslc spec."""
+    return load_spec(model.spec)

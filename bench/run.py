@@ -1,6 +1,7 @@
 """Runs the benchmark: dslc's two targets against hand-written references, interleaved.
 
-    python -m bench.run [--models mlp,cnn] [--repeats 5] [--steps N] [--smoke] [--out bench/results/latest.json]
+    python -m bench.run [--models mlp,cnn,resnet20] [--repeats 5] [--steps N] [--smoke]
+                        [--out bench/results/latest.json]
 
 For each model every variant is set up once (build, same initial weights, compile,
 warm-up: all untimed); then each repeat runs every variant once over the same index
@@ -26,9 +27,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import BATCH_SIZE, make_data, run_batches
+from .data import make_data, run_batches
 from .flops import sgemm_peak_gflops, training_flops_per_example
-from .models import ModelDef, load, resolve
+from .models import MODELS, ModelDef, load, resolve
 from .variants import DEFAULT_VARIANTS, DSLC, FRAMEWORK, REFERENCES, make_variant, result_dict, warmup_batches
 
 DEFAULT_OUT = Path("bench/results/latest.json")
@@ -106,16 +107,12 @@ def bench_model(model: ModelDef, names: list[str], workers: dict, *, repeats: in
                 seed: int, memory: bool, log) -> dict:
     from backends.weights import init_weights
 
-    spec, graph, shape, classes = load(model)
-    notes = {}
-    if model.reference is None:
-        for name in names:
-            if name not in DSLC:
-                notes[name] = "no hand-written reference for this model"
-        names = [n for n in names if n in DSLC]
-    data = make_data(examples, seed, shape, classes)
+    spec, graph = load(model)
+    notes = {name: model.skipped[name] for name in names if name in model.skipped}
+    names = [n for n in names if n not in model.skipped]
+    data = make_data(examples, seed, model.shape, model.classes)
     state = init_weights(graph, 0)
-    warmup = warmup_batches(examples, steps)
+    warmup = warmup_batches(examples, steps, model.batch_size)
     variants = {}
     for name in names:
         variant = workers.get(name) or make_variant(name)
@@ -148,7 +145,7 @@ def bench_model(model: ModelDef, names: list[str], workers: dict, *, repeats: in
     monitor = OtherCpu()
     orders = []
     for repeat in range(repeats):
-        batches = run_batches(examples, steps, repeat, seed)
+        batches = run_batches(examples, steps, repeat, seed, model.batch_size)
         order = run_order(active, repeat)
         for name in order:
             gc.collect()
@@ -166,8 +163,9 @@ def bench_model(model: ModelDef, names: list[str], workers: dict, *, repeats: in
     del variants, data
     gc.collect()
 
-    result = {"model": model.key, "spec": model.spec, "steps": steps, "batch_size": BATCH_SIZE,
-              "examples": examples, "repeats": repeats, "orders": orders, "variants": {}, "notes": notes}
+    result = {"model": model.key, "spec": model.spec, "steps": steps, "batch_size": model.batch_size,
+              "optimizer": {model.optimizer.name: dict(model.optimizer.params)}, "examples": examples,
+              "repeats": repeats, "orders": orders, "variants": {}, "notes": notes}
     for name in active:
         rates = [r.samples_per_s for r in runs[name]]
         result["variants"][name] = {
@@ -176,9 +174,10 @@ def bench_model(model: ModelDef, names: list[str], workers: dict, *, repeats: in
             "min": min(rates), "median": statistics.median(rates), "max": max(rates),
             "compile_s": info[name]["compile_s"], "warmup_s": info[name]["warmup_s"], "memory": None}
     if memory:
+        memory_steps = min(MEMORY_STEPS, steps)
         for name in active:
-            log(f"  {name}: peak memory alone in a fresh process ({MEMORY_STEPS} steps)")
-            result["variants"][name]["memory"] = isolated_memory(name, model, examples, seed)
+            log(f"  {name}: peak memory alone in a fresh process ({memory_steps} steps)")
+            result["variants"][name]["memory"] = isolated_memory(name, model, examples, seed, memory_steps)
     result["ratios"] = ratios(result)
     dslc = [result["variants"][v]["median"] for v in DSLC if v in result["variants"]]
     if dslc:
@@ -197,10 +196,10 @@ def run_order(names: list[str], repeat: int) -> list[str]:
     return base[shift:] + base[:shift]
 
 
-def isolated_memory(name: str, model: ModelDef, examples: int, seed: int) -> dict:
+def isolated_memory(name: str, model: ModelDef, examples: int, seed: int, steps: int) -> dict:
     """The variant alone in a fresh process: imports, setup, one run; its RSS (see bench/worker.py)."""
     cmd = [sys.executable, "-m", "bench.worker", "--variant", name, "--model", model.key if model.reference else
-           model.spec, "--examples", str(examples), "--seed", str(seed), "--steps", str(MEMORY_STEPS)]
+           model.spec, "--examples", str(examples), "--seed", str(seed), "--steps", str(steps)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -352,7 +351,8 @@ def print_report(report: dict, console) -> None:
                           f"{e['speedup_epoch2']:.1f}x" if "speedup_epoch2" in e else "-", f">= {EPOCH_THRESHOLD}x",
                           verdict, _fmt_other([e["other_cpu"]]))
         console.print(table)
-    console.print(f"peak RSS: the variant alone in a fresh process ({MEMORY_STEPS} steps; VmHWM, whole process). "
+    console.print(f"peak RSS: the variant alone in a fresh process (one run of at most {MEMORY_STEPS} steps; VmHWM, "
+                  "whole process). "
                   "Δ over data: peak minus the RSS once its frameworks were imported and the shared numpy data made "
                   "(what the variant itself adds: data copies, model, optimizer, compiled code, workspaces). "
                   "other CPU: the largest share of the CPUs that other processes used during one of the variant's "
@@ -382,15 +382,17 @@ def environment() -> dict:
 # --------------------------------------------------------------------------- command line
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="dslc vs hand-written torch / Flax / Keras: training throughput")
-    parser.add_argument("--models", default="mlp,cnn", help="comma-separated model keys or spec paths (mlp,cnn)")
+    parser.add_argument("--models", help=f"comma-separated model keys ({', '.join(MODELS)}) or spec paths "
+                                         "(default: mlp,cnn; with --smoke, all of them)")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                         help=f"comma-separated, from {', '.join(DSLC + REFERENCES)}")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, help="timed steps per run (default: per model, mlp 937 = one epoch)")
-    parser.add_argument("--examples", type=int, default=60000, help="synthetic training examples (default 60000)")
+    parser.add_argument("--examples", type=int,
+                        help="synthetic training examples (default: per model, 60000; resnet20 10000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true",
-                        help="2 repeats of a few steps on 4096 examples, no memory or epoch runs (< 1 min)")
+                        help="2 repeats of a few steps on 4096 examples, no memory or epoch runs (< 2 min)")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                         help="measure each in-process variant's peak RSS alone in a subprocess (default: on, "
                              "off with --smoke)")
@@ -404,12 +406,12 @@ def main(argv=None) -> int:
 
     console = Console(width=max(Console().width, 140))
     log = console.print
-    models = [resolve(m.strip()) for m in args.models.split(",") if m.strip()]
+    models = [resolve(m.strip()) for m in (args.models or ",".join(MODELS if args.smoke else ("mlp", "cnn"))).split(",")
+              if m.strip()]
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     for name in names:
         make_variant(name)  # validates the name
     repeats = 2 if args.smoke else args.repeats
-    examples = 4096 if args.smoke else args.examples
     memory = (not args.smoke) if args.memory is None else args.memory
     epoch = (not args.smoke and any(m.key == "mlp" for m in models)) if args.epoch is None else args.epoch
     out = args.out or (SMOKE_OUT if args.smoke else DEFAULT_OUT)
@@ -428,8 +430,9 @@ def main(argv=None) -> int:
     try:
         for model in models:
             steps = args.steps or (model.smoke_steps if args.smoke else model.steps)
-            log(f"[bold]{model.key}[/]: {len(names)} variants x {repeats} repeats x {steps} steps, "
-                f"{examples:,} examples")
+            examples = 4096 if args.smoke else args.examples or model.examples
+            log(f"[bold]{model.key}[/]: {len(names)} variants x {repeats} repeats x {steps} steps of "
+                f"{model.batch_size}, {examples:,} examples, {model.optimizer.name} {dict(model.optimizer.params)}")
             report["models"].append(bench_model(model, names, workers, repeats=repeats, steps=steps,
                                                 examples=examples, seed=args.seed, memory=memory, log=log))
     finally:
@@ -439,7 +442,7 @@ def main(argv=None) -> int:
         mlp = next((r for r in report["models"] if r["model"] == "mlp"), None)
         rate = mlp["variants"].get("torch-dataloader", {}).get("median") if mlp else None
         log("[bold]epoch check[/]")
-        report["epoch_check"] = epoch_check(args.examples, args.seed, rate, log=log)
+        report["epoch_check"] = epoch_check(args.examples or MODELS["mlp"].examples, args.seed, rate, log=log)
     if "torch" in sys.modules:
         report["environment"]["torch_num_threads"] = sys.modules["torch"].get_num_threads()
     report["seconds"] = time.perf_counter() - start

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .data import BATCH_SIZE, LR, BenchData, run_batches
+from .data import BenchData, run_batches
 from .models import ModelDef
 
 DSLC = ("dslc-torch", "dslc-jax")
@@ -94,7 +94,7 @@ class DslcVariant(Variant):
         self.target.load_state(state)
         # columns named for the model: its input's name, and its output's for the labels
         self.data = self.target.put({graph.inputs[0][0]: data.x, graph.outputs[0][0]: data.y})
-        compile_s = self.target.compile(self.data, self.data, [BATCH_SIZE], BATCH_SIZE)
+        compile_s = self.target.compile(self.data, self.data, [model.batch_size], model.batch_size)
         warmup_s, _ = _timed(lambda: self._steps(warmup))
         return {"compile_s": compile_s if self.target_name == "jax" else None, "warmup_s": warmup_s}
 
@@ -120,7 +120,7 @@ class TorchRefVariant(Variant):
         from .references import torch_ref
 
         self.ref = torch_ref
-        self.module, self.optimizer = torch_ref.build(model.reference, state, LR)
+        self.module, self.optimizer = torch_ref.build(model.reference, state, model.optimizer)
         self.x, self.y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         warmup_s, _ = _timed(lambda: self._train(warmup))
         return {"compile_s": None, "warmup_s": warmup_s}
@@ -146,8 +146,8 @@ class TorchDataLoaderVariant(Variant):
 
         if data.images.shape[1] != 1:
             raise ValueError("the DataLoader pipeline reads single-channel (MNIST-like) images")
-        self.module, self.optimizer = torch_ref.build(model.reference, state, LR)
-        self.pipeline = torch_ref.DataLoaderPipeline(data.images[:, 0], data.y, BATCH_SIZE)
+        self.module, self.optimizer = torch_ref.build(model.reference, state, model.optimizer)
+        self.pipeline = torch_ref.DataLoaderPipeline(data.images[:, 0], data.y, model.batch_size)
         warmup_s, _ = _timed(lambda: self.pipeline.train(self.module, self.optimizer, len(warmup)))
         return {"compile_s": None, "warmup_s": warmup_s}
 
@@ -169,8 +169,8 @@ class FlaxRefVariant(Variant):
     def setup(self, model, spec, graph, data, state, warmup):
         from .references import flax_ref
 
-        self.trainer = flax_ref.Trainer(model.reference, data.x, data.y, state, mode=self.mode,
-                                        batch_size=BATCH_SIZE, lr=LR)
+        self.trainer = flax_ref.Trainer(model.reference, data.x, data.y, state, model.optimizer, mode=self.mode,
+                                        batch_size=model.batch_size)
         warmup_s, _ = _timed(lambda: self.trainer.train(warmup))
         return {"compile_s": self.trainer.compile_seconds, "warmup_s": warmup_s}
 
@@ -193,14 +193,15 @@ class KerasVariant(Variant):
     def setup(self, model, spec, graph, data, state, warmup):
         from .references import keras_ref
 
-        self.trainer = keras_ref.Trainer(self.backend, model.reference, data.x, data.y, state, LR)
+        self.trainer = keras_ref.Trainer(self.backend, model.reference, data.x, data.y, state, model.optimizer)
+        self.batch_size = model.batch_size
         x, y = self.trainer.prepare(warmup)
-        warmup_s, _ = _timed(lambda: self.trainer.fit(x, y, BATCH_SIZE))
+        warmup_s, _ = _timed(lambda: self.trainer.fit(x, y, self.batch_size))
         return {"compile_s": None, "warmup_s": warmup_s}
 
     def run(self, batches, repeat):
         x, y = self.trainer.prepare(batches)  # outside the clock (see keras_ref's docstring)
-        seconds, (loss, accuracy, seen) = _timed(lambda: self.trainer.fit(x, y, BATCH_SIZE))
+        seconds, (loss, accuracy, seen) = _timed(lambda: self.trainer.fit(x, y, self.batch_size))
         return RunResult(seconds, seen, loss, accuracy)
 
 
@@ -291,10 +292,10 @@ def make_variant(name: str, *, in_process: bool = False) -> Variant:
     raise ValueError(f"unknown variant {name!r}; known: {', '.join(DSLC + REFERENCES)}")
 
 
-def warmup_batches(examples: int, steps: int) -> list[np.ndarray]:
+def warmup_batches(examples: int, steps: int, batch_size: int) -> list[np.ndarray]:
     """Untimed steps before the first run: as many as a run, up to ``WARMUP_STEPS``, so every compiled
     path a run takes (whole multi-step calls and single steps alike) has executed once."""
-    return run_batches(examples, min(steps, WARMUP_STEPS), repeat=999)
+    return run_batches(examples, min(steps, WARMUP_STEPS), 999, 0, batch_size)
 
 
 def result_dict(result: RunResult) -> dict:

