@@ -1,7 +1,7 @@
-"""The model zoo's training specs: ResNet-20 (CIFAR-shaped, synthetic data) and the digits autoencoder.
+"""The model zoo's training specs: ResNet-20 on glyphs, the autoencoder, the U-Net and the DCGAN.
 
 Each trains on both targets to a measured level, with a margin, and the targets
-agree; ``dslc check`` passes for ResNet-20 in float32 and float64.
+agree (``dslc check`` for the zoo: tests/test_parity_check.py).
 """
 
 import json
@@ -24,22 +24,19 @@ def run(path: str, target: str, out, **options) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_resnet20_fits_the_synthetic_training_set_on_both_targets(tmp_path):
-    """Train loss by epoch (5 epochs, 512 examples, batch 128, SGD lr 0.1), measured with the spec's torchvision
-    conv init: torch 2.422 2.317 2.230 2.049 1.743, jax 2.422 2.316 2.227 2.050 1.727 (torch's default init gave
-    torch 2.405 2.254 2.084 1.855 1.923, jax 2.404 2.249 2.078 1.869 2.139).
+def test_resnet20_learns_the_glyphs_on_both_targets(tmp_path):
+    """The spec as written (glyphs, the paper's augmentation, SGD lr 0.1, batch 128), 3 of its 5 epochs.
 
-    Test accuracy stays at chance (0.08-0.11): the synthetic labels are a random linear
-    teacher over 3,072 inputs, which 512 examples cannot pin down, so only the fit of
-    the training set is asserted. After the first epoch the targets drift apart (SGD at
-    lr 0.1 amplifies float32 rounding). The test took 265 s on a 2-core CPU at load 7:
-    slow until dataset: cifar10 gives a task worth fewer, more telling steps.
+    Measured with `dslc train specs/resnet20_cifar.yaml`, test accuracy by epoch: torch 0.272 0.672 0.974
+    0.927 0.934, jax 0.133 ... (train accuracy 0.98 on both after 5). Test accuracy swings at a constant
+    lr 0.1 (BatchNorm's running statistics lag the weights; the paper divides the lr by 10 later), so the
+    best of epochs 2-3 is asserted. About 6 minutes a target on a quiet 2-core CPU.
     """
-    records = {t: run(RESNET20, t, tmp_path / t) for t in ("torch", "jax")}
+    records = {t: run(RESNET20, t, tmp_path / t, epochs=3) for t in ("torch", "jax")}
     for target, lines in records.items():
-        losses = [r["train_loss"] for r in lines]
-        assert min(losses) <= 0.85 * losses[0], (target, losses)  # measured 0.72 and 0.71
-    assert records["jax"][0]["train_loss"] == pytest.approx(records["torch"][0]["train_loss"], rel=1e-3)
+        assert max(r["test_accuracy"] for r in lines[1:]) >= 0.85, (target, lines)
+        assert lines[-1]["train_accuracy"] >= 0.9, (target, lines)
+    assert records["jax"][0]["train_loss"] == pytest.approx(records["torch"][0]["train_loss"], rel=1e-2)
 
 
 def test_autoencoder_test_loss_falls_well_below_the_first_epochs_on_both_targets(tmp_path):
