@@ -61,8 +61,13 @@ class Tolerances:
     trained: float
 
 
+# float32 gradients: 1e-2 in relative L2, because a ReLU input within rounding of 0 takes the other branch in one
+# target and drops one upstream gradient there, which reaches every earlier layer: resnet20_cifar at batch 32
+# measured 2e-3 to 6e-3 on most of its gradients from one such branch, in whichever target took it (its
+# outputs agree to 6e-7: a ReLU is continuous, its derivative is not). Outputs and losses stay at 1e-5 and
+# catch precision mistakes (JAX's tanh GELU: 1.8e-4); float64 proves the gradients at 1e-9.
 TOLERANCES = {
-    "float32": Tolerances(output=1e-5, grad=1e-4, trained=1e-4),
+    "float32": Tolerances(output=1e-5, grad=1e-2, trained=1e-4),
     "float64": Tolerances(output=1e-9, grad=1e-9, trained=1e-9),
 }
 

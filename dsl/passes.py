@@ -46,6 +46,7 @@ HINTS = {h.name: h for h in (
     Hint("flatten_hwc", "jax", "a flatten read only by linear layers keeps channels-last (H, W, C) feature order"),
     Hint("gemm_weight_grad", "jax", "a small-window convolution takes its weight gradient as one patch GEMM"),
     Hint("nhwc_memory", "torch", "a convolution or pool runs on torch.channels_last memory; values stay NCHW"),
+    Hint("inplace", "torch", "a relu overwrites its input, which nothing else reads (torchvision's inplace ReLU)"),
 )}
 """Hint name -> Hint."""
 
@@ -165,6 +166,34 @@ CHANNELS_LAST_SAFE = frozenset({
 """Ops of the graphs the ``channels_last`` pass was proven on (every zoo spec without BatchNorm or merges)."""
 
 
+def relu_inplace(graph: Graph) -> Graph:
+    """Marks ReLUs that may overwrite their input, as torchvision's ``nn.ReLU(inplace=True)`` does.
+
+    Safe where the ReLU is the input's only reader, the input is no model output, and
+    the op that made it does not keep its own output for its backward pass
+    (``INPLACE_PRODUCERS``: convolutions, BatchNorm, linear and add keep their inputs;
+    sigmoid or tanh would be corrupted, and torch's autograd would raise). One
+    activation-sized allocation less per ReLU: ResNet-20's step on 2 CPU cores ran
+    1.6% faster (385 against 379 samples/s, interleaved). ``dslc check``'s search for the
+    first diverging layer copies each layer's output in a hook as it finishes, before the
+    ReLU runs.
+    """
+    producers = {n.name: n for n in graph.nodes}
+    outputs = set(dict(graph.outputs).values())
+
+    def eligible(node: Node) -> bool:
+        source = node.inputs[0] if node.op == "relu" and len(node.inputs) == 1 else None
+        return (source in producers and producers[source].op in INPLACE_PRODUCERS and source not in outputs
+                and [n.name for n in graph.nodes if source in n.inputs] == [node.name])
+
+    return _mark(graph, "inplace", eligible)
+
+
+INPLACE_PRODUCERS = frozenset({"conv1d", "conv2d", "conv_transpose2d", "batch_norm1d", "batch_norm2d", "linear",
+                               "add"})
+"""Ops whose backward reads their inputs, never their output: a ReLU may overwrite what they return."""
+
+
 PASSES = {p.name: p for p in (
     Pass("pool_before_activation", pool_before_activation, ("torch",),
          "relu -> max_pool2d runs as max_pool2d -> relu (ReLU on 4x fewer values)"),
@@ -176,6 +205,8 @@ PASSES = {p.name: p for p in (
          "small-window convolutions compute their weight gradient as one patch matrix product"),
     Pass("channels_last", channels_last, ("torch",),
          "convolutions and pools run on NHWC memory (torch.channels_last), where oneDNN is fastest"),
+    Pass("relu_inplace", relu_inplace, ("torch",),
+         "a ReLU overwrites its input where nothing else reads it (one activation-sized buffer less)"),
 )}
 """Pass name -> Pass, in the order they run."""
 

@@ -10,7 +10,7 @@ import dsl
 from backends.jax import state_from_variables, variables_from_state
 from backends.torch import build_module
 from backends.weights import init_weights
-from dsl.passes import HINTS, PASSES, optimize, passes_for
+from dsl.passes import HINTS, PASSES, optimize, passes_for, relu_inplace
 from tests.conftest import REPO
 from tests.test_op_parity import run_jax, run_torch
 
@@ -69,12 +69,33 @@ def test_optimized_models_compute_what_the_plain_torch_model_computes(dtype, inp
 
 def test_passes_can_be_turned_off_one_by_one_or_all():
     assert passes_for("jax") == ["max_pool_blocks", "flatten_channels_last", "conv_weight_grad_gemm"]
-    assert passes_for("torch") == ["pool_before_activation", "channels_last"]
+    assert passes_for("torch") == ["pool_before_activation", "channels_last", "relu_inplace"]
     assert passes_for("jax", ["max_pool_blocks"]) == ["flatten_channels_last", "conv_weight_grad_gemm"]
     assert passes_for("jax", ["all"]) == []
     with pytest.raises(dsl.DslcError, match="unknown pass 'nope'|unknown pass nope"):
         passes_for("jax", ["nope"])
     assert all(p.doc for p in PASSES.values())
+
+
+def test_relu_runs_in_place_only_where_its_input_is_read_by_nothing_else():
+    """resnet20_cifar: the ReLU after each stem/block BatchNorm and after each residual add is marked; none
+    whose input is a model output, is read twice, or comes from an op that keeps its output (tanh)."""
+    _, graph = dsl.load(REPO / "specs/resnet20_cifar.yaml")
+    marked = [n.name for n in relu_inplace(graph).nodes if "inplace" in n.hints]
+    assert len(marked) == 1 + 9 * 2 == len([n for n in graph.nodes if n.op == "relu"])
+    _, flat = dsl.loads("""
+name: reads
+input: {shape: [4]}
+model:
+  - linear: {out_features: 4, name: a}
+  - relu: {name: r1}
+  - tanh: {name: t}
+  - relu: {name: r2}
+  - linear: {out_features: 4, name: b}
+  - relu: {name: r3}
+  - add: {inputs: [b, r3]}
+""")
+    assert [n.name for n in relu_inplace(flat).nodes if "inplace" in n.hints] == ["r1"]
 
 
 def test_swapped_model_is_still_a_plain_torch_module():

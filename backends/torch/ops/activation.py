@@ -1,7 +1,7 @@
 from torch import nn
 
 LOWERINGS = {
-    "relu": lambda node: nn.ReLU(),
+    "relu": lambda node: nn.ReLU(inplace="inplace" in node.hints),  # the relu_inplace pass
     "leaky_relu": lambda node: nn.LeakyReLU(node.params.negative_slope),
     "gelu": lambda node: nn.GELU(approximate=node.params.approximate),
     "tanh": lambda node: nn.Tanh(),
