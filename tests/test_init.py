@@ -224,7 +224,7 @@ def test_both_targets_start_from_the_same_overridden_weights():
     spec, graph = dsl.loads(PARITY)
     assert all(not isinstance(w.init, Uniform) or w.init.low == -0.1 for w in graph.state_dict_spec().values())
     report = check(spec, graph, dtype="float64", steps=2, batch_size=8)
-    assert report.ok, [r for r in report.rows if not r.ok]
+    assert report.ok, report.failures
 
 
 def test_dcgan_specs_start_from_the_papers_init():

@@ -110,7 +110,7 @@ def test_both_gan_phases_agree_with_batch_norm_in_both_models(dtype):
     generator's statistics move once: buffers after K steps must match torch's, per phase gradients too."""
     spec, graph = dsl.loads(GAN_WITH_BATCH_NORM)
     report = check(spec, graph, dtype=dtype, steps=6)
-    failed = [r for r in report.rows if not r.ok]
+    failed = report.failures
     assert not failed, failed
     quantities = [r.quantity for r in report.rows]
     assert any(q.startswith("phase 1 (discriminator) grad discriminator.") for q in quantities)

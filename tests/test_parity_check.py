@@ -38,7 +38,7 @@ def test_every_spec_passes_check(path, dtype):
     spec, graph = dsl.load(REPO / path)
     report = check(spec, graph, dtype=dtype, steps=5,
                    batch_size=BATCH.get(path, min(spec.train.batch_size, CHECK_BATCH)))
-    failures = [r for r in report.rows if not r.ok]
+    failures = report.failures
     assert report.ok, failures
     assert report.worst("output") <= (1e-5 if dtype == "float32" else 1e-9)
     losses = [m for m in resolve_objective(spec, graph).metric_names if m.endswith("loss")]  # one row each per step
@@ -84,7 +84,7 @@ def test_float32_check_still_catches_a_default_that_differs_slightly(monkeypatch
     monkeypatch.setattr("backends.jax.model.JAX_OPS", {**jax_ops.JAX_OPS, "gelu": tanh_gelu})
     spec, graph = dsl.loads(GELU)
     report = check(spec, graph, steps=2)
-    failed = [r for r in report.rows if not r.ok]
+    failed = report.failures
     assert failed and all(r.relative > 10 * r.tolerance for r in failed if r.quantity.startswith("output"))
     assert report.first_divergence.startswith("gelu")
     assert any(r.quantity.startswith("grad") for r in check(spec, graph, dtype="float64", steps=1).rows if not r.ok)
