@@ -264,7 +264,8 @@ def _compare_training(report: Report, targets: dict, graph: Graph, objective: Ob
         states = {k: t.export_state() for k, t in targets.items()}
         for row in _weight_rows(f"step {step}", graph, states, tol.trained, report.dtype):
             key = row.quantity.split(" ", 2)[2]  # without "step k"
-            worst[key] = max(worst.get(key, row), row, key=_excess)
+            if key not in worst or _excess(row) >= _excess(worst[key]):  # ties: the later step
+                worst[key] = row
     report.rows.extend(worst.values())
 
 
@@ -333,7 +334,7 @@ def print_report(report: Report, console=None) -> None:
     console.print(table)
     tol = TOLERANCES[report.dtype]
     console.print(f"tolerances ({report.dtype}): outputs and loss {tol.output:.0e}, gradients {tol.grad:.0e}, "
-                  f"after training {tol.trained:.0e}; relative to max |torch value| (norm max) or ‖torch‖ (l2)"
+                  f"steps {tol.trained:.0e}; relative to max |torch value| (norm max) or ‖torch‖ (l2)"
                   + (f", or {NOISE_FACTOR:g}x torch's own float32 noise (torch float32 vs float64) where larger"
                      if noise else ""))
     for note in report.notes:

@@ -108,7 +108,7 @@ def test_validate_and_schema():
 
 def test_check_passes_and_prints_its_tolerances():
     result = dslc("check", "specs/digits_mlp.yaml", "--steps", "5")
-    assert "PASS" in result.stdout and "gradients 1e-04" in result.stdout
+    assert "PASS" in result.stdout and "gradients 1e-02" in result.stdout and "own float32 noise" in result.stdout
 
 
 def test_max_steps_and_overrides(tmp_path):
