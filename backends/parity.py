@@ -262,15 +262,15 @@ def _compare_training(report: Report, targets: dict, graph: Graph, objective: Ob
             report.add(f"step {step} {metric}", {k: float(s[metric]) / report.batch_size for k, s in sums.items()},
                        tol.trained)
         states = {k: t.export_state() for k, t in targets.items()}
-        for row in _weight_rows(f"step {step}", graph, states, tol.trained, report.dtype):
-            key = row.quantity.split(" ", 2)[2]  # without "step k"
+        for key, row in _weight_rows(f"step {step}", graph, states, tol.trained, report.dtype):
             if key not in worst or _excess(row) >= _excess(worst[key]):  # ties: the later step
                 worst[key] = row
     report.rows.extend(worst.values())
 
 
-def _weight_rows(prefix: str, graph: Graph, states: dict, tolerance: float, dtype: str) -> list[Row]:
-    """All float weights and buffers as one vector, then each one (relative L2), then the counters (exactly).
+def _weight_rows(prefix: str, graph: Graph, states: dict, tolerance: float, dtype: str) -> list[tuple[str, Row]]:
+    """(what, row): all float weights and buffers as one vector, then each one (relative L2), then the counters
+    (exactly); ``what`` names the row without the step, which ``prefix`` adds to its quantity.
 
     In float32 the weights are shown, not judged; the step's update is judged by the
     losses of every step and the outputs after the last, and float64 judges each weight
@@ -284,12 +284,13 @@ def _weight_rows(prefix: str, graph: Graph, states: dict, tolerance: float, dtyp
     """
     spec = graph.state_dict_spec()
     floats = [key for key, w in spec.items() if w.dtype == FLOAT]
-    every = {k: np.concatenate([np.ravel(s[key]) for key in floats]) for k, s in states.items()}
-    rows = [measure(f"{prefix} weights (all {len(floats)}, as one vector)", every, tolerance, "l2")]
-    rows += [measure(f"{prefix} {key}", {k: s[key] for k, s in states.items()}, tolerance, "l2") for key in floats]
-    rows = [replace(row, judged=dtype != "float32") for row in rows]
-    return rows + [measure(f"{prefix} {key}", {k: s[key] for k, s in states.items()}, 0.0)
-                   for key, w in spec.items() if w.dtype != FLOAT]
+    every = f"weights (all {len(floats)}, as one vector)"
+    values = {key: {k: s[key] for k, s in states.items()} for key in spec}
+    values[every] = {k: np.concatenate([np.ravel(s[key]) for key in floats]) for k, s in states.items()}
+    judged = dtype != "float32"
+    rows = [(what, replace(measure(f"{prefix} {what}", values[what], tolerance, "l2"), judged=judged))
+            for what in (every, *floats)]
+    return rows + [(key, measure(f"{prefix} {key}", values[key], 0.0)) for key, w in spec.items() if w.dtype != FLOAT]
 
 
 def _excess(row: Row) -> float:
