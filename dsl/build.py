@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from .choice import validate_params
 from .errors import SpecError, SpecSchemaError, SpecShapeError, did_you_mean
-from .expr import ExprError, contains_expression, evaluate, is_expression
+from .expr import ExprError, evaluate, is_expression
 from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_index
 from .layers import SEQUENTIAL, LayerSpec
 from .ops import OPS, ShapeError
@@ -245,12 +245,10 @@ class _Builder:
 
     def _inits(self, scope: Scope, layer: LayerSpec, key: tuple, name: str, params) -> tuple:
         """The layer's initializers: its op's defaults (the model's ``init:``), then its own ``init:``."""
-        given = {}
-        if layer.init is not None:
-            where = key + ("init",)
-            raw = self._substitute(layer.init, scope, where) if contains_expression(layer.init) else layer.init
-            given = {w: (spec, where + (w,)) for w, spec in
-                     self._validated(where, parse_weight_inits, raw, layer.op).items()}
+        where = key + ("init",)
+        specs = layer.init if layer.init_args is None else self._validated(
+            where, parse_weight_inits, self._substitute(layer.init_args, scope, where), layer.op)
+        given = {w: (spec, where + (w,)) for w, spec in (specs or {}).items()}
         try:
             return resolve_inits(layer.op, OPS[layer.op].weights(params), self.inits.get(layer.op, {}), given, name)
         except InitError as err:

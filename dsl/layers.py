@@ -30,6 +30,7 @@ from types import MappingProxyType
 
 from .choice import choice_error, split_choice, validate_params, within
 from .expr import contains_expression, is_expression
+from .initializers import InitSpec
 from .ops import OPS
 from .types import Params
 from .weight_init import parse_weight_inits
@@ -53,8 +54,9 @@ class LayerSpec:
         args: the arguments as written: a block use's, or an op's that hold ``${...}``.
         kind: ``op``, ``sequential`` or ``block``.
         keyed: written as ``op: {...}`` (False for a bare ``- relu``): where errors point.
-        init: an op layer's ``init:`` as written (weight name -> initializer); checked here unless it
-            holds ``${...}``, resolved against the layer's weights by ``dsl/build.py``.
+        init: an op layer's ``init:`` parsed (weight name -> ``InitSpec``) where it holds no ``${...}``;
+            None otherwise (see ``init_args``). ``dsl/build.py`` resolves it against the layer's weights.
+        init_args: an ``init:`` that holds ``${...}``, as written; parsed per instance by ``dsl/build.py``.
     """
 
     op: str
@@ -67,7 +69,8 @@ class LayerSpec:
     body: tuple[LayerSpec, ...] = ()
     kind: str = "op"
     keyed: bool = True
-    init: Mapping | None = None
+    init: Mapping[str, InitSpec] | None = None
+    init_args: Mapping | None = None
 
 
 def parse_layer(value, blocks: Mapping) -> LayerSpec:
@@ -90,19 +93,20 @@ def parse_layer(value, blocks: Mapping) -> LayerSpec:
                            (op, "repeat"), True)
     init = _init(args, op)
     if contains_expression(args):
-        return LayerSpec(op, None, control.get("name"), MappingProxyType(args), inputs, when, keyed=keyed, init=init)
+        return LayerSpec(op, None, control.get("name"), MappingProxyType(args), inputs, when, keyed=keyed, **init)
     return LayerSpec(op, validate_params(OPS[op].params, args, (op,), op), control.get("name"), inputs=inputs,
-                     when=when, keyed=keyed, init=init)
+                     when=when, keyed=keyed, **init)
 
 
-def _init(args: dict, op: str) -> Mapping | None:
-    """Pops the layer's ``init:`` from ``args`` (prelu's own numeric ``init`` stays an argument)."""
+def _init(args: dict, op: str) -> dict:
+    """Pops the layer's ``init:`` from ``args`` (prelu's own numeric ``init`` stays an argument): ``init``
+    parsed, or ``init_args`` as written where it holds ``${...}``; no keys without one."""
     if "init" not in args or ("init" in OPS[op].params.model_fields and not isinstance(args["init"], dict)):
-        return None
+        return {}
     value = args.pop("init")
-    if not contains_expression(value):
-        within((op, "init"), parse_weight_inits, value, op)
-    return value
+    if contains_expression(value):
+        return {"init_args": value}
+    return {"init": within((op, "init"), parse_weight_inits, value, op)}
 
 
 def _sequential(args: dict, control: dict, inputs, when, blocks: Mapping) -> LayerSpec:
