@@ -14,7 +14,7 @@ torch.optim's own names (``lr``, ``momentum``, ``nesterov``, ``weight_decay``;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -23,8 +23,8 @@ ALL_REFERENCES = ("torch-ref", "torch-dataloader", "flax-ref", "flax-ref-host", 
 
 
 @dataclass(frozen=True)
-class Row:
-    """One benchmarked model as this file declares it; ``resolve`` adds what its spec says."""
+class Entry:
+    """One benchmarked model as this file lists it; ``resolve`` makes it a ``ModelDef`` with what its spec says."""
 
     spec: str
     reference: str | None  # the key the reference modules know this model by; None: no references
@@ -42,15 +42,11 @@ class Optimizer:
     params: MappingProxyType
 
 
-@dataclass(frozen=True)
-class ModelDef:
+@dataclass(frozen=True, kw_only=True)
+class ModelDef(Entry):
+    """An ``Entry`` with its key and what its spec says."""
+
     key: str
-    spec: str
-    reference: str | None
-    steps: int
-    smoke_steps: int
-    examples: int
-    skipped: MappingProxyType
     batch_size: int                # from the spec's train section
     optimizer: Optimizer           # from the spec's train section
     shape: tuple[int, ...]         # one example, channels first (the spec's input)
@@ -61,12 +57,12 @@ _NO_KERAS = "no Keras ResNet-20 reference (optional; not written)"
 
 MODELS = MappingProxyType({
     # 937 full batches of 64 = one MNIST epoch (60,000 examples, the last partial batch dropped).
-    "mlp": Row("specs/mnist_mlp.yaml", "mlp", steps=937, smoke_steps=10),
+    "mlp": Entry("specs/mnist_mlp.yaml", "mlp", steps=937, smoke_steps=10),
     # The CNN runs ~3-5k samples/s on a 2-core CPU; 200 steps is ~3-6 s per run.
-    "cnn": Row("specs/mnist_cnn.yaml", "cnn", steps=200, smoke_steps=5),
+    "cnn": Entry("specs/mnist_cnn.yaml", "cnn", steps=200, smoke_steps=5),
     # ~1.4 s per step of 128 on a 2-core CPU: 5 steps is ~7 s per run. 10,000 CIFAR-shaped
     # examples (123 MB as float32) are 78 batches of 128.
-    "resnet20": Row("specs/resnet20_cifar.yaml", "resnet20", steps=5, smoke_steps=1, examples=10000,
+    "resnet20": Entry("specs/resnet20_cifar.yaml", "resnet20", steps=5, smoke_steps=1, examples=10000,
                     skipped=MappingProxyType({
                         "torch-dataloader": "the article's pipeline reads single-channel (MNIST) images",
                         "keras-jax": _NO_KERAS, "keras-torch": _NO_KERAS})),
@@ -76,21 +72,21 @@ MODELS = MappingProxyType({
 def resolve(name: str) -> ModelDef:
     if name in MODELS:
         return _define(name, MODELS[name])
-    for key, row in MODELS.items():
-        if Path(name).resolve() == Path(row.spec).resolve():
-            return _define(key, row)
+    for key, entry in MODELS.items():
+        if Path(name).resolve() == Path(entry.spec).resolve():
+            return _define(key, entry)
     if Path(name).suffix in (".yaml", ".yml") and Path(name).exists():
         none = MappingProxyType(dict.fromkeys(ALL_REFERENCES, "no hand-written reference for this model"))
-        return _define(Path(name).stem, Row(name, None, steps=200, smoke_steps=5, skipped=none))
+        return _define(Path(name).stem, Entry(name, None, steps=200, smoke_steps=5, skipped=none))
     raise SystemExit(f"unknown model {name!r}: use {', '.join(MODELS)} or a spec path")
 
 
-def _define(key: str, row: Row) -> ModelDef:
-    spec, graph = load_spec(row.spec)
+def _define(key: str, entry: Entry) -> ModelDef:
+    spec, graph = load_spec(entry.spec)
     (_, input_type), = graph.inputs
     optimizer = spec.train.optimizer
-    return ModelDef(key, row.spec, row.reference, row.steps, row.smoke_steps, row.examples, row.skipped,
-                    batch_size=spec.train.batch_size,
+    listed = {f.name: getattr(entry, f.name) for f in fields(Entry)}
+    return ModelDef(**listed, key=key, batch_size=spec.train.batch_size,
                     optimizer=Optimizer(optimizer.name, MappingProxyType(optimizer.params.model_dump())),
                     shape=tuple(input_type.shape), classes=int(graph.output_type.shape[0]))
 
