@@ -61,8 +61,7 @@ class TorchBatchNorm(nn.Module):
                 self._update(*batch_statistics(x, reduce), x.size // self.features)
             return batch_normalize(x, scale, bias, reduce, shape, self.eps)
         mean, var = (v.value for v in self._statistics(x.dtype)[:2])
-        multiplier = jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype)) * scale
-        return (x - mean.reshape(shape)) * multiplier.reshape(shape) + bias.reshape(shape)
+        return _affine(x, mean, jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype)), scale, bias, shape)
 
     def _statistics(self, dtype):
         channels = (self.features,)
@@ -98,16 +97,21 @@ def batch_statistics(x, reduce: tuple[int, ...]):
     return mean_shifted + shift, jnp.square(shifted).mean(reduce) - jnp.square(mean_shifted)
 
 
+def _affine(x, mean, rstd, scale, bias, shape: tuple[int, ...]):
+    """(x − mean)·(rstd·γ) + β, the scale folded into the per-channel multiplier as Flax's BatchNorm does."""
+    return (x - mean.reshape(shape)) * (rstd * scale).reshape(shape) + bias.reshape(shape)
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _normalize(x, scale, bias, reduce, shape, eps):
+def batch_normalize(x, scale, bias, reduce: tuple[int, ...], shape: tuple[int, ...], eps: float):
+    """(x − mean)·(rstd·γ) + β with the batch's statistics, and torch's analytic gradient."""
     return _normalize_forward(x, scale, bias, reduce, shape, eps)[0]
 
 
 def _normalize_forward(x, scale, bias, reduce, shape, eps):
     mean, var = batch_statistics(x, reduce)
     rstd = jax.lax.rsqrt(var + jnp.asarray(eps, x.dtype))
-    y = (x - mean.reshape(shape)) * (rstd * scale).reshape(shape) + bias.reshape(shape)
-    return y, (x, mean, rstd, scale)
+    return _affine(x, mean, rstd, scale, bias, shape), (x, mean, rstd, scale)
 
 
 def _normalize_backward(reduce, shape, eps, saved, dy):
@@ -125,12 +129,7 @@ def _normalize_backward(reduce, shape, eps, saved, dy):
     return dx, dscale, dbias
 
 
-_normalize.defvjp(_normalize_forward, _normalize_backward)
-
-
-def batch_normalize(x, scale, bias, reduce: tuple[int, ...], shape: tuple[int, ...], eps: float):
-    """(x − mean)·(rstd·γ) + β with the batch's statistics, and torch's analytic gradient."""
-    return _normalize(x, scale, bias, reduce, shape, eps)
+batch_normalize.defvjp(_normalize_forward, _normalize_backward)
 
 
 def _batch_norm(axis: int):
