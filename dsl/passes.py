@@ -44,7 +44,7 @@ class Hint:
 HINTS = {h.name: h for h in (
     Hint("blocks", "jax", "a max-pool whose windows tile the input: fused element-wise maxima"),
     Hint("flatten_hwc", "jax", "a flatten read only by linear layers keeps channels-last (H, W, C) feature order"),
-    Hint("gemm_weight_grad", "jax", "a small-window convolution takes its weight gradient as one patch GEMM"),
+    Hint("gemm_weight_grad", "jax", "a convolution takes its weight gradient as GEMMs over its input's taps"),
     Hint("nhwc_memory", "torch", "a convolution or pool runs on torch.channels_last memory; values stay NCHW"),
     Hint("inplace", "torch", "a relu overwrites its input, which nothing else reads (torchvision's inplace ReLU)"),
 )}
@@ -121,49 +121,69 @@ def flatten_channels_last(graph: Graph) -> Graph:
 
 
 GEMM_WEIGHT_GRAD_MAX_PATCH = 27  # values per window: 3x3 over RGB
+TAP_GEMM_MIN_PIXELS = 64  # output pixels per example
+TAP_GEMM_CHANNELS = (64, 128)  # input channels times the stride's area
 
 
 def conv_weight_grad_gemm(graph: Graph) -> Graph:
-    """Marks convolutions with small windows (kh·kw·Cin <= 27, one group) for a patch-GEMM weight gradient.
+    """Marks the convolutions whose weight gradient XLA's CPU backend computes slower than matrix products do.
 
-    On XLA's CPU backend the weight gradient of the MNIST CNN's first convolution
-    takes 1.6 ms of a 6.5 ms step as a convolution over transposed copies; as one
-    matrix product over explicit patches it takes ~0.3 ms. Patches grow with
-    kh·kw·Cin, so only small windows qualify.
+    XLA computes a weight gradient as a convolution over transposed copies of the
+    output gradient, 2-4x the forward's time. Two kinds of convolution (one group)
+    are marked, by measurements on a 2-core CPU (``backends/jax/ops/conv_gemm.py``):
+
+    - small windows, kh·kw·Cin <= 27: the MNIST CNN's first convolution's weight
+      gradient takes 1.6 ms of a 6.5 ms step as XLA's convolution, ~0.3 ms as one
+      product over explicit patches;
+    - Cin·sh·sw in 64..128 with at least 64 output pixels: one product per tap.
+      ResNet-20's 64-channel 8×8 convolutions take 13.5 instead of 20.2 ms (batch
+      128). Outside that band the products were slower: 16 channels at 32×32 (45
+      against 30 ms), 512 channels at 2×2, 256 at 4×4.
     """
-    def small(node: Node) -> bool:
-        p = node.params
-        return (node.op == "conv2d" and p.groups == 1
-                and p.in_channels * p.kernel_size[0] * p.kernel_size[1] <= GEMM_WEIGHT_GRAD_MAX_PATCH)
+    def small(p) -> bool:
+        return p.in_channels * p.kernel_size[0] * p.kernel_size[1] <= GEMM_WEIGHT_GRAD_MAX_PATCH
 
-    return _mark(graph, "gemm_weight_grad", small)
+    def banded(p, output) -> bool:
+        low, high = TAP_GEMM_CHANNELS
+        pixels = output.shape[-1] * output.shape[-2]
+        return low <= p.in_channels * p.stride[0] * p.stride[1] <= high and pixels >= TAP_GEMM_MIN_PIXELS
+
+    def marked(node: Node) -> bool:
+        p = node.params
+        return node.op == "conv2d" and p.groups == 1 and (small(p) or banded(p, node.output))
+
+    return _mark(graph, "gemm_weight_grad", marked)
 
 
 def channels_last(graph: Graph) -> Graph:
-    """Marks convolutions and pools to run on channels-last (NHWC) memory.
+    """Marks the ops of an image model to run on channels-last (NHWC) memory.
 
     Shapes and values stay NCHW; only the memory order changes. torch's CPU kernels
     (oneDNN) are fastest on it: max_pool2d over the MNIST CNN's activations takes
-    0.26 ms instead of 4 ms on this 2-core machine, and the whole step ~1.5x less.
+    0.26 ms instead of 4 ms on this 2-core machine, and the whole step ~1.5x less;
+    ResNet-20's step 1.4x less (bench, 2026-11-27).
 
-    Only graphs made of ``CHANNELS_LAST_SAFE`` ops are marked. In resnet_tiny
-    (BatchNorm and skip connections), NHWC memory on the first convolution alone sent
-    channels-last and contiguous tensors into the same BatchNorm/add backward, and
-    torch 2.14.1's CPU kernels then returned float32 gradients 2.2e-2 off the float64
-    ones (1e-6 without the pass; forward outputs agreed to 5e-7). ``dslc check``
-    caught it; until mixed formats are understood, such graphs run unmarked.
+    Every op of ``NHWC_INPUTS`` with 4-D inputs is marked, so each 4-D tensor that
+    meets another is in the same memory format. In an earlier version only the
+    convolutions and pools were marked: in resnet_tiny, channels-last and contiguous
+    tensors then met in the same BatchNorm/add backward, and torch 2.14.1's CPU kernels
+    returned float32 gradients 2.2e-2 off the float64 ones (1e-6 without the pass).
+    Graphs with an op outside ``CHANNELS_LAST_SAFE`` are not marked at all.
     """
     if any(n.op not in CHANNELS_LAST_SAFE for n in graph.nodes):
         return graph
-    spatial = ("conv2d", "max_pool2d", "avg_pool2d")
-    return _mark(graph, "nhwc_memory", lambda n: n.op in spatial)
+    shapes = {name: t for name, t in graph.inputs} | {n.name: n.output for n in graph.nodes}
+    return _mark(graph, "nhwc_memory", lambda n: n.op in NHWC_INPUTS and all(shapes[i].rank == 3 for i in n.inputs))
 
 
-CHANNELS_LAST_SAFE = frozenset({
-    "conv2d", "max_pool2d", "avg_pool2d", "linear", "identity", "flatten", "dropout",
+NHWC_INPUTS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "batch_norm2d", "add", "adaptive_avg_pool2d"})
+"""Ops whose 4-D inputs the ``channels_last`` pass puts in NHWC memory; element-wise ops keep their input's."""
+
+CHANNELS_LAST_SAFE = NHWC_INPUTS | {
+    "linear", "identity", "flatten", "dropout", "batch_norm1d",
     "relu", "leaky_relu", "gelu", "tanh", "sigmoid", "silu", "softmax", "log_softmax",
-})
-"""Ops of the graphs the ``channels_last`` pass was proven on (every zoo spec without BatchNorm or merges)."""
+}
+"""Ops of the graphs the ``channels_last`` pass was proven on (``dslc check`` in float32 and float64)."""
 
 
 def relu_inplace(graph: Graph) -> Graph:
@@ -202,7 +222,7 @@ PASSES = {p.name: p for p in (
     Pass("flatten_channels_last", flatten_channels_last, ("jax",),
          "flatten -> linear keeps NHWC order; the linear's kernel rows are permuted instead"),
     Pass("conv_weight_grad_gemm", conv_weight_grad_gemm, ("jax",),
-         "small-window convolutions compute their weight gradient as one patch matrix product"),
+         "convolutions XLA is slow for compute their weight gradient as matrix products over the input's taps"),
     Pass("channels_last", channels_last, ("torch",),
          "convolutions and pools run on NHWC memory (torch.channels_last), where oneDNN is fastest"),
     Pass("relu_inplace", relu_inplace, ("torch",),

@@ -167,6 +167,10 @@ OPS = (
         Example((2, 9, 8), {"out_channels": 3, "kernel_size": [2, 3], "padding": "valid", "bias": False}),
         Example((2, 12, 12), {"out_channels": 3, "kernel_size": 3, "dilation": 2, "padding": "same"}),
         Example((4, 9, 9), {"out_channels": 6, "kernel_size": 3, "groups": 2, "padding": 1}),
+        # the per-tap weight-gradient GEMM of the conv_weight_grad_gemm pass (Cin·sh·sw in 64..128, >= 64 pixels)
+        Example((64, 8, 9), {"out_channels": 5, "kernel_size": 3, "padding": 1, "bias": False}),
+        Example((16, 17, 18), {"out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1}),
+        Example((32, 20, 12), {"out_channels": 4, "kernel_size": 3, "stride": [2, 1], "dilation": 2, "padding": 2}),
         Example((4, 9, 9), {"out_channels": 4, "kernel_size": 3, "groups": 4, "stride": [2, 1]}),
         Example((2, 7, 7), {"out_channels": 3, "kernel_size": 3, "padding": 2, "padding_mode": "reflect"}),
         Example((2, 7, 7), {"out_channels": 3, "kernel_size": 3, "padding": [1, 2], "padding_mode": "replicate"}),
