@@ -280,9 +280,10 @@ class _Builder:
             return self._instance(layer, block, args, key, name, reads)
         count = self._repeat(scope, layer, key)
         self.groups.append(Group(name, "repeat", layer.op))
-        for k in range(count):
-            reads = self._instance(layer, block, args, key, f"{name}.{k}", reads, k)
-        return reads
+        out = reads
+        for k in range(count):  # instance k reads the one before it; a mask or memory input stays as given
+            out = self._instance(layer, block, args, key, f"{name}.{k}", out[:1] + tuple(reads[1:]), k)
+        return out
 
     def _repeat(self, scope: Scope, layer: LayerSpec, key: tuple) -> int:
         count = layer.repeat

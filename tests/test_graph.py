@@ -178,6 +178,25 @@ def test_block_instances_nest_and_repeat_records_the_instances():
     assert graph.node("stack.1.gate").inputs == ("stack.0.add_1",)
 
 
+def test_repeat_of_a_block_with_two_inputs_chains_the_first_and_keeps_the_second():
+    """A layer stack reads the previous layer's output and the same second input (BERT's mask) each time."""
+    _, graph = dsl.loads("""
+name: stack2
+inputs: {x: {shape: [4]}, side: {shape: [4]}}
+blocks:
+  mix:
+    inputs: [h, s]
+    model: [{linear: {out_features: 4, inputs: [h], name: fc}}, {add: {inputs: [fc, s]}}]
+model:
+  - mix: {repeat: 3, inputs: [x, side], name: layer}
+""")
+    assert graph.node("layer.0.fc").inputs == ("x",)
+    assert graph.node("layer.1.fc").inputs == ("layer.0.add_1",)
+    assert graph.node("layer.2.fc").inputs == ("layer.1.add_1",)
+    assert [graph.node(f"layer.{k}.add_1").inputs[1] for k in range(3)] == ["side"] * 3
+    assert list(dict(graph.outputs).values()) == ["layer.2.add_1"]
+
+
 def test_if_drops_a_layer_and_its_name_stands_for_its_input():
     _, graph = dsl.load(RESNET)
     assert graph.node("layer1.0.add_1").inputs == ("layer1.0.bn2", "relu_1")  # identity shortcut
