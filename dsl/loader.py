@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .build import build_graph
 from .choice import describe_error, format_path
+from .decoding import check_decode
 from .errors import Location, SpecSchemaError, SpecWarning, did_you_mean
 from .graph import Graph, Node
 from .objectives import Term, resolve_objective
@@ -89,6 +90,8 @@ def check_training(spec: Spec, graph: Graph) -> None:
         resolve_objective(spec, graph)
     if spec.data is not None:
         check_dataset(spec, graph, spec.data.dataset)
+    if spec.decode is not None:
+        check_decode(spec, graph)
 
 
 def check_dataset(spec: Spec, graph: Graph, name: str) -> None:

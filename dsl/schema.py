@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic.json_schema import models_json_schema
 
 from .choice import choice_error, split_choice, validate_params, within
+from .decoding import DecodeSpec
 from .layers import CONTROL_KEYS, LAYER_NAME, RESERVED_NAMES, SEQUENTIAL, LayerSpec, parse_layer
 from .names import unknown_name
 from .ops import OPS
@@ -272,6 +273,7 @@ class Spec(Params):
     init: OpInits = {}
     data: DataSpec | None = None
     train: TrainSpec | None = None
+    decode: DecodeSpec | None = None
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
