@@ -143,6 +143,10 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "torch.cat": Alias("concat", "torch"),
     "Embedding": Alias("embedding", "Keras and torch"),
     "Embed": Alias("embedding", "Flax", "initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
+    "GlobalAveragePooling1D": Alias("sequence_pool", "Keras", "it is sequence_pool: {mode: mean} over [N, T, E]; "
+                                                              "a Keras mask (True = real step) is mask: keep"),
+    "GlobalMaxPooling1D": Alias("sequence_pool", "Keras", "it is sequence_pool: {mode: max} over [N, T, E]"),
+    "narrow": Alias("slice", "torch", "narrow(dim, start, length) is slice: {dim, start, end: start + length}"),
     "LSTM": Planned("lstm", "Keras and torch", SEQUENCE),
     "GRU": Planned("gru", "Keras and torch", SEQUENCE),
     "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),

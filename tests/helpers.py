@@ -11,16 +11,16 @@ from dsl.schema import Spec
 
 
 def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Graph:
-    """A one-layer graph; a merge op's example reads inputs named ``a``, ``b``, ``c``, ..."""
-    input_dtype = example.input_dtype or dtype  # integer ids keep their dtype; float ops take the test's
+    """A one-layer graph; an example with several inputs reads them named ``a``, ``b``, ``c``, ..."""
+    dtypes = example.dtypes(dtype)  # integer ids and masks keep their dtype; floats take the test's
     if not example.more_inputs:
         layer = {op: dict(example.params)} if example.params else op
-        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": input_dtype},
+        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": dtypes[0]},
                 "model": [layer]}
     else:
         names = [chr(ord("a") + i) for i in range(len(example.inputs))]
-        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": input_dtype}
-                                                    for n, s in zip(names, example.inputs)},
+        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": d}
+                                                    for n, s, d in zip(names, example.inputs, dtypes)},
                 "model": [{op: {**example.params, "inputs": names}}]}
     graph = dsl.build_graph(Spec.model_validate(spec))
     node = graph.nodes[0]
@@ -42,11 +42,18 @@ def example_cases():
 
 
 def example_inputs(example: Example, batch: int, dtype: str, rng) -> tuple[np.ndarray, ...]:
-    """A batch per input: standard normal floats, or integer ids in ``range(example.input_high)``."""
-    if example.input_dtype:
-        return tuple(rng.integers(0, example.input_high, (batch, *s)).astype(example.input_dtype)
-                     for s in example.inputs)
-    return tuple(rng.standard_normal((batch, *s)).astype(dtype) for s in example.inputs)
+    """A batch per input: padding masks where ``example.masks`` says, standard normal floats, or integer ids
+    in ``range(example.input_high)``."""
+    return tuple(padding_mask(batch, shape[0], kind, rng) if i in example.masks
+                 else rng.standard_normal((batch, *shape)).astype(kind) if kind.startswith("float")
+                 else rng.integers(0, example.input_high, (batch, *shape)).astype(kind)
+                 for i, (shape, kind) in enumerate(zip(example.inputs, example.dtypes(dtype))))
+
+
+def padding_mask(batch: int, steps: int, dtype: str, rng) -> np.ndarray:
+    """[batch, steps]: each row ones then zeros, at least one of each (a keep mask, right padding)."""
+    lengths = rng.integers(1, steps, batch)
+    return (np.arange(steps) < lengths[:, None]).astype(dtype)
 
 
 def make_trainer(name: str, spec: Spec, graph: dsl.Graph, **kw):

@@ -100,6 +100,18 @@ CASES = [
     ("batch_norm_num_features_mismatch.yaml", 5, 34, "num_features is 16 but its input has 8 channels"),
     ("softmax_dim_batch.yaml", 5, 20, "dim 0 is out of range for input [N, 8]"),
     ("absurd_input_shape.yaml", 2, 16, "has 10,000,000,000 values per example"),
+    # sequence utilities; a padding mask's reading is required exactly when the mask input is given
+    ("sequence_pool_mask_unread.yaml", 6, 20, "sequence_pool_1 (sequence_pool): has a mask input but no mask: "
+                                              "argument; say how to read it: mask: keep (nonzero = real token"),
+    ("sequence_pool_mask_without_input.yaml", 4, 39, "mask: keep reads a padding mask, but the layer has no mask "
+                                                     "input"),
+    ("sequence_pool_float_mask.yaml", 6, 20, "takes an int or bool padding mask, got float32"),
+    ("select_batch_dim.yaml", 4, 19, "select_1 (select): dim 0 is out of range for input [N, 12, 8] (dim 0, the "
+                                     "batch, stays)"),
+    ("position_embedding_too_long.yaml", 5, 42, "the input [N, 128, 16] has 128 positions, more than the 64 rows "
+                                                "of the table; raise num_embeddings to at least 128"),
+    ("slice_empty.yaml", 4, 36, "slice_1 (slice): start 5, end -7 selects nothing from dim 1 of [N, 12, 8]"),
+    ("sinusoidal_odd_features.yaml", 4, 5, "needs an even feature size E, got 7"),
     # --- the graph language: inputs, merges, outputs, blocks, expressions ---
     ("graph_add_one_input.yaml", 5, 5, "add takes at least 2 inputs, got 1 (reads linear_1)"),
     ("graph_block_arity.yaml", 9, 19, "block mlp takes 1 input (input), got 2 (reads a, b)"),

@@ -46,8 +46,15 @@ def run_torch(graph, state, xs, cotangent, dtype, passes=True, train=False):
     out = module(*xs_t)
     (out * torch.from_numpy(cotangent)).sum().backward()
     grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
-    dxs = tuple(None if x.grad is None else x.grad.numpy() for x in xs_t)
-    return out.detach().numpy(), dxs, grads, export_state(module)
+    return out.detach().numpy(), tuple(_input_grad(x) for x in xs_t), grads, export_state(module)
+
+
+def _input_grad(x: torch.Tensor) -> np.ndarray | None:
+    """None for integer ids and masks; zeros for a float input the output does not depend on (position_embedding
+    reads only its length), where torch leaves ``grad`` unset and JAX gives zeros."""
+    if not x.requires_grad:
+        return None
+    return np.zeros(x.shape, x.detach().numpy().dtype) if x.grad is None else x.grad.numpy()
 
 
 def run_jax(graph, state, xs, cotangent, passes=True, train=False):

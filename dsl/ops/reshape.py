@@ -1,4 +1,5 @@
-"""Ops that move values without computing on them: ``flatten``, ``unflatten``, ``chunk``, ``reshape``, ``permute``."""
+"""Ops that move values without computing on them: ``flatten``, ``unflatten``, ``chunk``, ``reshape``, ``permute``,
+``select``, ``slice``."""
 
 from __future__ import annotations
 
@@ -129,6 +130,47 @@ def _infer_permute(p: PermuteParams, x: TensorType) -> tuple[PermuteParams, Tens
     return p.model_copy(update={"dims": tuple(positive)}), x.with_shape(shape)
 
 
+class SelectParams(Params):
+    dim: Int
+    index: Int
+
+
+def _infer_select(p: SelectParams, x: TensorType) -> tuple[SelectParams, TensorType]:
+    """torch.select: one index along ``dim`` (counted on the batched tensor), which drops that dim."""
+    dim = _batched_dim(p.dim, x)
+    size = x.shape[dim - 1]
+    if not -size <= p.index < size:
+        raise ShapeError(f"index {p.index} is out of range for dim {p.dim} of {format_shape(x.shape)}, which has "
+                         f"{size} (valid: 0..{size - 1} or -{size}..-1)", param="index")
+    shape = x.shape[: dim - 1] + x.shape[dim:]
+    return p.model_copy(update={"dim": dim, "index": p.index % size}), x.with_shape(shape)
+
+
+class SliceParams(Params):
+    dim: Int
+    start: Int = 0
+    end: Int | None = None
+    step: PositiveInt = 1
+
+
+def _infer_slice(p: SliceParams, x: TensorType) -> tuple[SliceParams, TensorType]:
+    """``x[..., start:end:step]`` along ``dim``, with Python's rules for negative and out-of-range bounds.
+
+    The bounds are resolved here (``slice.indices``), so both lowerings read
+    non-negative ``start`` and ``end``; an empty result is refused, since it is
+    always a mistake in a model (torch would return a tensor with a zero dim).
+    """
+    dim = _batched_dim(p.dim, x)
+    size = x.shape[dim - 1]
+    start, end, step = slice(p.start, p.end, p.step).indices(size)
+    count = len(range(start, end, step))
+    if not count:
+        raise ShapeError(f"start {p.start}, end {p.end} selects nothing from dim {p.dim} of {format_shape(x.shape)}, "
+                         f"which has {size}", param="start" if p.end is None else "end")
+    shape = x.shape[: dim - 1] + (count,) + x.shape[dim:]
+    return p.model_copy(update={"dim": dim, "start": start, "end": start + (count - 1) * step + 1}), x.with_shape(shape)
+
+
 OPS = (
     OpDef(
         name="flatten",
@@ -172,5 +214,25 @@ OPS = (
             "first.",
         examples=(Example((3, 4, 5), {"dims": [0, 2, 3, 1]}), Example((3, 4, 5), {"dims": [0, -1, 1, 2]}),
                   Example((4, 6), {"dims": [0, 2, 1]})),
+    ),
+    OpDef(
+        name="select",
+        params=SelectParams,
+        infer=_infer_select,
+        doc="One index along dim, which is dropped (torch.select; dim counted on the batched tensor, never 0; "
+            "a negative index counts from the end): [N, T, E] with dim 1, index 0 gives [N, E].",
+        examples=(Example((5, 3), {"dim": 1, "index": 0}), Example((5, 3), {"dim": -1, "index": -1}),
+                  Example((3, 4, 5), {"dim": 2, "index": 2})),
+    ),
+    OpDef(
+        name="slice",
+        params=SliceParams,
+        infer=_infer_slice,
+        doc="x[..., start:end:step] along dim (Python's rules: negative bounds count from the end, end null is "
+            "the end; step >= 1); an empty result is an error.",
+        examples=(Example((6, 3), {"dim": 1, "start": 1, "end": 4}),
+                  Example((7, 2), {"dim": 1, "start": 1, "end": -1, "step": 2}),
+                  Example((3, 4, 5), {"dim": -1, "end": 100, "step": 3}),
+                  Example((3, 4, 5), {"dim": 2, "start": -3, "end": -1})),
     ),
 )

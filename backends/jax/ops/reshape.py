@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 
 from dsl import Node
@@ -39,8 +40,20 @@ def _permute(node: Node, x, *, train: bool):
     return jnp.transpose(x, node.params.dims)
 
 
+def _select(node: Node, x, *, train: bool):
+    """Channels-first, so ``dim`` counts as torch's does even after channels-last convolutions."""
+    return jnp.take(x, node.params.index, axis=node.params.dim)
+
+
+def _slice(node: Node, x, *, train: bool):
+    p = node.params
+    return jax.lax.slice_in_dim(x, p.start, p.end, p.step, axis=p.dim)
+
+
 LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place),
              "chunk": JaxOp(_chunk, "channels_first"),
              "unflatten": JaxOp(_unflatten, "channels_first"),
              "reshape": JaxOp(_reshape, "channels_first"),
-             "permute": JaxOp(_permute, "channels_first")}
+             "permute": JaxOp(_permute, "channels_first"),
+             "select": JaxOp(_select, "channels_first"),
+             "slice": JaxOp(_slice, "channels_first")}

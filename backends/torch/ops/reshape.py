@@ -49,6 +49,34 @@ class Permute(nn.Module):
         return x.permute(self.dims)
 
 
+class Select(nn.Module):
+    """``torch.select(x, dim, index)`` as a module (torch.nn has none): drops ``dim``."""
+
+    def __init__(self, dim: int, index: int):
+        super().__init__()
+        self.dim, self.index = dim, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.select(self.dim, self.index)
+
+
+class Slice(nn.Module):
+    """``x[..., start:end:step]`` along ``dim`` as a module; the bounds arrive resolved (non-negative)."""
+
+    def __init__(self, dim: int, start: int, end: int, step: int):
+        super().__init__()
+        self.dim, self.part = dim, slice(start, end, step)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[(slice(None),) * self.dim + (self.part,)]
+
+
+def slice_(node: Node) -> nn.Module:
+    p = node.params
+    return Slice(p.dim, p.start, p.end, p.step)
+
+
 LOWERINGS = {"flatten": flatten, "unflatten": unflatten, "chunk": chunk,
              "reshape": lambda node: Reshape(tuple(node.params.shape)),
-             "permute": lambda node: Permute(tuple(node.params.dims))}
+             "permute": lambda node: Permute(tuple(node.params.dims)),
+             "select": lambda node: Select(node.params.dim, node.params.index), "slice": slice_}
