@@ -255,7 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     _target(predict)
     predict.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
     predict.add_argument("--input", type=Path, required=True,
-                         help="a .npy array of shape (N, *input.shape), channels first, or one example")
+                         help="a .npy array of shape (N, *input.shape), channels first, or one example; or a "
+                              ".txt file of texts, one per line, for a spec with data.tokenizer")
     predict.add_argument("--output", type=Path, required=True,
                          help="the .npy file to write (exactly this name); .npz for a model with several outputs")
     predict.add_argument("--model", help="which model to run, for a spec with several (models:)")

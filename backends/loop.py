@@ -100,6 +100,8 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
     compile_seconds = target.compile(train_data, test_data, sizes, eval_size)
     position = _restore(target, graph, resume, out) if resume else _start(out)
+    for file, data in dataset.files.items():  # what predict needs besides the weights: the run's vocabulary
+        write_atomic(out / file, data)
     session = _Session(target, objective, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
                        _Checkpoints(out, run, options.spec_text, options.checkpoint_every), spec.name,
                        wall_start - position.seconds)

@@ -50,6 +50,20 @@ def read_array(path: Path) -> np.ndarray:
         raise UsageError(f"--input {path}: cannot read it as a .npy array ({err})") from None
 
 
+def _texts(spec: Spec, graph: Graph, path: Path, weights: Path) -> np.ndarray:
+    """A ``.txt`` file, one text per line, as the ids of the model's input: tokenized as training tokenized,
+    by the spec's tokenizer and the ``vocab.json`` saved next to the weights."""
+    from .data.text import encode_texts
+    from .data.text_files import read_lines
+
+    if not (spec.data and spec.data.tokenizer):
+        raise UsageError(f"--input {path} is text, but the spec declares no data.tokenizer to turn it into ids; "
+                         f"give a .npy file of ids")
+    if not Path(path).is_file():
+        raise UsageError(f"--input {path}: no such file; give a .txt file of texts, one per line")
+    return encode_texts(spec, graph, read_lines(path), Path(weights).parent)[graph.inputs[0][0]]
+
+
 def _npz_names(path: Path) -> str:
     with zipfile.ZipFile(path) as archive:
         names = [n.removesuffix(".npy") for n in archive.namelist()]
@@ -197,7 +211,8 @@ def predict_file(spec: Spec, graph: Graph, target_name: str, weights: Path, inpu
 
     outputs = [n for n, _ in choose_model(graph, model).outputs]
     check_output_path(output_path, len(outputs))
-    x = read_array(input_path)
+    x = _texts(spec, choose_model(graph, model), input_path, weights) if Path(input_path).suffix == ".txt" \
+        else read_array(input_path)
     state = load_weights(weights, graph)
     out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size, model=model)
     write_array(output_path, out)

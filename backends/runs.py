@@ -14,8 +14,9 @@ from pathlib import Path
 
 from dsl.errors import UsageError
 
-RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors", "checkpoint.safetensors")
-"""The files a run writes; a folder holding any of them holds a run."""
+RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors", "checkpoint.safetensors", "vocab.json")
+"""The files a run writes (``vocab.json``: a vocabulary its dataset built); a folder holding any of them holds
+a run."""
 
 
 def holds_run(folder: Path) -> bool:

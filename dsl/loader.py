@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .build import build_graph
 from .choice import describe_error, format_path
+from .columns import check_columns
 from .decoding import check_decode
 from .errors import Location, SpecSchemaError, SpecWarning, did_you_mean
 from .graph import Graph, Node
@@ -110,6 +111,7 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
         readers = ", ".join(d.name for d in DATASETS.values() if d.path)
         raise SpecSchemaError(f"data.path is where datasets {readers} find their files; dataset {name} does not "
                               f"read it", spec.source.locate(("data", "path")))
+    check_columns(spec, graph, dataset, fed, objective.targets if objective else ())
     if len(fed) != 1 and not dataset.named_columns:
         raise SpecSchemaError(f"dataset {dataset.name} feeds a model with one input; this one has "
                               f"{len(fed)} ({', '.join(fed)}); the synthetic dataset feeds any inputs", where)

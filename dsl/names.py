@@ -211,6 +211,7 @@ DATASET_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "cifar-10": Alias("cifar10", "TensorFlow Datasets"),
     "ImageFolder": Alias("image_folder", "torchvision"),
     "image_dataset_from_directory": Alias("image_folder", "Keras"),
+    "AG_NEWS": Alias("ag_news", "torchtext"),
 })
 
 AUGMENTATION_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({

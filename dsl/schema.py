@@ -25,12 +25,13 @@ from pydantic.json_schema import models_json_schema
 
 from .choice import choice_error, split_choice, validate_params, within
 from .decoding import DecodeSpec
+from .errors import did_you_mean
 from .layers import CONTROL_KEYS, LAYER_NAME, RESERVED_NAMES, SEQUENTIAL, LayerSpec, parse_layer
 from .names import unknown_name
 from .ops import OPS
 from .source import SourceMap
 from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
+from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS, TOKENIZERS
 from .types import Bool, FloatList, Params, PositiveFloat, PositiveInt
 from .weight_init import parse_op_defaults, possible_weights
 
@@ -65,6 +66,23 @@ def _parse_objective(value) -> ChoiceSpec:
 def _parse_augmentation(value) -> ChoiceSpec:
     name, args = split_choice(value, "augmentation", AUGMENTATIONS, ("horizontal_flip", "random_crop"))
     return ChoiceSpec(name, validate_params(AUGMENTATIONS[name], args, (name,), name))
+
+
+def _parse_tokenizer(value) -> ChoiceSpec:
+    """``char``, ``{vocab: {max_size: N, min_freq: k}}`` or ``{file: tokenizer.json}`` (the path as the value)."""
+    if isinstance(value, dict) and len(value) == 1 and "file" in value:
+        path = value["file"]
+        if not isinstance(path, str):
+            raise choice_error(f"tokenizer file: give the path of a Hugging Face tokenizers file (file: "
+                               f"tokenizer.json); got {path!r}", ("file",))
+        value = {"file": {"path": path}}
+    keyed = isinstance(value, dict) and len(value) == 1
+    name = next(iter(value)) if keyed else value
+    if isinstance(name, str) and name not in TOKENIZERS:
+        raise choice_error(f"unknown tokenizer '{name}'{did_you_mean(name, TOKENIZERS)}; valid tokenizers: "
+                           f"{', '.join(TOKENIZERS)}", (name,) if keyed else (), keyed)
+    name, args = split_choice(value, "tokenizer", TOKENIZERS, ("char", "vocab"))
+    return ChoiceSpec(name, validate_params(TOKENIZERS[name], args, (name,), name))
 
 
 def _per_name(parse, catalog: Mapping, what: str):
@@ -138,6 +156,15 @@ Objective = Annotated[ChoiceSpec, PlainValidator(_parse_objective),
                       WithJsonSchema({**_PLACEHOLDER, "title": "objective"})]
 Augmentation = Annotated[ChoiceSpec, PlainValidator(_parse_augmentation),
                          WithJsonSchema({**_PLACEHOLDER, "title": "augmentation"})]
+Tokenizer = Annotated[ChoiceSpec, PlainValidator(_parse_tokenizer), WithJsonSchema({
+    "anyOf": [{"enum": ["char", "vocab"]},
+              {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+               "properties": {"char": {"type": ["object", "null"]}, "vocab": {"type": ["object", "null"]},
+                              "file": {"type": "string"}}}],
+    "description": "how text becomes ids: char, vocab (words) or file: tokenizer.json (Hugging Face tokenizers)"})]
+
+
+Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
 
 
 class InputSpec(Params):
@@ -165,9 +192,10 @@ class DataSpec(Params):
     stream: Bool = Field(False, description="npy: read batches from memory-mapped files instead of loading them")
     augment: list[Augmentation] = Field(
         [], description="training-split augmentations, in order, e.g. [random_crop: {padding: 4}, horizontal_flip]")
-
-
-Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
+    columns: dict[Annotated[str, Field(min_length=1)], Name] = Field(
+        {}, description="dataset column -> the model input or output it feeds ({input_ids: tokens, label: topic}); "
+                        "a column not listed feeds the input or output of its own name")
+    tokenizer: Tokenizer | None = None
 
 
 class TrainSpec(Params):

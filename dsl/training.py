@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from .types import Bool, NonNegativeFloat, NonNegativeInt, Pair, Params, PositiveFloat, Probability
+from .types import Bool, NonNegativeFloat, NonNegativeInt, Pair, Params, PositiveFloat, PositiveInt, Probability
 
 Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
 
@@ -124,6 +124,33 @@ OBJECTIVES = MappingProxyType({d.name: d for d in (
 
 
 @dataclass(frozen=True)
+class Column:
+    """One column of a dataset that names its own (Hugging Face's names for text), and what it holds.
+
+    ``kind`` is checked against the model input it feeds, before anything is loaded:
+    ``ids`` (integer token ids [L], right-padded with 0), ``mask`` ([L], 1 on a real
+    position and 0 on padding; cast to the input's dtype), ``frames`` (float [T, F]),
+    ``class`` (one class id per example), ``tokens`` (target ids per position, -100 on
+    padding: torch's ``ignore_index``), ``length`` (the real length of each example, int64).
+    """
+
+    name: str
+    kind: Literal["ids", "mask", "frames", "class", "tokens", "length"]
+
+
+def _columns(text: str) -> tuple[Column, ...]:
+    """``'input_ids:ids attention_mask:mask'`` -> the Columns, so a dataset's row stays one line."""
+    return tuple(Column(*item.split(":")) for item in text.split())
+
+
+TEXT_COLUMNS = _columns("input_ids:ids attention_mask:mask token_type_ids:ids label:class")
+"""A text classification dataset's columns, Hugging Face's names (``BertForSequenceClassification``'s inputs)."""
+
+PAIR_COLUMNS = _columns("source:ids target_in:ids target_out:tokens source_mask:mask target_mask:mask")
+"""A sequence-to-sequence dataset's columns: the target twice, shifted for teacher forcing."""
+
+
+@dataclass(frozen=True)
 class DatasetDef:
     """What a dataset yields, so ``dslc validate`` can check a spec against it without loading it.
 
@@ -131,7 +158,17 @@ class DatasetDef:
     ``cross_entropy`` takes) or ``"values"`` (floats for ``mse``/``bce_with_logits``);
     ``label_shape`` is one example's target shape, ``()`` for one class id per example,
     which asks for logits ``[N, C]``. Both are None for ``synthetic``, whose targets are
-    made to fit the loss and the output (``backends/data/synthetic.py``).
+    made to fit the loss and the output (``backends/data/synthetic.py``), and for the
+    sequence-to-sequence and speech datasets, whose targets per position are checked by
+    their losses.
+
+    ``columns`` are the columns of a dataset that names its own (Hugging Face's names
+    for text), each with its kind. Every one reaches the batch, under its own name or
+    the input or output ``data.columns`` maps it to; the model's inputs and targets
+    must each get one (``dsl/columns.py`` checks it, with the kinds, before anything is
+    loaded). The first column sets the sequence length: it must feed an input, whose
+    length the dataset then makes (synthetic tasks) or pads and cuts to (text). A
+    ``tokenized`` dataset reads text and needs ``data.tokenizer``.
     """
 
     name: str
@@ -144,6 +181,8 @@ class DatasetDef:
     sizes: tuple[int, int] | None = None  # (train, test) examples; None: made in any number (synthetic)
     path: str | None = None  # what data.path names for this dataset; None: it reads no data.path
     named_columns: bool = False  # one column per model input and target, by name; else one image and one label
+    columns: tuple[Column, ...] = ()  # the columns it names itself; the first sets the sequence length
+    tokenized: bool = False  # reads text, which data.tokenizer turns into ids
 
 
 DATASETS = MappingProxyType({d.name: d for d in (
@@ -182,7 +221,62 @@ DATASETS = MappingProxyType({d.name: d for d in (
                "class ids from the sorted folder names; decoded once (L or RGB by the input's channels, resized "
                "bilinearly to its height and width) and cached under --data-dir; pixels / 255", scale=255.0,
                path="a folder holding train/<class>/ and test/<class>/ image folders"),
+    DatasetDef("planted_tokens", None, None, "classes", (),
+               "seeded text classification: token ids (id 1 first, as BERT's [CLS]; ids below the reading "
+               "embedding's num_embeddings) right-padded with 0 to random lengths, with exactly one of K class tokens "
+               "(ids 2..K+1, K the output's logits) planted at a random position; label is its class",
+               named_columns=True, columns=TEXT_COLUMNS),
+    DatasetDef("reverse", None, None, None, None,
+               "seeded sequence reversal for seq2seq: source ids (3.. up to the embedding's size) of random length "
+               "padded with 0; target_in is 1 (BOS) then the reversed source (teacher forcing); target_out is the "
+               "reversed source then 2 (EOS), -100 on padding",
+               named_columns=True, columns=PAIR_COLUMNS),
+    DatasetDef("synthetic_speech", None, None, None, None,
+               "seeded speech-like frames [T, F]: each character of a random transcript (ids 1..K, K one less than "
+               "the CTC output's classes; 0 is the blank) sounds as 2-4 frames of its own fixed pattern plus noise, "
+               "with silence between; transcript padded with 0; frame_lengths the frames each utterance uses",
+               named_columns=True, columns=_columns("frames:frames transcript:tokens frame_lengths:length")),
+    DatasetDef("text_classification", None, None, "classes", (),
+               "your texts: data.path/train.csv and test.csv (or .jsonl), fields text and label (class names, "
+               "numbered in sorted order, or integer ids), tokenized by data.tokenizer and padded or cut to the "
+               "input's length", path="a folder holding train.csv and test.csv (or train.jsonl, test.jsonl)",
+               named_columns=True, tokenized=True, columns=TEXT_COLUMNS),
+    DatasetDef("ag_news", None, 4, "classes", (),
+               "AG News (World, Sports, Business, Sci/Tech): torchtext's CSV files, downloaded into --data-dir/ag_news "
+               "(md5-checked); text is title and description; tokenized by data.tokenizer",
+               sizes=(120000, 7600), named_columns=True, tokenized=True, columns=TEXT_COLUMNS),
+    DatasetDef("parallel_text", None, None, None, None,
+               "your sentence pairs for translation: data.path/train.tsv and test.tsv, one 'source<TAB>target' per "
+               "line, tokenized by data.tokenizer into reverse's columns (target_in starts with BOS, target_out ends "
+               "with EOS)", path="a folder holding train.tsv and test.tsv", named_columns=True, tokenized=True,
+               columns=PAIR_COLUMNS),
 )})
+
+
+class VocabParams(Params):
+    """A vocabulary built from the training split only (the test split's unseen tokens read as ``<unk>``):
+    the ``max_size`` most frequent tokens seen at least ``min_freq`` times; ``max_size`` defaults to what fits the
+    embedding that reads the ids, after the four reserved ids (0 ``<pad>``, 1 ``<bos>``, 2 ``<eos>``, 3 ``<unk>``)."""
+
+    max_size: PositiveInt | None = None
+    min_freq: PositiveInt = 1
+
+
+class TokenizerFileParams(Params):
+    """A Hugging Face ``tokenizers`` file (``tokenizer.json``); a relative path is read from the working
+    directory, as ``data.path`` is."""
+
+    path: Annotated[str, Field(min_length=1)]
+
+
+TOKENIZERS = MappingProxyType({
+    "char": VocabParams,
+    "vocab": VocabParams,
+    "file": TokenizerFileParams,
+})
+"""``data.tokenizer``: ``char`` (a vocabulary of characters), ``vocab`` (of words: runs of letters and digits, and
+of other symbols, as ``tokenizers``' Whitespace pre-tokenizer splits them) or ``file: tokenizer.json``. The
+vocabularies are built from the training split and saved as ``vocab.json`` next to the run's weights."""
 
 
 class RandomCropParams(Params):

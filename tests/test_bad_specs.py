@@ -170,6 +170,25 @@ CASES = [
     ("npz_without_path.yaml", 6, 12, "dataset npz reads your files: add data.path, an .npz file holding x_train"),
     ("path_on_cifar10.yaml", 8, 9, "data.path is where datasets npy, npz, image_folder find their files"),
     ("image_folder_two_channels.yaml", 7, 12, "with 1 (grayscale) or 3 (RGB) channels; input.shape is [N, 2, 16, 16]"),
+    # --- datasets that name their columns (data.columns), text and its tokenizer ---
+    ("columns_unknown_column.yaml", 10, 13, "dataset planted_tokens has no column 'input_id'; did you mean "
+                                            "'input_ids'?; its columns: input_ids, attention_mask"),
+    ("columns_not_an_input.yaml", 10, 39, "maps label to 'topics', which is neither an input nor an output of the "
+                                          "model; did you mean 'topic'?; inputs: tokens; outputs: topic"),
+    ("columns_on_image_dataset.yaml", 8, 3, "dataset digits feeds the model's one input and its one output: remove "
+                                            "data.columns"),
+    ("sequence_input_without_column.yaml", 9, 12, "output 'linear_1' gets no column from dataset planted_tokens "
+                                                  "(its columns: input_ids, attention_mask, token_type_ids, label); "
+                                                  "map one to it, as data.columns: {label: linear_1}"),
+    ("sequence_ids_to_float_input.yaml", 9, 24, "dataset planted_tokens's input_ids are token ids [L] (integers), "
+                                                "but input input_ids is float32 [N, 16, 4]"),
+    ("text_without_tokenizer.yaml", 9, 12, "dataset text_classification reads text: add data.tokenizer (char, "
+                                           "vocab, or file: tokenizer.json)"),
+    ("tokenizer_unknown.yaml", 11, 15, "unknown tokenizer 'vocabulary'; valid tokenizers: char, vocab, file"),
+    ("tokenizer_vocab_larger_than_table.yaml", 11, 33, "max_size 1000 gives ids up to 1003 (after the 4 reserved "
+                                                       "ids), but the table reading input_ids has 1000 rows; give at "
+                                                       "most 996"),
+    ("tokenizer_on_synthetic_task.yaml", 10, 3, "dataset planted_tokens makes its own ids: remove it"),
     ("augment_unknown.yaml", 8, 40, "augmentation 'RandomHorizontalFlip': that is the torchvision name"),  # item 2
     ("augment_crop_too_large.yaml", 9, 39, "random_crop of size [48, 32] is larger than the padded input [40, 40]"),
     ("augment_flat_input.yaml", 7, 3, "[C, H, W]; this model reads input [N, 64]"),  # the augment: key

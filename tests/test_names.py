@@ -275,7 +275,8 @@ def test_the_cli_dataset_flag_gets_the_same_message():
         assert str(info.value) == unknown_name("dataset", name)
     assert str(info.value) == ("unknown dataset 'mnsit'; did you mean 'mnist'?; "
                                "valid datasets: digits, mnist, fashion_mnist, cifar10, shapes, glyphs, synthetic, npy, "
-                               "npz, image_folder")
+                               "npz, image_folder, planted_tokens, reverse, synthetic_speech, text_classification, "
+                               "ag_news, parallel_text")
 
 
 @pytest.mark.parametrize("kind", list(TABLES))

@@ -6,7 +6,8 @@ driver hands index batches from ``batches`` to whichever target trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,11 @@ from dsl.objectives import resolve_objective
 
 from .augment import Augment, augmentation
 from .batches import epoch_batches, eval_batches
+from .columns import feeds_of, fit
 from .draws import draw_columns
 from .folders import image_folder
 from .glyphs import glyphs
+from .sequences import planted_tokens, reverse
 from .sources import (
     Source,
     Split,
@@ -33,11 +36,15 @@ from .sources import (
     planted_shapes,
     torchvision_images,
 )
+from .speech import synthetic_speech
 from .stream import Stream, with_columns
 from .synthetic import synthetic
+from .text import parallel_text, text_classification
 from .transform import InputTransform, input_transform
 
 DEFAULT_DATA_DIR = Path("data")
+SEQUENCES = {"planted_tokens": planted_tokens, "reverse": reverse, "synthetic_speech": synthetic_speech}
+"""The seeded sequence tasks: (Feeds, seed, train_size, test_size) -> Source."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Dataset:
     test: Split | Stream
     num_classes: int | None
     augment: Augment | None = None  # of the training split, per epoch (``epoch_split``)
+    files: Mapping[str, bytes] = field(default_factory=dict)  # for the run folder, beside the weights (vocab.json)
 
 
 def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DATA_DIR, name: str | None = None,
@@ -66,6 +74,9 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
     if name == "synthetic":
         source = synthetic(graph, objective, seed, data.train_size if data else None, data.test_size if data else None)
         train, test = source.train, source.test
+    elif DATASETS[name].columns:
+        source = _named(name, spec, graph, seed, data_dir)
+        train, test = source.train, source.test
     elif name in ("npy", "npz"):
         train, test = (_user_arrays(spec, graph, objective, split, name).head(getattr(data, f"{split}_size"))
                        for split in ("train", "test"))
@@ -82,7 +93,19 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
             check_targets(f"{name} ({split})", part[term.target], term.loss.name, graph.value_type(term.value))
     if name == "image_folder" and objective and objective.targets:
         _check_class_count(data.path, source.num_classes, graph.value_type(objective.terms[0].value))
-    return Dataset(name, train, test, source.num_classes, _augment(spec, graph, name, fed))
+    return Dataset(name, train, test, source.num_classes, _augment(spec, graph, name, fed), source.files)
+
+
+def _named(name: str, spec: Spec, graph: Graph, seed: int, data_dir: str | Path) -> Source:
+    """A dataset that names its own columns, renamed and cast for the model (``data.columns``)."""
+    feeds, data = feeds_of(spec, graph, name), spec.data
+    if name in SEQUENCES:
+        source = SEQUENCES[name](feeds, seed, data.train_size if data else None, data.test_size if data else None)
+    elif name == "parallel_text":
+        source = parallel_text(spec, feeds)
+    else:
+        source = text_classification(name, spec, feeds, data_dir)
+    return Source(fit(source.train, feeds), fit(source.test, feeds), source.num_classes, source.files)
 
 
 def _images(name: str, shape: tuple[int, ...], data, data_dir: str | Path) -> Source:
@@ -141,11 +164,13 @@ def _user_arrays(spec: Spec, graph: Graph, objective, split: str, name: str) -> 
     if name == "npy":
         folder = Path(data.path) / split
         names = column_files(inputs, targets, lambda stem: (folder / f"{stem}.npy").exists())
+        names.update({batch: stem for stem, batch in data.columns.items()})
         columns = npy_folder(data.path, split, names, data.stream)
         where = {n: f"{folder / stem}.npy" for n, stem in names.items()}
     else:
         held = npz_keys(data.path)
         names = column_files(inputs, targets, lambda stem: f"{stem}_{split}" in held)
+        names.update({batch: stem for stem, batch in data.columns.items()})
         columns = npz_columns(data.path, split, names)
         where = {n: f"{data.path}: {stem}_{split}" for n, stem in names.items()}
     for column in inputs:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,8 @@ class Split:
 class Source:
     train: Split
     test: Split
-    num_classes: int
+    num_classes: int | None
+    files: Mapping[str, bytes] = field(default_factory=dict)  # kept next to the run's weights (vocab.json)
 
 
 def digits() -> Source:
