@@ -241,7 +241,9 @@ CASES = [
     ("graph_output_index_range.yaml", 5, 24, "'chunk_1[2]': chunk_1 (chunk) has 2 outputs (chunk_1[0], chunk_1[1])"),
     ("graph_output_index_on_input.yaml", 5, 21, "'input[1]': input (a model input) has one value; [k] picks an "
                                                 "output of a layer with several"),
-    ("graph_output_index_not_number.yaml", 5, 17, "'halves[last]': the index in [...] must be a whole number"),
+    ("graph_output_index_not_number.yaml", 5, 17, "'halves[last]': halves (chunk) numbers its outputs, it does not "
+                                                  "name them: halves[0], halves[1]"),
+    ("graph_output_index_negative.yaml", 5, 17, "'halves[-1]': the part in [...] must be an output's index or name"),
     ("graph_output_index_unquoted.yaml", 5, 31, "inside [...] or {...}, quote it: \"chunk_1[1]\""),
     ("graph_chunk_uneven.yaml", 4, 21, "dim 1 of [N, 6] has 6, which 4 chunks do not divide (torch.chunk would "
                                        "return fewer or uneven parts)"),
