@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from .choice import validate_params
 from .errors import SpecError, SpecSchemaError, SpecShapeError, did_you_mean
 from .expr import ExprError, evaluate, is_expression
-from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_index
+from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_ref
 from .layers import SEQUENTIAL, LayerSpec
 from .ops import OPS, ShapeError
 from .schema import BlockSpec, ModelSpec, Spec
@@ -153,33 +153,27 @@ class _Builder:
     def lookup(self, scope: Scope, ref: str, index: int, where: tuple, reader: str) -> tuple[str, ...]:
         """The value ``ref`` names, seen from item ``index`` of ``scope``: nearest scope first, then outward."""
         try:
-            base, k = split_index(ref)
+            base, key = split_ref(ref)
         except ValueError as err:
             raise SpecSchemaError(str(err), self.locate(where)) from None
         s, position = scope, index
         while s is not None:
             if base in s.values:
-                return self._indexed(self._single(s, base, where), ref, k, where)
+                return self._indexed(self._single(s, base, where), ref, key, where)
             if base in s.names:
                 raise SpecSchemaError(_later_message(s, base, position, reader, self.locate), self.locate(where))
             s, position = s.parent, s.position
         raise SpecSchemaError(_undefined_message(scope, base, reader), self.locate(where))
 
-    def _indexed(self, value: tuple[str], ref: str, k: int, where: tuple) -> tuple[str]:
-        """``value``'s k-th output (``node[k]``); k = 0 is the value itself."""
-        if k == 0:
+    def _indexed(self, value: tuple[str], ref: str, key: str, where: tuple) -> tuple[str]:
+        """``value``'s output ``key`` (an index, or the op's name for it) as ``node[k]``; k = 0 is the value itself."""
+        if not key:
             return value
         node = next((n for n in reversed(self.nodes) if n.name == value[0]), None)
-        count = 1 + len(node.more) if node else 1
-        if k >= count:
-            if count == 1:
-                what = f"{node.name} ({node.op})" if node else f"{value[0]} (a model input)"
-                raise SpecSchemaError(f"'{ref}': {what} has one value; [k] picks an output of a layer with several "
-                                      f"(chunk)", self.locate(where))
-            listed = ", ".join(f"{value[0]}[{i}]" for i in range(count))
-            raise SpecSchemaError(f"'{ref}': {node.name} ({node.op}) has {count} outputs ({listed})",
-                                  self.locate(where))
-        return (f"{value[0]}[{k}]",)
+        k = _output_index(node, value[0], ref, key)
+        if isinstance(k, str):
+            raise SpecSchemaError(k, self.locate(where))
+        return value if k == 0 else (f"{value[0]}[{k}]",)
 
     def _single(self, scope: Scope, ref: str, where: tuple) -> tuple[str, ...]:
         value = scope.values[ref]
@@ -420,6 +414,26 @@ def _undefined_message(scope: Scope, ref: str, reader: str) -> str:
     where = "in its block" if _in_block(scope) else "here"
     return (f"{reader} reads '{ref}', which is not defined{did_you_mean(ref, visible)}; names defined {where} "
             f"before it: {', '.join(visible) or 'none'}")
+
+
+def _output_index(node: Node | None, value: str, ref: str, key: str) -> int | str:
+    """The index ``ref``'s ``[key]`` picks among ``node``'s outputs, or why it picks none (the message)."""
+    count = 1 + len(node.more) if node else 1
+    if count == 1:
+        what = f"{node.name} ({node.op})" if node else f"{value} (a model input)"
+        return f"'{ref}': {what} has one value; [k] picks an output of a layer with several (chunk, lstm)"
+    op = OPS[node.op]
+    k = op.output_index(key)
+    if k is not None and k < count:
+        return k
+    indices = ", ".join(f"{value}[{i}]" for i in range(count))
+    if k is not None:
+        named = f": {', '.join(op.outputs)}" if op.outputs else ""
+        return f"'{ref}': {node.name} ({node.op}) has {count} outputs ({indices}){named}"
+    if not op.outputs:
+        return f"'{ref}': {node.name} ({node.op}) numbers its outputs, it does not name them: {indices}"
+    return (f"'{ref}': {node.name} ({node.op}) has no output '{key}'{did_you_mean(key, op.outputs)}; its outputs "
+            f"are {', '.join(op.outputs)} ({indices})")
 
 
 def _in_block(scope: Scope) -> bool:

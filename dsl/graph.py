@@ -23,14 +23,18 @@ what a later JAX lowering needs to run them as one ``lax.scan`` over weights sta
 on a new leading axis (the nodes of instance k are those named ``name.k.*``), with
 the canonical names still per instance.
 
-**Several outputs per op.** An op may return several tensors (``chunk``; later an
-LSTM's ``(y, (h, c))``). Its node's ``output`` is the first one's type and ``more``
+**Several outputs per op.** An op may return several tensors (``chunk``; ``lstm``'s
+``output``, ``h_n``, ``c_n``). Its node's ``output`` is the first one's type and ``more``
 the others'; their values are named ``node[1]``, ``node[2]`` (``[`` cannot occur in
 a layer name, so no value name changes), and ``node[0]`` is ``node``: a bare name
-keeps meaning the first value. ``inputs: ["c[1]"]`` and ``outputs: {h: "lstm[1]"}``
-address them (quoted inside ``[...]`` or ``{...}``: YAML's flow syntax reserves the
-brackets). The torch lowering emits ``operator.getitem`` on the fx node, the JAX
-lowering indexes the returned tuple.
+keeps meaning the first value. An op may also name its outputs (``OpDef.outputs``):
+a reference then takes the name or the index, ``lstm_1[h_n]`` or ``lstm_1[1]``,
+and the builder resolves a name to its index, so the graph holds only ``node[k]``
+(one name per value; an unknown name is a located error listing the op's names).
+``inputs: ["c[1]"]`` and ``outputs: {h: "lstm[h_n]"}`` address them (quoted inside
+``[...]`` or ``{...}``: YAML's flow syntax reserves the brackets). The torch
+lowering emits ``operator.getitem`` on the fx node, the JAX lowering indexes the
+returned tuple.
 """
 
 from __future__ import annotations
@@ -47,13 +51,22 @@ MAX_PARAMETERS = 2**32
 
 
 def split_index(value: str) -> tuple[str, int]:
-    """``'lstm[1]'`` -> ('lstm', 1); ``'lstm'`` -> ('lstm', 0). Raises ``ValueError`` for a malformed index."""
+    """``'lstm[1]'`` -> ('lstm', 1); ``'lstm'`` -> ('lstm', 0): a value's name in the graph, index only."""
+    base, key = split_ref(value)
+    if key and not key.isdigit():
+        raise ValueError(f"'{value}': the graph names values by index (lstm[1]), not by output name")
+    return base, int(key or 0)
+
+
+def split_ref(value: str) -> tuple[str, str]:
+    """A reference as a spec writes it: ``'lstm[h_n]'`` -> ('lstm', 'h_n'), ``'lstm[1]'`` -> ('lstm', '1'),
+    ``'lstm'`` -> ('lstm', ''). Raises ``ValueError`` when the part in [...] is neither an index nor a name."""
     if not value.endswith("]") or "[" not in value:
-        return value, 0
-    base, _, index = value[:-1].partition("[")
-    if not index.isdigit():
-        raise ValueError(f"'{value}': the index in [...] must be a whole number (lstm[1])")
-    return base, int(index)
+        return value, ""
+    base, _, key = value[:-1].partition("[")
+    if not (key.isdigit() or key.isidentifier()):
+        raise ValueError(f"'{value}': the part in [...] must be an output's index or name (lstm[1], lstm[h_n])")
+    return base, key
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ _LOGITS_IDS = "it takes logits and class ids, as torch does, not probabilities a
 _FROM_LOGITS = "it takes logits (Keras's from_logits=True): put no sigmoid before it"
 _NO_SIGMOID = "it takes logits: put no sigmoid before it"
 _GLOBAL_POOL = "use output_size: 1; the output is [N, C, 1, 1] (torch's), not [N, C]: add a flatten after it"
+_RECURRENT = ("torch's: hidden_size (Keras's units), batch first, gives output [N, T, D*H] and the final states "
+              "[N, D*num_layers, H] as name[h_n] (whatever Keras's return_sequences says)")
 _BN_MOMENTUM = "momentum is the new batch's weight, as in torch (default 0.1): {}'s momentum m is dslc's 1 - m"
 
 OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
@@ -147,8 +149,8 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
                                                               "a Keras mask (True = real step) is mask: keep"),
     "GlobalMaxPooling1D": Alias("sequence_pool", "Keras", "it is sequence_pool: {mode: max} over [N, T, E]"),
     "narrow": Alias("slice", "torch", "narrow(dim, start, length) is slice: {dim, start, end: start + length}"),
-    "LSTM": Planned("lstm", "Keras and torch", SEQUENCE),
-    "GRU": Planned("gru", "Keras and torch", SEQUENCE),
+    "LSTM": Alias("lstm", "Keras and torch", _RECURRENT),
+    "GRU": Alias("gru", "Keras and torch", _RECURRENT),
     "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),
     "MultiheadAttention": Planned("multi_head_attention", "torch", SEQUENCE),
     "TransformerEncoderLayer": Planned("transformer_encoder_layer", "torch", SEQUENCE),

@@ -123,13 +123,14 @@ def _yaml_message(err: yaml.MarkedYAMLError) -> str:
 
 
 def _indexed_name_hint(err: yaml.MarkedYAMLError) -> str:
-    """A layer's k-th output (``chunk_1[1]``) written unquoted inside ``[...]``/``{...}`` breaks YAML's flow syntax."""
+    """A layer's k-th or named output (``chunk_1[1]``, ``lstm_1[h_n]``) written unquoted inside ``[...]`` or
+    ``{...}`` breaks YAML's flow syntax."""
     mark = err.problem_mark or err.context_mark
     buffer = getattr(mark, "buffer", None)
     if "flow" not in (err.context or "") or not buffer:
         return ""
     line = buffer.split("\n")[mark.line] if mark.line < buffer.count("\n") + 1 else ""
-    found = re.search(r"[A-Za-z_][\w.]*\[\d+\]", line)
+    found = re.search(r"[A-Za-z_][\w.]*\[\w+\]", line)
     return (f"; to name an output of a layer with several ({found.group()}) inside [...] or {{...}}, quote it: "
             f"\"{found.group()}\"") if found else ""
 

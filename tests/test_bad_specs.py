@@ -272,10 +272,28 @@ CASES = [
     ("graph_output_index_range.yaml", 5, 24, "'chunk_1[2]': chunk_1 (chunk) has 2 outputs (chunk_1[0], chunk_1[1])"),
     ("graph_output_index_on_input.yaml", 5, 21, "'input[1]': input (a model input) has one value; [k] picks an "
                                                 "output of a layer with several"),
-    ("graph_output_index_not_number.yaml", 5, 17, "'halves[last]': the index in [...] must be a whole number"),
+    ("graph_output_index_not_number.yaml", 5, 17, "'halves[last]': halves (chunk) numbers its outputs, it does not "
+                                                  "name them: halves[0], halves[1]"),
+    ("graph_output_index_negative.yaml", 5, 17, "'halves[-1]': the part in [...] must be an output's index or name"),
+    ("graph_output_name_unknown.yaml", 5, 24, "'lstm_1[hn]': lstm_1 (lstm) has no output 'hn'; did you mean 'h_n'?; "
+                                              "its outputs are output, h_n, c_n (lstm_1[0], lstm_1[1], lstm_1[2])"),
+    ("graph_output_name_gru_c_n.yaml", 5, 18, "'gru_1[c_n]': gru_1 (gru) has no output 'c_n'; its outputs are "
+                                              "output, h_n"),
+    ("graph_output_name_unquoted.yaml", 5, 30, "inside [...] or {...}, quote it: \"lstm_1[h_n]\""),
     ("graph_output_index_unquoted.yaml", 5, 31, "inside [...] or {...}, quote it: \"chunk_1[1]\""),
     ("graph_chunk_uneven.yaml", 4, 21, "dim 1 of [N, 6] has 6, which 4 chunks do not divide (torch.chunk would "
                                        "return fewer or uneven parts)"),
+    # --- recurrent layers ---
+    ("lstm_batch_first_false.yaml", 4, 41, "lstm_1 (lstm): batch_first: false is not supported: dslc sequences are "
+                                           "batch first everywhere ([N, T, features])"),
+    ("lstm_proj_size.yaml", 4, 39, "lstm_1 (lstm): proj_size is not supported"),
+    ("gru_dropout_one_layer.yaml", 4, 36, "gru_1 (gru): dropout 0.2 does nothing with num_layers: 1"),
+    ("lstm_input_size_mismatch.yaml", 4, 40, "lstm_1 (lstm): input_size is 5 but its input has 3 features"),
+    ("lstm_flat_input.yaml", 4, 11, "lstm_1 (lstm): expects a batch-first sequence of shape [N, T, features], "
+                                    "got [N, 8]"),
+    ("gru_token_ids.yaml", 4, 10, "gru_1 (gru): expects a float sequence [N, T, features], got int64 [N, 6]; "
+                                  "token ids go through an embedding first"),
+    ("lstm_no_hidden_size.yaml", 4, 5, "missing required key 'hidden_size' in lstm"),
     # --- init: (per layer, by op) ---
     ("init_unknown_weight.yaml", 4, 54, "conv2d has no weight 'wieght'; did you mean 'weight'?; its weights: "
                                         "weight, bias"),

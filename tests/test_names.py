@@ -116,12 +116,14 @@ CASES = [
                        "embedding_dim: N}); initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
     ("op", "Embedding", ": that is the Keras and torch name; dslc's is 'embedding' (embedding: {num_embeddings: N, "
                         "embedding_dim: N})"),
-    ("op", "nn.LSTM", ": that is the Keras and torch name for lstm, not supported yet "
-                      "(planned in the sequence families issue)"),
+    ("op", "nn.LSTM", ": that is the Keras and torch name; dslc's is 'lstm' (lstm: {hidden_size: N}); torch's: "
+                      "hidden_size (Keras's units), batch first, gives output [N, T, D*H] and the final states "
+                      "[N, D*num_layers, H] as name[h_n] (whatever Keras's return_sequences says)"),
     ("op", "nn.MultiheadAttention", ": that is the torch name for multi_head_attention, not supported yet "
                                     "(planned in the sequence families issue)"),
-    ("op", "GRU", ": that is the Keras and torch name for gru, not supported yet "
-                  "(planned in the sequence families issue)"),
+    ("op", "GRU", ": that is the Keras and torch name; dslc's is 'gru' (gru: {hidden_size: N}); torch's: hidden_size "
+                  "(Keras's units), batch first, gives output [N, T, D*H] and the final states [N, D*num_layers, H] "
+                  "as name[h_n] (whatever Keras's return_sequences says)"),
     ("op", "MultiHeadAttention", ": that is the Keras and Flax name for multi_head_attention, not supported yet "
                                  "(planned in the sequence families issue)"),
     ("op", "nn.LayerNorm", ": that is the torch and Flax name; dslc's is 'layer_norm'; eps defaults to 1e-5 "
@@ -195,6 +197,8 @@ CASES = [
     ("optimizer", "RMSprop", ": that is the Keras, torch and optax name for rmsprop, not supported yet"),
     ("optimizer", "optax.rmsprop", ": that is the Keras, torch and optax name for rmsprop, not supported yet"),
     ("optimizer", "adagrad", ": that is the Keras, torch and optax name for adagrad, not supported yet"),
+    ("optimizer", "torch.optim.Adagrad", ": that is the Keras, torch and optax name for adagrad, not supported yet"),
+    ("optimizer", "optax.adagrad", ": that is the Keras, torch and optax name for adagrad, not supported yet"),
     # datasets
     ("dataset", "MNIST", ": that is the torchvision name; dslc's is 'mnist'"),
     ("dataset", "torchvision.datasets.FashionMNIST", ": that is the torchvision name; dslc's is 'fashion_mnist'"),
@@ -290,7 +294,7 @@ def test_a_name_with_no_hint_still_lists_every_valid_name(kind):
 def test_ops_are_listed_by_category_and_every_op_once():
     assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
     assert list(OP_GROUPS) == ["linear", "conv", "pooling", "resample", "normalization", "activation", "reshape",
-                            "dropout", "embedding", "merge", "sequence"]
+                            "dropout", "embedding", "merge", "sequence", "recurrent"]
     assert valid_list("op").startswith("linear: linear, identity; conv: conv2d, conv1d, conv_transpose2d; "
                                        "pooling: max_pool2d, avg_pool2d, max_pool1d, avg_pool1d; ")
 

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape, sequence
+from . import (
+    activation,
+    conv,
+    dropout,
+    embedding,
+    linear,
+    merge,
+    normalization,
+    pooling,
+    recurrent,
+    resample,
+    reshape,
+    sequence,
+)
 from .base import FLOAT, Constant, Example, Init, Normal, OpDef, Orthogonal, ShapeError, TruncNormal, Uniform, Weight
 
 _CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge,
-               sequence)
+               sequence, recurrent)
 
 
 def _register(categories) -> MappingProxyType:

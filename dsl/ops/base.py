@@ -156,6 +156,10 @@ class OpDef:
         arity: how many inputs it takes, (least, most); ``most`` None for no limit.
         id_bound: for an op reading integer ids, ``id_bound(params)`` is one past the
             largest valid id (an embedding's rows); parity checks draw ids below it.
+        outputs: the names of an op's several outputs, in the order ``infer`` returns
+            them (``lstm``: output, h_n, c_n), so a spec may write ``lstm_1[h_n]`` for
+            ``lstm_1[1]``; empty for one output, or for outputs known by index only
+            (``chunk``'s parts).
     """
 
     name: str
@@ -167,10 +171,17 @@ class OpDef:
     deterministic: Callable[[Params], Params] | None = None
     arity: tuple[int, int | None] = (1, 1)
     id_bound: Callable[[Params], int] | None = None
+    outputs: tuple[str, ...] = ()
 
     @property
     def stochastic(self) -> bool:
         return self.deterministic is not None
+
+    def output_index(self, key: str) -> int | None:
+        """The output ``[key]`` picks: an index as written, a name by its position; None for a name it lacks."""
+        if key.isdigit():
+            return int(key)
+        return self.outputs.index(key) if key in self.outputs else None
 
     def arity_error(self, count: int) -> str | None:
         """Why ``count`` inputs do not fit this op, or None when they do."""

@@ -1,7 +1,20 @@
 """One JAX lowering per op of ``dsl.OPS`` (a ``JaxOp``): apply, layout, and weight conversion."""
 
 from ...tables import merge_lowerings
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape, sequence
+from . import (
+    activation,
+    conv,
+    dropout,
+    embedding,
+    linear,
+    merge,
+    normalization,
+    pooling,
+    recurrent,
+    resample,
+    reshape,
+    sequence,
+)
 from .base import JaxOp
 
 __all__ = ["JAX_OPS", "JaxOp"]
@@ -10,4 +23,5 @@ JAX_OPS = merge_lowerings(
     "JAX", linear.LOWERINGS, conv.LOWERINGS, pooling.LOWERINGS, activation.LOWERINGS, reshape.LOWERINGS,
     dropout.LOWERINGS, embedding.LOWERINGS, normalization.LOWERINGS, merge.LOWERINGS, resample.LOWERINGS,
     sequence.LOWERINGS,
+    recurrent.LOWERINGS,
 )

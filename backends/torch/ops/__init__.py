@@ -5,10 +5,24 @@ lowered model is plain torch and its ``state_dict`` is the canonical format as i
 """
 
 from ...tables import merge_lowerings
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape, sequence
+from . import (
+    activation,
+    conv,
+    dropout,
+    embedding,
+    linear,
+    merge,
+    normalization,
+    pooling,
+    recurrent,
+    resample,
+    reshape,
+    sequence,
+)
 
 TORCH_OPS = merge_lowerings(
     "torch", linear.LOWERINGS, conv.LOWERINGS, pooling.LOWERINGS, activation.LOWERINGS, reshape.LOWERINGS,
     dropout.LOWERINGS, embedding.LOWERINGS, normalization.LOWERINGS, merge.LOWERINGS, resample.LOWERINGS,
     sequence.LOWERINGS,
+    recurrent.LOWERINGS,
 )
