@@ -96,7 +96,7 @@ def possible_weights(op: str) -> dict[str, Weight]:
     definition, found = OPS[op], {}
     for example in definition.examples:
         params = definition.params.model_validate(dict(example.params))
-        types = [TensorType(shape, example.input_dtype or "float32") for shape in example.inputs]
+        types = [TensorType(shape, example.dtype_of(i, "float32")) for i, shape in enumerate(example.inputs)]
         params, _ = definition.infer(params, *types)
         for key, weight in definition.weights(params).items():
             found.setdefault(key, weight)

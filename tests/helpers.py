@@ -12,15 +12,14 @@ from dsl.schema import Spec
 
 def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Graph:
     """A one-layer graph; a merge op's example reads inputs named ``a``, ``b``, ``c``, ..."""
-    input_dtype = example.input_dtype or dtype  # integer ids keep their dtype; float ops take the test's
-    if not example.more_inputs:
+    if not example.more_inputs:  # integer ids and masks keep their dtype; float inputs take the test's
         layer = {op: dict(example.params)} if example.params else op
-        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": input_dtype},
+        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": example.dtype_of(0, dtype)},
                 "model": [layer]}
     else:
         names = [chr(ord("a") + i) for i in range(len(example.inputs))]
-        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": input_dtype}
-                                                    for n, s in zip(names, example.inputs)},
+        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": example.dtype_of(i, dtype)}
+                                                    for i, (n, s) in enumerate(zip(names, example.inputs))},
                 "model": [{op: {**example.params, "inputs": names}}]}
     graph = dsl.build_graph(Spec.model_validate(spec))
     node = graph.nodes[0]
@@ -42,11 +41,30 @@ def example_cases():
 
 
 def example_inputs(example: Example, batch: int, dtype: str, rng) -> tuple[np.ndarray, ...]:
-    """A batch per input: standard normal floats, or integer ids in ``range(example.input_high)``."""
+    """A batch per input: standard normal floats, integer ids in ``range(example.input_high)``, or padding masks."""
+    return tuple(_draw(example, i, (batch, *s), dtype, rng) for i, s in enumerate(example.inputs))
+
+
+def _draw(example: Example, index: int, shape: tuple[int, ...], dtype: str, rng) -> np.ndarray:
+    if index in example.masks:
+        return padding_mask(rng, *shape, example.params.get("mask", "keep")).astype(example.mask_dtype)
     if example.input_dtype:
-        return tuple(rng.integers(0, example.input_high, (batch, *s)).astype(example.input_dtype)
-                     for s in example.inputs)
-    return tuple(rng.standard_normal((batch, *s)).astype(dtype) for s in example.inputs)
+        return rng.integers(0, example.input_high, shape).astype(example.input_dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def padding_mask(rng, batch: int, length: int, meaning: str = "keep") -> np.ndarray:
+    """[batch, length] bool: real tokens then trailing padding, 1 to ``length`` real ones per row; True marks a real
+    token for ``keep``, padding for ``ignore``.
+
+    Row 0 has one real token and the last row none padded, so a batch holds both: a
+    batch of one-token rows would make every key's gradient zero (a softmax over one
+    key), where float64 rounding leaves 1e-17 to compare relatively.
+    """
+    lengths = rng.integers(1, length + 1, batch)
+    lengths[0], lengths[-1] = 1, length
+    real = np.arange(length) < lengths[:, None]
+    return real if meaning == "keep" else ~real
 
 
 def make_trainer(name: str, spec: Spec, graph: dsl.Graph, **kw):

@@ -15,13 +15,13 @@ from tests.helpers import example_cases, single_op_graph
 def test_inferred_shape_matches_torch_meta_and_jax_eval_shape(case, op, example):
     graph = single_op_graph(op, example)
     expected = (2, *graph.output_type.shape)
-    dtype = example.input_dtype or "float32"
+    dtypes = [example.dtype_of(i, "float32") for i in range(len(example.inputs))]
     with torch.device("meta"):
         module = build_module(graph).eval()  # BatchNorm's momentum: null reads num_batches_tracked while training
-        xs_t = (torch.empty(2, *shape, dtype=getattr(torch, dtype)) for shape in example.inputs)
+        xs_t = (torch.empty(2, *shape, dtype=getattr(torch, d)) for shape, d in zip(example.inputs, dtypes))
         assert tuple(module(*xs_t).shape) == expected
     model = FlaxModel(graph)
-    xs = [jax.ShapeDtypeStruct((2, *shape), np.dtype(dtype)) for shape in example.inputs]
+    xs = [jax.ShapeDtypeStruct((2, *shape), np.dtype(d)) for shape, d in zip(example.inputs, dtypes)]
     variables = jax.eval_shape(model.init, jax.random.key(0), *xs)
     assert jax.eval_shape(model.apply, variables, *xs).shape == expected
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
+from . import activation, attention, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
 from .base import FLOAT, Constant, Example, Init, Normal, OpDef, Orthogonal, ShapeError, TruncNormal, Uniform, Weight
 
-_CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge)
+_CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge,
+               attention)
 
 
 def _register(categories) -> MappingProxyType:

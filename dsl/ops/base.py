@@ -102,6 +102,13 @@ class Example:
     ``input_dtype`` is None for float ops (the test's dtype); integer inputs are drawn
     in ``range(input_high)`` (token ids within a vocabulary). ``more_inputs`` are the
     shapes of a merge op's second and later inputs.
+
+    ``masks`` are the indices of inputs that are padding masks ([N, S], in
+    ``mask_dtype``): each row real tokens then trailing padding, at least one real
+    token, written in the convention the example's ``mask`` argument names (``keep``,
+    the default: 1 marks a real token; ``ignore``: 1 marks padding). Random ints or
+    coin flips would mask whole rows, which torch itself computes two ways
+    (docs/PARITY.md §17).
     """
 
     input: tuple[int, ...]
@@ -109,10 +116,16 @@ class Example:
     input_dtype: str | None = None
     input_high: int = 0
     more_inputs: tuple[tuple[int, ...], ...] = ()
+    masks: tuple[int, ...] = ()
+    mask_dtype: str = "int64"
 
     @property
     def inputs(self) -> tuple[tuple[int, ...], ...]:
         return (self.input, *self.more_inputs)
+
+    def dtype_of(self, index: int, float_dtype: str) -> str:
+        """Input ``index``'s dtype: ``mask_dtype`` for a mask, else ``input_dtype``, else the test's float dtype."""
+        return self.mask_dtype if index in self.masks else self.input_dtype or float_dtype
 
 
 def no_weights(params: Params) -> dict[str, Weight]:

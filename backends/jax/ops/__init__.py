@@ -1,7 +1,7 @@
 """One JAX lowering per op of ``dsl.OPS`` (a ``JaxOp``): apply, layout, and weight conversion."""
 
 from ...tables import merge_lowerings
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
+from . import activation, attention, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
 from .base import JaxOp
 
 __all__ = ["JAX_OPS", "JaxOp"]
@@ -9,4 +9,5 @@ __all__ = ["JAX_OPS", "JaxOp"]
 JAX_OPS = merge_lowerings(
     "JAX", linear.LOWERINGS, conv.LOWERINGS, pooling.LOWERINGS, activation.LOWERINGS, reshape.LOWERINGS,
     dropout.LOWERINGS, embedding.LOWERINGS, normalization.LOWERINGS, merge.LOWERINGS, resample.LOWERINGS,
+    attention.LOWERINGS,
 )

@@ -5,9 +5,10 @@ lowered model is plain torch and its ``state_dict`` is the canonical format as i
 """
 
 from ...tables import merge_lowerings
-from . import activation, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
+from . import activation, attention, conv, dropout, embedding, linear, merge, normalization, pooling, resample, reshape
 
 TORCH_OPS = merge_lowerings(
     "torch", linear.LOWERINGS, conv.LOWERINGS, pooling.LOWERINGS, activation.LOWERINGS, reshape.LOWERINGS,
     dropout.LOWERINGS, embedding.LOWERINGS, normalization.LOWERINGS, merge.LOWERINGS, resample.LOWERINGS,
+    attention.LOWERINGS,
 )
