@@ -58,6 +58,8 @@ _NO_SIGMOID = "it takes logits: put no sigmoid before it"
 _GLOBAL_POOL = "use output_size: 1; the output is [N, C, 1, 1] (torch's), not [N, C]: add a flatten after it"
 _RECURRENT = ("torch's: hidden_size (Keras's units), batch first, gives output [N, T, D*H] and the final states "
               "[N, D*num_layers, H] as name[h_n] (whatever Keras's return_sequences says)")
+_PACKED_ATTENTION = ("its weights are torch's packed in_proj_weight (3E, E) and out_proj; a padding mask is a 4th "
+                     "input with mask: keep or ignore")
 _BN_MOMENTUM = "momentum is the new batch's weight, as in torch (default 0.1): {}'s momentum m is dslc's 1 - m"
 
 OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
@@ -151,9 +153,15 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "narrow": Alias("slice", "torch", "narrow(dim, start, length) is slice: {dim, start, end: start + length}"),
     "LSTM": Alias("lstm", "Keras and torch", _RECURRENT),
     "GRU": Alias("gru", "Keras and torch", _RECURRENT),
-    "MultiHeadAttention": Planned("multi_head_attention", "Keras and Flax", SEQUENCE),
-    "MultiheadAttention": Planned("multi_head_attention", "torch", SEQUENCE),
-    "TransformerEncoderLayer": Planned("transformer_encoder_layer", "torch", SEQUENCE),
+    "MultiHeadAttention": Alias("multi_head_attention", "Keras", "inputs are [query, key, value] (Keras's call "
+                                "takes query, value, key); its weights are torch's packed in_proj_weight"),
+    "MultiHeadDotProductAttention": Alias("multi_head_attention", "Flax", _PACKED_ATTENTION),
+    "MultiheadAttention": Alias("multi_head_attention", "torch", "batch first; it returns the output only, without "
+                                "the attention weights"),
+    "dot_product_attention": Alias("scaled_dot_product_attention", "JAX and Flax", "q, k, v are [N, T, E]: heads: "
+                                   "splits them; a padding mask is a 4th input with mask: keep or ignore"),
+    "TransformerEncoderLayer": Alias("transformer_encoder_layer", "torch", "batch first"),
+    "TransformerDecoderLayer": Alias("transformer_decoder_layer", "torch", "batch first"),
     "GlobalAveragePooling2D": Alias("adaptive_avg_pool2d", "Keras", _GLOBAL_POOL),
     "GlobalMaxPooling2D": Alias("adaptive_max_pool2d", "Keras", _GLOBAL_POOL),
     "AdaptiveAvgPool2d": Alias("adaptive_avg_pool2d", "torch"),

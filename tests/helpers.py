@@ -42,18 +42,30 @@ def example_cases():
 
 
 def example_inputs(example: Example, batch: int, dtype: str, rng) -> tuple[np.ndarray, ...]:
-    """A batch per input: padding masks where ``example.masks`` says, standard normal floats, or integer ids
-    in ``range(example.input_high)``."""
-    return tuple(padding_mask(batch, shape[0], kind, rng) if i in example.masks
-                 else rng.standard_normal((batch, *shape)).astype(kind) if kind.startswith("float")
-                 else rng.integers(0, example.input_high, (batch, *shape)).astype(kind)
-                 for i, (shape, kind) in enumerate(zip(example.inputs, example.dtypes(dtype))))
+    """A batch per input: standard normal floats, integer ids in ``range(example.input_high)``, or padding masks."""
+    return tuple(_draw(example, i, (batch, *s), dtype, rng) for i, s in enumerate(example.inputs))
 
 
-def padding_mask(batch: int, steps: int, dtype: str, rng) -> np.ndarray:
-    """[batch, steps]: each row ones then zeros, at least one of each (a keep mask, right padding)."""
-    lengths = rng.integers(1, steps, batch)
-    return (np.arange(steps) < lengths[:, None]).astype(dtype)
+def _draw(example: Example, index: int, shape: tuple[int, ...], dtype: str, rng) -> np.ndarray:
+    if index in example.masks:
+        return padding_mask(rng, *shape, example.params.get("mask", "keep")).astype(example.mask_dtype)
+    if example.input_dtype:
+        return rng.integers(0, example.input_high, shape).astype(example.input_dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def padding_mask(rng, batch: int, length: int, meaning: str = "keep") -> np.ndarray:
+    """[batch, length] bool: real tokens then trailing padding, 1 to ``length`` real ones per row; True marks a real
+    token for ``keep``, padding for ``ignore``.
+
+    Row 0 has one real token and the last row none padded, so a batch holds both: a
+    batch of one-token rows would make every key's gradient zero (a softmax over one
+    key), where float64 rounding leaves 1e-17 to compare relatively.
+    """
+    lengths = rng.integers(1, length + 1, batch)
+    lengths[0], lengths[-1] = 1, length
+    real = np.arange(length) < lengths[:, None]
+    return real if meaning == "keep" else ~real
 
 
 def make_trainer(name: str, spec: Spec, graph: dsl.Graph, **kw):

@@ -95,6 +95,21 @@ CASES = [
     ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
     ("embedding_float_input.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got float32"),
     ("padding_idx_outside_table.yaml", 4, 69, "padding_idx 100 is outside the table of 100 rows (valid: -100..99)"),
+    # --- attention: the padding-mask convention is never guessed ---
+    ("attention_mask_meaning_missing.yaml", 6, 35, "a padding-mask input needs mask: keep (nonzero marks a real token, "
+                                                   "as Hugging Face's attention_mask) or mask: ignore"),
+    ("attention_mask_without_input.yaml", 4, 79, "mask: keep describes a padding-mask input, but none is given"),
+    ("attention_mask_bad_meaning.yaml", 6, 78, "mask should be 'keep' or 'ignore' (got 'padding')"),
+    ("attention_float_mask.yaml", 6, 32, "takes the padding mask as int or bool (one flag per key), got float32"),
+    ("attention_mask_length.yaml", 7, 27, "the padding mask must be [N, 5], one flag per key, got [N, 6]"),
+    ("attention_decoder_one_mask.yaml", 7, 32, "takes [tgt, memory] or [tgt, memory, tgt_padding_mask, "
+                                               "memory_padding_mask]; give both masks"),
+    ("attention_heads_not_dividing.yaml", 4, 74, "heads 3 does not divide the 8 features; valid: 1, 2, 4, 8"),
+    ("attention_causal_lengths.yaml", 6, 83, "causal: true needs as many keys as queries, got 6 queries and 5 keys"),
+    ("attention_add_bias_kv.yaml", 4, 86, "add_bias_kv: true is not supported; leave it false (torch's default)"),
+    ("attention_kdim.yaml", 6, 81, "kdim 12 differs from embed_dim 8: separate key and value sizes"),
+    ("attention_d_model_mismatch.yaml", 4, 52, "d_model is 16 but its input has 8 features (shape [N, 6, 8])"),
+    ("attention_unbatched_sequence.yaml", 4, 32, "expects input of shape [N, T, E] (batch first), got [N, 8]"),
     ("batch_norm2d_on_flat_input.yaml", 5, 5, "expects input of shape [N, C, H, W], got [N, 32]; batch_norm1d takes "
                                               "[N, C] and [N, C, L]"),
     ("batch_norm_num_features_mismatch.yaml", 5, 34, "num_features is 16 but its input has 8 channels"),
@@ -168,7 +183,7 @@ CASES = [
     ("cross_entropy_spatial_output.yaml", 7, 12, "so cross_entropy needs logits [N, 10], but the model outputs "
                                                  "[N, 10, 4, 4]; reduce the extra axes"),
     ("npz_without_path.yaml", 6, 12, "dataset npz reads your files: add data.path, an .npz file holding x_train"),
-    ("path_on_cifar10.yaml", 8, 9, "data.path is where datasets npy, npz, image_folder find their files"),
+    ("path_on_cifar10.yaml", 8, 9, "data.path is where datasets npy, npz, image_folder, text_classification, parallel_text find their files"),
     ("image_folder_two_channels.yaml", 7, 12, "with 1 (grayscale) or 3 (RGB) channels; input.shape is [N, 2, 16, 16]"),
     # --- datasets that name their columns (data.columns), text and its tokenizer ---
     ("columns_unknown_column.yaml", 10, 13, "dataset planted_tokens has no column 'input_id'; did you mean "

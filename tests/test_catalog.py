@@ -58,7 +58,9 @@ def test_datasets():
 
 def test_stochastic_ops_declare_valid_deterministic_arguments():
     """dslc check and the op parity tests run stochastic ops with these; they must still be the op's arguments."""
-    assert {name for name, op in dsl.OPS.items() if op.stochastic} == {"dropout", "dropout2d", "lstm", "gru"}
+    assert {name for name, op in dsl.OPS.items() if op.stochastic} == {
+        "dropout", "dropout2d", "lstm", "gru", "scaled_dot_product_attention", "multi_head_attention",
+        "transformer_encoder_layer", "transformer_decoder_layer"}
     for name, op in dsl.OPS.items():
         for example in op.examples if op.stochastic else ():
             params = op.deterministic(op.params.model_validate(dict(example.params)))

@@ -64,6 +64,7 @@ def run_jax(graph, state, xs, cotangent, passes=True, train=False):
     collections = [c for c in variables if c != "params"]
     xs = _tuple(xs)
 
+    @jax.jit
     def forward(params, *xs):
         """Output and the collections a training-mode forward updates."""
         return model.apply({**variables, "params": params}, *xs, train=train, mutable=collections if train else False)
@@ -77,7 +78,8 @@ def run_jax(graph, state, xs, cotangent, passes=True, train=False):
             full[i] = x
         return jnp.sum(_output(forward(params, *full), train) * cotangent)
 
-    param_grads, float_grads = jax.grad(objective, argnums=(0, 1))(variables["params"], [xs[i] for i in floats])
+    gradients = jax.jit(jax.grad(objective, argnums=(0, 1)))
+    param_grads, float_grads = gradients(variables["params"], [xs[i] for i in floats])
     dxs = [None] * len(xs)
     for i, g in zip(floats, float_grads):
         dxs[i] = np.asarray(g)

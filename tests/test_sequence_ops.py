@@ -47,7 +47,7 @@ model:
 
 def masked_input(reading: str, mask_dtype: str, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, the mask as the op reads it, keep: True at real steps)."""
-    keep = padding_mask(BATCH, STEPS, "bool", rng)
+    keep = padding_mask(rng, BATCH, STEPS)
     mask = (keep if reading == "keep" else ~keep).astype(mask_dtype)
     return rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32"), mask, keep
 

@@ -103,9 +103,15 @@ def variables_from_state(graph: Graph, state: StateDict) -> dict:
             tree = variables.setdefault(collection, {})
             for part in node.name.split(".")[:-1]:
                 tree = tree.setdefault(part, {})
-            tree[node.local_name] = {k: np.asarray(v) for k, v in entries.items()}
+            tree[node.local_name] = _arrays(entries)
     variables.setdefault("params", {})
     return variables
+
+
+def _arrays(entries: dict) -> dict:
+    """A layer's Flax variables as numpy arrays, nested where its Flax module nests (a Transformer layer's
+    ``self_attn``)."""
+    return {k: _arrays(v) if isinstance(v, dict) else np.asarray(v) for k, v in entries.items()}
 
 
 def state_from_variables(graph: Graph, variables) -> StateDict:

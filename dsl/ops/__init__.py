@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from . import (
     activation,
+    attention,
     conv,
     dropout,
     embedding,
@@ -27,7 +28,7 @@ from . import (
 from .base import FLOAT, Constant, Example, Init, Normal, OpDef, Orthogonal, ShapeError, TruncNormal, Uniform, Weight
 
 _CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge,
-               sequence, recurrent)
+               sequence, recurrent, attention)
 
 
 def _register(categories) -> MappingProxyType:

@@ -101,12 +101,14 @@ class Example:
 
     ``input_dtype`` is None for float ops (the test's dtype); integer inputs are drawn
     in ``range(input_high)`` (token ids within a vocabulary). ``more_inputs`` are the
-    shapes of the second and later inputs (a merge's, a padding mask). Left empty,
-    ``more_dtypes`` gives them all ``input_dtype``, as a merge's inputs share one;
-    otherwise it holds one dtype per entry of ``more_inputs`` (None: the test's float
-    dtype). ``masks`` are the indices (into ``inputs``) of the inputs drawn as padding
-    masks [N, T]: each row is ones then zeros, with at least one of each, so every row
-    has a real and a padded step whichever way an op reads it (``mask: keep | ignore``).
+    shapes of a merge op's second and later inputs.
+
+    ``masks`` are the indices of inputs that are padding masks ([N, S], in
+    ``mask_dtype``): each row real tokens then trailing padding, at least one real
+    token, written in the convention the example's ``mask`` argument names (``keep``,
+    the default: 1 marks a real token; ``ignore``: 1 marks padding). Random ints or
+    coin flips would mask whole rows, which torch itself computes two ways
+    (docs/PARITY.md §18).
     """
 
     input: tuple[int, ...]
@@ -114,23 +116,17 @@ class Example:
     input_dtype: str | None = None
     input_high: int = 0
     more_inputs: tuple[tuple[int, ...], ...] = ()
-    more_dtypes: tuple[str | None, ...] = ()
     masks: tuple[int, ...] = ()
-
-    def __post_init__(self):
-        if self.more_dtypes and len(self.more_dtypes) != len(self.more_inputs):
-            raise ValueError(f"more_dtypes has {len(self.more_dtypes)} entries for {len(self.more_inputs)} more_inputs")
+    mask_dtype: str = "int64"
 
     @property
     def inputs(self) -> tuple[tuple[int, ...], ...]:
         return (self.input, *self.more_inputs)
 
     def dtypes(self, float_dtype: str = "float32") -> tuple[str, ...]:
-        """Each input's dtype, floats in ``float_dtype``."""
-        first = self.input_dtype or float_dtype
-        if not self.more_dtypes:
-            return (first,) * len(self.inputs)
-        return (first, *(d or float_dtype for d in self.more_dtypes))
+        """Each input's dtype: ``mask_dtype`` for a mask, else ``input_dtype``, else the test's float dtype."""
+        return tuple(self.mask_dtype if i in self.masks else self.input_dtype or float_dtype
+                     for i in range(len(self.inputs)))
 
 
 def no_weights(params: Params) -> dict[str, Weight]:

@@ -132,8 +132,8 @@ class GroupNormParams(Params):
     affine: Bool = True
 
 
-def _divisors(n: int) -> list[int]:
-    """The group counts ``n`` channels allow, ascending; O(√n), as a channel count may be absurd before it fails."""
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` ascending (the group or head counts it allows); O(√n): a size may be absurd."""
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return small + [n // d for d in reversed(small) if d * d != n]
 
@@ -142,9 +142,9 @@ def _infer_group_norm(p: GroupNormParams, x: TensorType) -> tuple[GroupNormParam
     require_float(x)
     channels = _channels(x, p.num_channels, "num_channels")
     if channels % p.num_groups:
-        divisors = ", ".join(map(str, _divisors(channels)))
+        valid = ", ".join(map(str, divisors(channels)))
         raise ShapeError(f"num_groups {p.num_groups} does not divide the input's {channels} channels "
-                         f"(input shape {format_shape(x.shape)}); valid: {divisors}", param="num_groups")
+                         f"(input shape {format_shape(x.shape)}); valid: {valid}", param="num_groups")
     return p.model_copy(update={"num_channels": channels}), x
 
 

@@ -3,6 +3,7 @@
 from ...tables import merge_lowerings
 from . import (
     activation,
+    attention,
     conv,
     dropout,
     embedding,
@@ -24,4 +25,5 @@ JAX_OPS = merge_lowerings(
     dropout.LOWERINGS, embedding.LOWERINGS, normalization.LOWERINGS, merge.LOWERINGS, resample.LOWERINGS,
     sequence.LOWERINGS,
     recurrent.LOWERINGS,
+    attention.LOWERINGS,
 )

@@ -7,6 +7,7 @@ lowered model is plain torch and its ``state_dict`` is the canonical format as i
 from ...tables import merge_lowerings
 from . import (
     activation,
+    attention,
     conv,
     dropout,
     embedding,
@@ -25,4 +26,5 @@ TORCH_OPS = merge_lowerings(
     dropout.LOWERINGS, embedding.LOWERINGS, normalization.LOWERINGS, merge.LOWERINGS, resample.LOWERINGS,
     sequence.LOWERINGS,
     recurrent.LOWERINGS,
+    attention.LOWERINGS,
 )
