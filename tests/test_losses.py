@@ -100,6 +100,9 @@ def test_accuracy_and_perplexity_count_tokens_and_skip_ignored_ones():
     assert float(TORCH_METRICS["accuracy"](loss, *torch_args)) == 3
     assert float(TORCH_METRICS["accuracy"](loss, *torch_args, torch.from_numpy(mask))) == 2
     np.testing.assert_allclose(JAX_METRICS["accuracy"](loss, *jax_args), [2, 1])
+    within = choice("cross_entropy", class_axis=-1, ignore_index=1)  # a class id: its correct predictions skipped
+    assert float(TORCH_METRICS["accuracy"](within, *torch_args)) == 2
+    np.testing.assert_allclose(JAX_METRICS["accuracy"](within, *jax_args), [1, 1])
     assert float(TORCH_METRICS["perplexity"](loss, *torch_args)) == pytest.approx(nll.sum(), abs=1e-12)
     np.testing.assert_allclose(JAX_METRICS["perplexity"](loss, *jax_args), [nll[:3].sum(), nll[3]], atol=1e-12)
 
@@ -276,3 +279,21 @@ def test_mask_inputs_are_drawn_as_masks_and_reach_both_targets():
     np.testing.assert_allclose(outs["jax"], outs["torch"], rtol=1e-5, atol=1e-6)
     flipped = predict(spec, graph, "torch", state, {"ids": ids, "attention_mask": 1 - mask})
     assert np.abs(flipped - outs["torch"]).min() > 0  # every position reads its mask value
+
+
+def test_bool_masks_that_mark_padding_are_drawn_true_at_the_end_and_stay_bool_on_both_targets():
+    from backends.parity import make_inputs
+    from backends.target import make_target
+
+    spec, graph = dsl.loads("""
+name: padded
+inputs:
+  ids: {shape: [6], dtype: int64}
+  padding_mask: {shape: [6], dtype: bool, mask: ignore}
+model: [embedding: {num_embeddings: 12, embedding_dim: 4, inputs: [ids]}]
+""")
+    _, padding = make_inputs(graph, 64, "float32", np.random.default_rng(0))
+    assert padding.dtype == bool and not padding[:, 0].any() and (np.diff(padding.astype(int), axis=1) >= 0).all()
+    assert padding[:, -1].any() and not padding.all(axis=1).any()  # some rows padded, none all padding
+    assert make_target("torch", graph, None).put({"m": padding})["m"].dtype == torch.bool
+    assert make_target("jax", graph, None).put({"m": padding})["m"].dtype == jnp.bool_

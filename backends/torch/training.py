@@ -120,7 +120,9 @@ def _accuracy(loss: ChoiceSpec, out, y, mask=None) -> torch.Tensor:
     averaged over its positions (bce_with_logits)."""
     predicted, true = _predicted(loss, out, y)
     if loss.name == "cross_entropy":
-        correct = (predicted == true) & (y != loss.params.ignore_index)
+        correct = predicted == true
+        if 0 <= loss.params.ignore_index < out.shape[loss.params.class_axis]:  # else no prediction equals it
+            correct &= y != loss.params.ignore_index  # one kernel less a step for the default -100
         return correct.sum() if mask is None else masked_sum(correct.reshape(len(y), -1).sum(1), mask)
     per_example = _per_example((predicted == true).to(out.dtype))
     return per_example.sum() if mask is None else masked_sum(per_example, mask)
