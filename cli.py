@@ -247,16 +247,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_positive, default=1000)
     _data(evaluate)
 
-    predict = verb("predict", _predict, "model outputs for an array of inputs (.npy in, .npy out)",
-                   "Model outputs for an array of inputs (.npy in, .npy out). Inputs are examples as the spec's "
-                   "dataset stores them (digits: pixels 0..16, MNIST: 0..255) and get the same transform as "
-                   "training: the dataset's scaling to [0, 1], then data.normalize. Pass --transformed for inputs "
-                   "that already had it.")
+    predict = verb("predict", _predict, "model outputs for an array of inputs (.npy or .npz in, .npy out)",
+                   "Model outputs for an array of inputs (.npy in, .npy out; an .npz of arrays by input name for a "
+                   "model with several inputs). Inputs are examples as the spec's dataset stores them (digits: "
+                   "pixels 0..16, MNIST: 0..255) and get the same transform as training: the dataset's scaling to "
+                   "[0, 1], then data.normalize. Pass --transformed for inputs that already had it.")
     _target(predict)
     predict.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
     predict.add_argument("--input", type=Path, required=True,
-                         help="a .npy array of shape (N, *input.shape), channels first, or one example; or a "
-                              ".txt file of texts, one per line, for a spec with data.tokenizer")
+                         help="a .npy array of shape (N, *input.shape), channels first, or one example; for several "
+                         "inputs an .npz with one such array per input name (numpy.savez('x.npz', ids=..., "
+                         "attention_mask=...)); or a .txt file of texts, one per line, for a spec with data.tokenizer")
     predict.add_argument("--output", type=Path, required=True,
                          help="the .npy file to write (exactly this name); .npz for a model with several outputs")
     predict.add_argument("--model", help="which model to run, for a spec with several (models:)")

@@ -66,7 +66,7 @@ class Position:
     step: int = 0
     epochs_done: int = 0
     batch: int = 0
-    sums: dict[str, float] = field(default_factory=dict)  # the epoch's metric sums so far (Objective.metric_names)
+    sums: dict[str, float] = field(default_factory=dict)  # the epoch's metric sums and counts so far
     seen: int = 0
     seconds: float = 0.0  # training wall time up to this point, over all processes
 

@@ -30,6 +30,7 @@ from .data import (
     with_columns,
 )
 from .data.draws import EVAL_EPOCH
+from .metrics import epoch_metrics
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
 from .target import Target, make_target
@@ -244,8 +245,8 @@ class _Session:
         position = self.steps(batches, position, progress)
         test = _evaluate(self.target, self.objective, self.test_data, self.dataset, self.eval_size)
         seen = position.seen
-        record = {"epoch": epoch, "steps": position.step,
-                  **{f"train_{k}": position.sums.get(k, 0.0) / seen for k in self.objective.metric_names}, **test,
+        train = epoch_metrics(self.objective, position.sums, seen)
+        record = {"epoch": epoch, "steps": position.step, **{f"train_{k}": v for k, v in train.items()}, **test,
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -304,8 +305,8 @@ def _add(sums: dict, more: dict) -> dict:
 
 def _evaluate(target: Target, objective: Objective, data, dataset: Dataset, batch_size: int) -> dict:
     index, mask = eval_batches(len(dataset.test), batch_size)
-    n, sums = len(dataset.test), target.evaluate(data, index, mask)
-    return {f"test_{k}": float(sums[k]) / n for k in objective.metric_names}
+    sums = target.evaluate(data, index, mask)
+    return {f"test_{k}": v for k, v in epoch_metrics(objective, sums, len(dataset.test)).items()}
 
 
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir=DEFAULT_DATA_DIR,

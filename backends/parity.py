@@ -46,8 +46,10 @@ from dsl import LOSSES, OPS, Graph, Spec
 from dsl.objectives import Objective, resolve_objective
 from dsl.ops import FLOAT
 from dsl.passes import passes_for
+from dsl.targets import class_count, target_shape
 
-from .data.synthetic import draw_examples, id_high
+from .data.synthetic import ctc_columns, draw_examples, id_high
+from .metrics import epoch_metrics
 from .target import make_target
 from .weights import init_weights
 
@@ -178,7 +180,7 @@ def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Genera
     within every table that reads them (``OpDef.id_bound``: an embedding's rows; torch
     raises on other ids, XLA clamps them), bools fair coin flips (masks).
     """
-    xs = tuple(draw_examples(kind, batch_size, rng, id_high(graph, name, ID_RANGE), dtype)
+    xs = tuple(draw_examples(kind, batch_size, rng, id_high(graph, name, ID_RANGE), dtype, graph.mask_of(name))
                for name, kind in graph.inputs)
     return xs[0] if len(xs) == 1 else xs
 
@@ -186,14 +188,19 @@ def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Genera
 def make_batch(graph: Graph, objective: Objective, batch_size: int, dtype: str, rng: np.random.Generator
                ) -> dict[str, np.ndarray]:
     """One batch of the objective's columns: inputs as ``make_inputs`` draws them, targets that fit each
-    loss (class ids, 0/1 or real values), drawn columns standard normal."""
+    loss (class ids, label sequences with their frame counts, 0/1 or real values), drawn columns standard normal."""
     types = {**graph.input_types, **dict(objective.drawn)}
-    batch = {name: draw_examples(types[name], batch_size, rng, id_high(graph, name, ID_RANGE), dtype)
+    batch = {name: draw_examples(types[name], batch_size, rng, id_high(graph, name, ID_RANGE), dtype,
+                                 graph.mask_of(name))
              for name in objective.inputs + tuple(n for n, _ in objective.drawn)}
     for term in objective.terms if objective.targets else ():
-        out = graph.value_type(term.value).shape
+        kind = graph.value_type(term.value)
+        out = kind.shape
         if LOSSES[term.loss.name].targets == "classes":
-            batch[term.target] = rng.integers(0, out[0], (batch_size, *out[1:])).astype(np.int64)
+            shape = (batch_size, *target_shape(term.loss, kind))
+            batch[term.target] = rng.integers(0, class_count(term.loss, kind), shape).astype(np.int64)
+        elif LOSSES[term.loss.name].targets == "labels":
+            batch.update(ctc_columns(term, kind, batch_size, rng))
         elif term.loss.name == "bce_with_logits":
             batch[term.target] = rng.integers(0, 2, (batch_size, *out)).astype(dtype)
         else:
@@ -257,10 +264,10 @@ def _compare_training(report: Report, targets: dict, graph: Graph, objective: Ob
         if step > 1:
             for k in targets.keys() - {"torch"}:
                 _sync(targets[k], targets["torch"])
-        sums = {k: t.train_steps(data[k], [rows]) for k, t in targets.items()}
+        sums = {k: epoch_metrics(objective, t.train_steps(data[k], [rows]), report.batch_size)
+                for k, t in targets.items()}
         for metric in (m for m in objective.metric_names if m.endswith("loss")):
-            report.add(f"step {step} {metric}", {k: float(s[metric]) / report.batch_size for k, s in sums.items()},
-                       tol.trained)
+            report.add(f"step {step} {metric}", {k: s[metric] for k, s in sums.items()}, tol.trained)
         states = {k: t.export_state() for k, t in targets.items()}
         for key, row in _weight_rows(f"step {step}", graph, states, tol.trained, report.dtype):
             if key not in worst or _excess(row) >= _excess(worst[key]):  # ties: the later step

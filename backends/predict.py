@@ -3,13 +3,19 @@
 By default inputs are examples as the dataset stores them (digits: pixels 0..16,
 MNIST: uint8 0..255) and go through the same transform as training
 (``data/transform.py``); ``transformed=True`` feeds inputs that already had it.
-Everything a user can get wrong (the file, its dtype, its layout, the output path)
-is checked here before a framework is imported, and is one ``UsageError`` line.
+A model with one input reads a ``.npy``; a model with several reads an ``.npz``
+holding one array per named input (``numpy.savez('x.npz', input_ids=...,
+attention_mask=...)``), each in its declared dtype: token ids within the tables that
+read them, padding masks of 0 and 1.
+Everything a user can get wrong (the file, its arrays, their dtypes, layouts and
+values, the output path) is checked here before a framework is imported, and is one
+``UsageError`` line.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,6 +27,7 @@ from dsl.errors import UsageError
 from dsl.objectives import resolve_objective
 from dsl.tensors import format_shape
 
+from .data.synthetic import id_high
 from .data.transform import InputTransform, input_transform
 from .target import make_target
 from .weights import write_atomic
@@ -35,9 +42,6 @@ def read_array(path: Path) -> np.ndarray:
         raise UsageError(f"--input {path}: " + ("is a folder" if path.is_dir() else "no such file")
                          + "; give a .npy file of examples")
     head = path.open("rb").read(6)
-    if zipfile.is_zipfile(path):
-        raise UsageError(f"--input {path} is a .npz archive ({_npz_names(path)}); dslc predict reads one .npy "
-                         f"array: save the one you mean with numpy.save('x.npy', archive['name'])")
     if head != NPY_MAGIC:
         raise UsageError(f"--input {path} is not a .npy file (it starts with {head!r}); "
                          f"save your examples with numpy.save('x.npy', array)")
@@ -48,6 +52,38 @@ def read_array(path: Path) -> np.ndarray:
             raise UsageError(f"--input {path} holds Python objects (a pickled object array); "
                              f"dslc reads numeric arrays only") from None
         raise UsageError(f"--input {path}: cannot read it as a .npy array ({err})") from None
+
+
+def read_inputs(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """``--input``'s arrays by input name (``names``, the model's, in order): a ``.npy`` holds a one-input model's
+    examples, an ``.npz`` one array per named input, no more and no fewer."""
+    path = Path(path)
+    if path.is_file() and zipfile.is_zipfile(path):
+        return _read_npz(path, names)
+    if len(names) > 1:
+        raise UsageError(f"--input {path}: the model has {len(names)} inputs ({', '.join(names)}); give an .npz "
+                         f"holding one array per input: {_savez_hint(names)}")
+    return {names[0]: read_array(path)}
+
+
+def _read_npz(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        held = list(archive.files)
+        missing, extra = [n for n in names if n not in held], [k for k in held if k not in names]
+        if missing or extra:
+            problem = (f"has no array '{missing[0]}'" if missing else
+                       f"holds '{extra[0]}', which is not an input of the model")
+            raise UsageError(f"--input {path} {problem} (it holds {', '.join(held) or 'nothing'}; the model's "
+                             f"input{'s are' if len(names) > 1 else ' is'} {', '.join(names)}): {_savez_hint(names)}")
+        try:
+            return {name: archive[name] for name in names}
+        except ValueError:
+            raise UsageError(f"--input {path} holds Python objects (a pickled object array); dslc reads numeric "
+                             f"arrays only") from None
+
+
+def _savez_hint(names: list[str]) -> str:
+    return f"numpy.savez('x.npz', {', '.join(f'{n}=...' for n in names)})"
 
 
 def _texts(spec: Spec, graph: Graph, path: Path, weights: Path) -> np.ndarray:
@@ -95,23 +131,58 @@ def write_array(path: Path, array: np.ndarray | dict[str, np.ndarray]) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def prepare_inputs(spec: Spec, graph: Graph, x: np.ndarray, transformed: bool = False,
-                   fed: bool = True) -> np.ndarray:
-    """Checks dtype and layout and applies training's transform; returns (N, *input shape) arrays.
-
-    The transform belongs to the input the dataset feeds (a GAN's discriminator's, not
-    its generator's noise): ``fed`` says whether this input is it; others are taken as they are.
+def prepare_inputs(spec: Spec, graph: Graph, arrays: dict[str, np.ndarray], transformed: bool = False,
+                   fed: str | None = None, model: str | None = None) -> tuple[tuple[np.ndarray, ...], bool]:
+    """Each input checked (dtype, layout, values) and converted to its declared dtype; the one the dataset feeds
+    (``fed``, a GAN's discriminator's, not its generator's noise) gets training's transform. ``arrays`` are by
+    input name, local to the model (``z``, not ``generator.z``). Returns the batched arrays in the model's input
+    order, and whether they were given as one example without the batch axis.
     """
-    (_, input_type), = graph.inputs
-    x = _batched(np.asarray(x), input_type)
-    transform = None if transformed or not input_type.is_float or not fed else input_transform(spec)
-    _check_dtype(x, input_type, transform)
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise UsageError(f"the inputs hold {int((~np.isfinite(x)).sum())} NaN or infinite values")
+    several = len(graph.inputs) > 1
+    local = dict(zip((name for name, _ in graph.inputs), input_names(graph, model)))
+    single = {np.shape(arrays[local[name]]) == kind.shape for name, kind in graph.inputs}
+    if len(single) > 1:
+        raise UsageError("some inputs are one example without the batch axis and some are batches; give every "
+                         "input with the batch axis first")
+    xs = tuple(_prepare(spec, graph, name, arrays[local[name]], transformed, name == fed,
+                        f"{local[name]}: " if several else "") for name, _ in graph.inputs)
+    counts = {local[name]: len(x) for (name, _), x in zip(graph.inputs, xs)}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{n} {k}" for n, k in counts.items())
+        raise UsageError(f"the inputs hold different numbers of examples ({listed}); row i of each is example i")
+    return xs, single.pop()
+
+
+def _prepare(spec: Spec, graph: Graph, name: str, x: np.ndarray, transformed: bool, fed: bool,
+             label: str) -> np.ndarray:
+    """One input's array checked and converted (see ``prepare_inputs``); ``label`` prefixes its messages."""
+    input_type, mask = graph.value_type(name), graph.mask_of(name)
+    try:
+        x = _batched(np.asarray(x), input_type)
+        transform = None if transformed or not input_type.is_float or not fed else input_transform(spec)
+        _check_dtype(x, input_type, transform, mask)
+        _check_values(graph, name, x, mask)
+    except UsageError as err:
+        raise UsageError(f"{label}{err}") from None
     if transform is None:
         return x.astype(input_type.dtype)
     _check_stored_range(x, transform.scale, spec)
     return transform(x).astype(input_type.dtype)
+
+
+def _check_values(graph: Graph, name: str, x: np.ndarray, mask: str | None) -> None:
+    """No NaN; a padding mask holds 0 and 1 only; ids lie within every table that reads them (torch raises on
+    others, XLA clamps them)."""
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise UsageError(f"the inputs hold {int((~np.isfinite(x)).sum())} NaN or infinite values")
+    if mask is not None and not np.isin(x, (0, 1)).all():
+        raise UsageError(f"the inputs are a padding mask ({mask}: nonzero marks "
+                         f"{'a real token' if mask == 'keep' else 'padding'}) but hold values other than 0 and 1 "
+                         f"({', '.join(map(str, np.setdiff1d(np.unique(x), (0, 1))[:3]))})")
+    high = id_high(graph, name, math.inf)
+    if x.dtype.kind in "iu" and high < math.inf and x.size and not 0 <= x.min() <= x.max() < high:
+        raise UsageError(f"the inputs hold ids {x.min()}..{x.max()}, but a table reading them has {high} rows: "
+                         f"ids must lie in 0..{high - 1}")
 
 
 def _batched(x: np.ndarray, input_type: TensorType) -> np.ndarray:
@@ -138,11 +209,15 @@ def _layout_hint(got: tuple, want: tuple) -> str:
     return ""
 
 
-def _check_dtype(x: np.ndarray, input_type: TensorType, transform: InputTransform | None) -> None:
-    """Integers are stored pixels only where the dataset declares their range; else a float model wants floats."""
+def _check_dtype(x: np.ndarray, input_type: TensorType, transform: InputTransform | None, mask: str | None) -> None:
+    """Integers are stored pixels only where the dataset declares their range; else a float model wants floats.
+    An int input takes integers (a mask bools too); a bool input bools, or integers 0 and 1."""
     if x.dtype.kind not in "biuf":
         raise UsageError(f"the inputs are {x.dtype}, not numbers; the model takes {input_type.dtype}")
-    if not input_type.is_float and x.dtype.kind not in "iu":
+    if input_type.dtype == "bool" and not (x.dtype.kind == "b" or x.dtype.kind in "iu" and np.isin(x, (0, 1)).all()):
+        raise UsageError(f"the inputs are {x.dtype}; the model's input is bool (a mask): give bools, or integers 0 "
+                         f"and 1")
+    if not input_type.is_float and input_type.dtype != "bool" and x.dtype.kind not in ("iub" if mask else "iu"):
         raise UsageError(f"the inputs are {x.dtype}; the model's input is {input_type.dtype} (ids or indices)")
     if input_type.is_float and x.dtype.kind in "biu" and (transform is None or transform.scale is None):
         fix = ("drop --transformed to have the spec's transform applied" if transform is None
@@ -174,31 +249,36 @@ def _dataset_input(spec: Spec, graph: Graph) -> str | None:
 
 
 def choose_model(graph: Graph, model: str | None) -> Graph:
-    """The graph ``dslc predict`` runs: the one model, or ``--model``'s of several; it must read one input."""
+    """The graph ``dslc predict`` runs: the one model, or ``--model``'s of several."""
     if graph.models and model is None:
         raise UsageError(f"this spec has {len(graph.models)} models ({', '.join(graph.models)}); choose the one to "
                          f"run with --model")
     if model is not None and model not in graph.models:
         have = f"its models are {', '.join(graph.models)}" if graph.models else "it has one model: leave --model out"
         raise UsageError(f"--model {model}: the spec has no model of that name; {have}")
-    graph = graph.submodel(model or "")
-    if len(graph.inputs) != 1:
-        raise UsageError(f"dslc predict feeds a model with one input; this one has {len(graph.inputs)} "
-                         f"({', '.join(n for n, _ in graph.inputs)})")
-    return graph
+    return graph.submodel(model or "")
 
 
-def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray, *, transformed: bool = False,
-            batch_size: int = 1000, model: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+def input_names(graph: Graph, model: str | None) -> list[str]:
+    """The names ``--input``'s arrays go by: the model's inputs, without the ``--model`` prefix."""
+    return [name.removeprefix(f"{model}.") if model else name for name, _ in graph.inputs]
+
+
+def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray | dict[str, np.ndarray], *,
+            transformed: bool = False, batch_size: int = 1000,
+            model: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """Model outputs in evaluation mode: (N, *output shape), or one output for one example without a batch axis;
-    a dict by output name for several outputs."""
+    a dict by output name for several outputs. ``x`` is the one input's array, or arrays by input name."""
     full, graph = graph, choose_model(graph, model)
-    single = np.shape(x) == graph.inputs[0][1].shape
-    fed = graph.inputs[0][0] == _dataset_input(spec, full)
-    inputs = prepare_inputs(spec, graph, x, transformed, fed)  # every check runs before a framework is imported
+    names = input_names(graph, model)
+    if not isinstance(x, dict) and len(names) > 1:
+        raise UsageError(f"the model has {len(names)} inputs ({', '.join(names)}); give a dict of arrays by name")
+    arrays = x if isinstance(x, dict) else {names[0]: x}
+    fed = _dataset_input(spec, full)
+    inputs, single = prepare_inputs(spec, graph, arrays, transformed, fed, model)  # every check before an import
     target = make_target(target_name, graph, None)
     target.load_state({k: v for k, v in state.items() if k in graph.state_dict_spec()} if full.models else state)
-    out = target.predict(inputs, batch_size)
+    out = target.predict(inputs[0] if len(inputs) == 1 else inputs, batch_size)
     if isinstance(out, dict):
         return {k.removeprefix(f"{model}."): v[0] if single else v for k, v in out.items()}
     return out[0] if single else out
@@ -209,10 +289,10 @@ def predict_file(spec: Spec, graph: Graph, target_name: str, weights: Path, inpu
     """``dslc predict``: every file checked before the model is built; returns what it wrote."""
     from .weights import load_weights
 
-    outputs = [n for n, _ in choose_model(graph, model).outputs]
-    check_output_path(output_path, len(outputs))
-    x = _texts(spec, choose_model(graph, model), input_path, weights) if Path(input_path).suffix == ".txt" \
-        else read_array(input_path)
+    chosen = choose_model(graph, model)
+    check_output_path(output_path, len(chosen.outputs))
+    x = _texts(spec, chosen, input_path, weights) if Path(input_path).suffix == ".txt" \
+        else read_inputs(input_path, input_names(chosen, model))
     state = load_weights(weights, graph)
     out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size, model=model)
     write_array(output_path, out)

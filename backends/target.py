@@ -26,7 +26,8 @@ TARGETS = ("torch", "jax")
 class Target(Protocol):
     """A batch is a dict of named arrays (``dsl/objectives.py``: model inputs by input name, targets
     by output name, drawn columns); data is such a dict for a whole split, put where the steps read
-    it; index batches select its rows. Steps return dicts of metric sums (``Objective.metric_names``).
+    it; index batches select its rows. Steps return dicts of metric sums (``Objective.metric_names``)
+    and the counts some are means over (``Objective.counts``); ``metrics.epoch_metrics`` divides them.
     """
 
     name: str

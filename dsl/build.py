@@ -67,7 +67,7 @@ def build_graph(spec: Spec) -> Graph:
     return Graph(spec.name, tuple(i for g in graphs for i in g.inputs), tuple(n for g in graphs for n in g.nodes),
                  tuple(o for g in graphs for o in g.outputs),
                  tuple(Group(name, "model") for name in spec.models) + tuple(x for g in graphs for x in g.groups),
-                 models=tuple(spec.models))
+                 models=tuple(spec.models), masks=tuple(m for g in graphs for m in g.masks))
 
 
 class _Builder:
@@ -90,7 +90,8 @@ class _Builder:
                     values={name.removeprefix(self.prefix): (name,) for name, _ in inputs})
         last = self.layers(top, tuple(name for name, _ in inputs))
         outputs = self._outputs(top, last)
-        return Graph(self.spec.name, inputs, tuple(self.nodes), outputs, tuple(self.groups))
+        masks = tuple((self.prefix + local, spec.mask) for local, spec in self.model.input_specs.items() if spec.mask)
+        return Graph(self.spec.name, inputs, tuple(self.nodes), outputs, tuple(self.groups), masks=masks)
 
     def _inputs(self) -> tuple[tuple[str, TensorType], ...]:
         single = self.model.inputs is None

@@ -140,6 +140,7 @@ class Graph:
     outputs: tuple[tuple[str, str], ...]  # (output name, value name), in order
     groups: tuple[Group, ...] = ()
     models: tuple[str, ...] = ()  # several models side by side (``models:``): their names, each a name prefix
+    masks: tuple[tuple[str, str], ...] = ()  # (input name, 'keep' or 'ignore'): inputs declared as padding masks
 
     def submodel(self, model: str) -> Graph:
         """One model of several (its names keep their prefix); the graph itself for ``''``, the one model."""
@@ -151,7 +152,8 @@ class Graph:
         return Graph(self.name, tuple(i for i in self.inputs if i[0].startswith(prefix)),
                      tuple(n for n in self.nodes if n.name.startswith(prefix)),
                      tuple(o for o in self.outputs if o[0].startswith(prefix)),
-                     tuple(g for g in self.groups if g.name.startswith(prefix)))
+                     tuple(g for g in self.groups if g.name.startswith(prefix)),
+                     masks=tuple(m for m in self.masks if m[0].startswith(prefix)))
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -161,6 +163,11 @@ class Graph:
     @property
     def input_types(self) -> dict[str, TensorType]:
         return dict(self.inputs)
+
+    def mask_of(self, name: str) -> str | None:
+        """How a model input declared as a padding mask reads (``keep``: nonzero is a real token; ``ignore``:
+        nonzero is padding), or None for other inputs."""
+        return dict(self.masks).get(name)
 
     @property
     def output(self) -> str:

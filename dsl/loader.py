@@ -18,6 +18,7 @@ from .graph import Graph, Node
 from .objectives import Term, resolve_objective
 from .schema import Spec
 from .source import SourceMap, load_yaml, parse_yaml
+from .targets import class_count, target_shape
 from .tensors import TensorType, format_shape
 from .training import DATASETS, LOSSES, DatasetDef
 
@@ -139,12 +140,30 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
                                       spec.source.locate(("data", "normalize", key)))
     if data and dataset.sizes:
         _check_sizes(spec, dataset)
+    if objective and objective.extras:
+        _check_extras(spec, objective, dataset)
     if objective and objective.targets and dataset.labels:
         if len(objective.terms) != 1:
             raise SpecSchemaError(f"dataset {dataset.name} yields one label per example; this model has "
                                   f"{len(objective.terms)} outputs with losses; the synthetic dataset makes a "
                                   f"target for each", where)
         _check_labels(spec, graph, dataset, objective.terms[0], where)
+
+
+def _check_extras(spec: Spec, objective, dataset: DatasetDef) -> None:
+    """The columns a loss reads besides its target (ctc's input_lengths) must be ones the dataset yields."""
+    if dataset.named_columns:
+        return  # read by name from the user's files, or drawn (synthetic)
+    for term in objective.terms:
+        for argument, column in term.columns:
+            if column not in {c.name for c in dataset.columns}:
+                has = f"its extra columns are {', '.join(c.name for c in dataset.columns)}" if dataset.columns else \
+                    "it yields only its input and its label"
+                path = ("train", "loss") + ((term.output,) if isinstance(spec.train.loss, dict) else ())
+                raise SpecSchemaError(f"{term.loss.name} {argument} names column '{column}', which dataset "
+                                      f"{dataset.name} does not yield ({has}); name one of its columns, or leave "
+                                      f"{argument} out to use every frame",
+                                      spec.source.locate(path + (term.loss.name, argument)))
 
 
 def _check_augment(spec: Spec, graph: Graph, fed: tuple[str, ...]) -> None:
@@ -201,11 +220,11 @@ def _check_labels(spec: Spec, graph: Graph, dataset: DatasetDef, term: Term, whe
         fix = _OTHER_LOSS[dataset.labels].format(classes=dataset.num_classes or "C")
         raise SpecSchemaError(f"{loss} takes {_target_words(LOSSES[loss].targets, out)}, but dataset {dataset.name} "
                               f"yields {_label_words(dataset)}; {fix}", spec.source.locate(("train", "loss")))
-    classes = dataset.num_classes or (out.shape[0] if out.rank else "C")  # None: as many as the data has folders
-    expected = (classes, *dataset.label_shape) if dataset.labels == "classes" else dataset.label_shape
-    if dataset.labels == "classes" and out.rank == len(expected) and out.shape[0] != classes:
+    expected = _expected_output(dataset, term, out)
+    if dataset.labels == "classes" and out.rank == len(expected) and target_shape(term.loss, out) == \
+            dataset.label_shape and dataset.num_classes and class_count(term.loss, out) != dataset.num_classes:
         raise SpecSchemaError(f"dataset {dataset.name} has {dataset.num_classes} classes but the model outputs "
-                              f"{out} (classes on axis 1)", where)
+                              f"{out} (classes on axis {term.loss.params.class_axis})", where)
     if out.shape != expected:
         hint = "; reduce the extra axes (flatten then linear, or pool them away) before the output"
         raise SpecSchemaError(f"dataset {dataset.name} yields {_label_words(dataset)}, so {loss} needs "
@@ -213,7 +232,18 @@ def _check_labels(spec: Spec, graph: Graph, dataset: DatasetDef, term: Term, whe
                               f"{hint if out.rank > len(expected) else ''}", where)
 
 
+def _expected_output(dataset: DatasetDef, term: Term, out: TensorType) -> tuple:
+    """The output shape the dataset's labels call for: the classes on the loss's class axis around the label shape."""
+    if dataset.labels != "classes":
+        return dataset.label_shape
+    classes = dataset.num_classes or (class_count(term.loss, out) if out.rank else "C")  # None: one per folder
+    last = term.loss.params.class_axis == -1 and dataset.label_shape
+    return (*dataset.label_shape, classes) if last else (classes, *dataset.label_shape)
+
+
 def _target_words(targets: str, out: TensorType) -> str:
+    if targets == "labels":
+        return "label sequences [N, S] padded with the blank"
     return "class ids" if targets == "classes" else f"float targets shaped like the output {out}"
 
 
@@ -237,9 +267,10 @@ def training_warnings(spec: Spec, graph: Graph) -> list[SpecWarning]:
     if spec.train is None or spec.train.objective.name != "supervised" or len(graph.outputs) != 1 \
             or (node := loss_input(graph)) is None:
         return []
-    loss = spec.train.loss_for(graph.outputs[0][0]).name
+    chosen = spec.train.loss_for(graph.outputs[0][0])
+    loss = chosen.name
     message = REDUNDANT_BEFORE_LOSS.get((loss, node.op))
-    if message is None or (node.op == "log_softmax" and not _on_class_axis(node, graph)):
+    if message is None or (node.op == "log_softmax" and not _on_class_axis(node, graph, chosen)):
         return []
     where = spec.source.locate(node.path, key=True) if spec._source and node.path else None
     return [SpecWarning(f"{node.name} ({node.op}) feeds {loss}, {message}", where)]
@@ -260,9 +291,10 @@ def loss_input(graph: Graph) -> Node | None:
     return nodes.get(name)
 
 
-def _on_class_axis(node: Node, graph: Graph) -> bool:
+def _on_class_axis(node: Node, graph: Graph, loss) -> bool:
     """Whether a softmax-family layer normalizes the axis the loss treats as classes (only then is it idempotent)."""
-    return node.params.dim == 1 and node.output.shape == graph.output_type.shape
+    out, batched = graph.output_type, graph.output_type.rank + 1
+    return node.params.dim % batched == loss.params.class_axis % batched and node.output.shape == out.shape
 
 
 def _located(error: dict, source: SourceMap) -> SpecSchemaError:

@@ -201,6 +201,9 @@ LOSS_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "sigmoid_binary_cross_entropy": Alias("bce_with_logits", "optax"),
     "BCELoss": Alias("bce_with_logits", "torch", _NO_SIGMOID),
     "binary_cross_entropy": Alias("bce_with_logits", "torch", _NO_SIGMOID),
+    "CTCLoss": Alias("ctc", "torch", "it takes batch-first logits [N, T, C] and applies log_softmax itself"),
+    "ctc_loss": Alias("ctc", "torch and optax", "it takes batch-first logits [N, T, C], as optax's does"),
+    "CTC": Alias("ctc", "Keras"),
 })
 
 OPTIMIZER_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
@@ -239,6 +242,7 @@ METRIC_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "categorical_accuracy": Alias("accuracy", "Keras", "it compares the argmax with class ids, not one-hot labels"),
     "CategoricalAccuracy": Alias("accuracy", "Keras", "it compares the argmax with class ids, not one-hot labels"),
     "AUC": Planned("auc", "Keras and torchmetrics", RUN),
+    "Perplexity": Alias("perplexity", "torchmetrics and Keras-NLP"),
 })
 
 OBJECTIVE_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({

@@ -11,18 +11,34 @@ pipeline, so both targets see the same numbers.
 
 Each target lowers every objective once (``backends/*/objectives.py``, literal
 tables, completeness tested); steps return a dict of metric sums named by
-``Objective.metric_names``.
+``Objective.metric_names``, and the counts some of them are divided by
+(``Objective.counts``).
+
+**Extra columns.** A loss may read columns besides its target (ctc's
+``input_lengths``: frames per example). ``Term.columns`` names them and
+``Objective.extras`` lists them for the data, which supplies them like targets (the
+npy and npz files hold them by name, the synthetic dataset and ``dslc check`` draw them).
+
+**Sums and counts.** A step returns per-batch sums; the driver divides each by a count
+once per epoch (``backends/metrics.py``). A loss that is a mean over targets
+(cross_entropy's targets other than ``ignore_index``: tokens, pixels) makes its term
+return that count, ``{label}targets``, and its loss and per-target metrics
+(accuracy, perplexity) are divided by it: token-level means over the epoch, what
+torchmetrics and Keras report for sequences. Everything else is divided by the
+examples. With several terms, ``loss`` is derived after the division: the weighted
+sum of the terms' epoch means.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import SpecSchemaError, did_you_mean
 from .graph import Graph
 from .schema import ChoiceSpec, Spec
+from .targets import class_count
 from .tensors import TensorType, format_shape
-from .training import LOSSES
+from .training import LOSSES, METRICS
 
 DEFAULT_GAN_LOSS = ChoiceSpec("bce_with_logits", LOSSES["bce_with_logits"].params())
 
@@ -38,6 +54,12 @@ class Term:
     weight: float
     metrics: tuple[str, ...]
     label: str  # metric prefix: '' for a lone term, else the output's name in its model ('digit_')
+    columns: tuple[tuple[str, str], ...] = ()  # (loss argument, batch column) it reads besides the target
+
+    @property
+    def count(self) -> str | None:
+        """The sum of counted targets this term's step returns (its loss is a mean over them), or None: examples."""
+        return f"{self.label}targets" if LOSSES[self.loss.name].counts == "targets" else None
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,7 @@ class Objective:
     inputs: tuple[str, ...]  # columns the data supplies to model inputs
     targets: tuple[str, ...]  # columns the data supplies as targets
     drawn: tuple[tuple[str, TensorType], ...] = ()  # columns drawn from the seed: standard normal
+    extras: tuple[tuple[str, TensorType], ...] = ()  # columns the data supplies to losses (ctc's input_lengths)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -63,6 +86,11 @@ class Objective:
                 names.append(f"{term.label}loss")
             names += [f"{term.label}{metric}" for metric in term.metrics]
         return tuple(names)
+
+    @property
+    def counts(self) -> tuple[str, ...]:
+        """The counts a step returns beside the metric sums: each term's counted targets, where it counts them."""
+        return tuple(term.count for term in self.terms if term.count)
 
 
 def resolve_objective(spec: Spec, graph: Graph) -> Objective:
@@ -110,10 +138,34 @@ def _supervised(spec: Spec, graph: Graph) -> Objective:
     lone = len(outputs) == 1
     terms = tuple(Term(o, v, o, train.loss_for(o), train.loss_weights.get(o, 1.0), train.metrics_for(o),
                        "" if lone else f"{_local(model, o)}_") for o, v in outputs.items())
+    terms = tuple(_with_columns(spec, graph, term, _loss_path(train, term)) for term in terms)
     for term in terms:
-        _check_term(spec, graph, term, ("loss", term.output) if isinstance(train.loss, dict) else ("loss",))
+        _check_term(spec, graph, term, _loss_path(train, term))
     return Objective("supervised", terms, {"model": model}, (model,), tuple(n for n, _ in graph.inputs),
-                     tuple(outputs))
+                     tuple(outputs), extras=_extras(terms))
+
+
+def _loss_path(train, term: Term) -> tuple:
+    return ("loss", term.output) if isinstance(train.loss, dict) else ("loss",)
+
+
+def _with_columns(spec: Spec, graph: Graph, term: Term, where: tuple) -> Term:
+    """The term with the batch columns its loss reads besides the target; each must be a column of its own."""
+    column = getattr(term.loss.params, "input_lengths", None)
+    if column is None:
+        return term
+    taken = {name: "a model input" for name, _ in graph.inputs} | {o: "an output's target" for o, _ in graph.outputs}
+    if column in taken:
+        raise SpecSchemaError(f"{term.loss.name} input_lengths names '{column}', {taken[column]}; it reads one int "
+                              f"per example from a column of its own (frame_lengths)",
+                              _where(spec, *where, term.loss.name, "input_lengths"))
+    return replace(term, columns=(("input_lengths", column),))
+
+
+def _extras(terms: tuple[Term, ...]) -> tuple[tuple[str, TensorType], ...]:
+    """The columns losses read besides their targets: one int64 per example each (lengths)."""
+    names = dict.fromkeys(column for term in terms for _, column in term.columns)
+    return tuple((name, TensorType((), "int64")) for name in names)
 
 
 def _reconstruction(spec: Spec, graph: Graph) -> Objective:
@@ -190,21 +242,39 @@ def _output_at(spec: Spec, graph: Graph):
 
 
 def _check_term(spec: Spec, graph: Graph, term: Term, where: tuple) -> None:
-    """The loss must suit its output: a class axis for cross_entropy; accuracy needs a classification loss."""
+    """The loss must suit its output: a class axis for cross_entropy, [N, T, C] for ctc; each metric must suit
+    the loss."""
     loss, out = term.loss.name, graph.value_type(term.value)
     if LOSSES[loss].targets == "classes" and out.rank < 1:
         raise SpecSchemaError(f"{loss} needs an output with a class axis; {term.output} is {out}",
                               _where(spec, *where))
+    if loss == "ctc":
+        _check_ctc(spec, term, out, where)
     if "iou" in term.metrics and (LOSSES[loss].targets != "classes" or out.rank < 2) and loss != "bce_with_logits":
         raise SpecSchemaError(f"iou compares predicted and true regions: it needs per-position classes "
                               f"(cross_entropy on an output [N, C, H, W]) or bce_with_logits; {term.output} is {out} "
                               f"under {loss}", _where(spec, "metrics"))
-    if any(m in term.metrics for m in ("accuracy", "iou")) and loss == "mse":
-        per_output = isinstance(spec.train.metrics, dict)
-        raise SpecSchemaError(f"{'accuracy' if 'accuracy' in term.metrics else 'iou'} needs a classification loss "
-                              f"(cross_entropy or bce_with_logits), not mse"
-                              f"{f' (output {term.output!r})' if per_output else ''}",
-                              _where(spec, *(("metrics", term.output) if per_output else ("metrics",))))
+    for metric in term.metrics:
+        if loss not in METRICS[metric].losses:
+            per_output = isinstance(spec.train.metrics, dict)
+            needs = ("cross_entropy (it is exp of the mean cross entropy per token)" if metric == "perplexity" else
+                     f"a classification loss ({' or '.join(METRICS[metric].losses)})")
+            raise SpecSchemaError(f"{metric} needs {needs}, not {loss}"
+                                  f"{f' (output {term.output!r})' if per_output else ''}",
+                                  _where(spec, *(("metrics", term.output) if per_output else ("metrics",))))
+
+
+def _check_ctc(spec: Spec, term: Term, out: TensorType, where: tuple) -> None:
+    """ctc reads logits [N, T, C], batch first, with the blank one of the C classes and at least one label."""
+    if out.rank != 2:
+        raise SpecSchemaError(f"ctc takes logits [N, T, C] (batch first: frames, then classes with the blank); "
+                              f"{term.output} is {out}", _where(spec, *where))
+    blank, classes = term.loss.params.blank, class_count(term.loss, out)
+    if classes < 2 or blank >= classes:
+        problem = (f"blank {blank} is not one of its {classes} classes" if blank >= classes else
+                   "it has one class, the blank, and no label")
+        raise SpecSchemaError(f"ctc on {term.output} {out}: {problem}; the last axis holds the blank and the labels",
+                              _where(spec, *where, *(("ctc", "blank") if blank >= classes else ())))
 
 
 def _check_optimizers(spec: Spec, graph: Graph, objective: Objective) -> None:

@@ -168,10 +168,28 @@ Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
 
 
 class InputSpec(Params):
-    """One example's shape, channels first: ``[1, 28, 28]`` for an MNIST image."""
+    """One example's shape, channels first: ``[1, 28, 28]`` for an MNIST image.
+
+    ``mask`` declares a padding mask ``[T]`` (int or bool), so ``dslc check`` and the
+    synthetic dataset draw it as one (real tokens, then padding) rather than as ids:
+    ``keep``, nonzero marks a real token (Hugging Face's ``attention_mask``); ``ignore``,
+    nonzero marks padding (torch's ``key_padding_mask``).
+    """
 
     shape: Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=8)]
     dtype: Literal[FLOAT_DTYPES + INT_DTYPES + BOOL_DTYPES] = "float32"
+    mask: Literal["keep", "ignore"] | None = None
+
+    @model_validator(mode="after")
+    def _mask_is_int_and_flat(self) -> InputSpec:
+        if self.mask is not None and self.dtype in FLOAT_DTYPES:
+            raise choice_error(f"a padding mask is int or bool ([N, T], nonzero marks a "
+                               f"{'real token' if self.mask == 'keep' else 'padding position'}); this input is "
+                               f"{self.dtype}: give dtype: int64 or bool", ("mask",))
+        if self.mask is not None and len(self.shape) != 1:
+            raise choice_error(f"a padding mask is [N, T], one flag per position: give shape [T], not "
+                               f"{list(self.shape)}", ("shape",))
+        return self
 
 
 class NormalizeSpec(Params):

@@ -12,21 +12,38 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import AfterValidator, Field, Strict, WithJsonSchema, model_validator
 
-from .types import Bool, NonNegativeFloat, NonNegativeInt, Pair, Params, PositiveFloat, PositiveInt, Probability
+from .types import Bool, Int, NonNegativeFloat, NonNegativeInt, Pair, Params, PositiveFloat, PositiveInt, Probability
 
 Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
+ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _class_axis(value: int) -> int:
+    if value not in (1, -1):
+        raise ValueError(f"must be 1 (torch's layout [N, C, d1, ...]) or -1 (classes last, [N, T, V]), got {value}")
+    return value
+
+
+ClassAxis = Annotated[int, Strict(), AfterValidator(_class_axis), WithJsonSchema({"enum": [1, -1]})]
 
 
 @dataclass(frozen=True)
 class LossDef:
-    """A loss; ``targets`` says what the dataset must yield: class ids or values shaped like the output."""
+    """A loss; ``targets`` says what the dataset must yield: class ids, values shaped like the output, or label
+    sequences padded with the blank (``labels``, ctc).
+
+    ``counts`` is what the batch's loss is a mean over, hence what an epoch's sums are
+    divided by: ``targets``, the targets it does not ignore (cross_entropy: every class
+    id but ``ignore_index``, so a token-level mean for sequences), or ``examples``.
+    """
 
     name: str
     params: type[Params]
-    targets: Literal["classes", "values"]
+    targets: Literal["classes", "values", "labels"]
     doc: str
+    counts: Literal["targets", "examples"] = "examples"
 
 
 class NoLossParams(Params):
@@ -34,7 +51,21 @@ class NoLossParams(Params):
 
 
 class CrossEntropyParams(Params):
+    """torch's ``F.cross_entropy`` arguments, and where the classes are: ``class_axis`` 1 is torch's layout
+    ``[N, C, d1, ...]``; -1 is ``[N, T, V]``, sequence logits as Transformer and Keras code writes them."""
+
     label_smoothing: Probability = 0.0
+    ignore_index: Int = -100
+    class_axis: ClassAxis = 1
+
+
+class CtcParams(Params):
+    """torch's ``F.ctc_loss`` arguments; ``input_lengths`` names the batch column holding each example's frame
+    count (default: all T frames)."""
+
+    blank: NonNegativeInt = 0
+    zero_infinity: Bool = False
+    input_lengths: ColumnName | None = None
 
 
 class SgdParams(Params):
@@ -63,8 +94,12 @@ class AdamWParams(AdamParams):
 
 LOSSES = MappingProxyType({
     "cross_entropy": LossDef("cross_entropy", CrossEntropyParams, "classes",
-                             "Softmax cross-entropy of logits against class ids, class axis 1 "
-                             "(torch.nn.CrossEntropyLoss)."),
+                             "Softmax cross-entropy of logits against class ids (torch.nn.CrossEntropyLoss): class "
+                             "axis 1, or -1 for [N, T, V]; the mean over targets other than ignore_index (-100).",
+                             counts="targets"),
+    "ctc": LossDef("ctc", CtcParams, "labels",
+                   "Connectionist temporal classification of logits [N, T, C] (batch first) against label "
+                   "sequences [N, S] padded with the blank (torch.nn.CTCLoss, reduction mean)."),
     "mse": LossDef("mse", NoLossParams, "values",
                    "Mean squared error (torch.nn.MSELoss), not optax's half-squared l2_loss."),
     "bce_with_logits": LossDef("bce_with_logits", NoLossParams, "values",
@@ -78,9 +113,35 @@ OPTIMIZERS = MappingProxyType({
 })
 """Optimizer name -> parameter schema. Semantics are torch.optim's; see docs/PARITY.md §13."""
 
-METRICS = ("accuracy", "iou")
-"""``accuracy``: correct predictions (per position for per-pixel classes); ``iou``: each example's foreground
-intersection over union (class ids other than 0; for segmentation); both averaged over examples."""
+@dataclass(frozen=True)
+class MetricDef:
+    """A metric: the losses it goes with, and how an epoch's value comes from the steps' per-batch sums.
+
+    ``per`` is what the sum is divided by: ``target``, the loss's count (cross_entropy's
+    targets other than ``ignore_index``: tokens, pixels; otherwise examples), or
+    ``example``. ``derive`` applies after the division: ``exp`` for perplexity, which is
+    not a sum of per-batch values.
+    """
+
+    name: str
+    losses: tuple[str, ...]
+    per: Literal["target", "example"]
+    doc: str
+    derive: Literal["exp"] | None = None
+
+
+METRICS = MappingProxyType({d.name: d for d in (
+    MetricDef("accuracy", ("cross_entropy", "bce_with_logits"), "target",
+              "correct predictions: over every target cross_entropy counts (tokens, pixels; ignore_index skipped), "
+              "or per example averaged over its positions (bce_with_logits)"),
+    MetricDef("iou", ("cross_entropy", "bce_with_logits"), "example",
+              "each example's foreground intersection over union (class ids other than 0; for segmentation), "
+              "averaged over examples"),
+    MetricDef("perplexity", ("cross_entropy",), "target",
+              "exp of the mean cross entropy per counted target (token) over the epoch, without label smoothing",
+              derive="exp"),
+)})
+"""Metric name -> its definition; each backend lowers the per-batch sum (``backends/*/training.py``)."""
 
 
 class SupervisedParams(Params):

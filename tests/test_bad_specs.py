@@ -309,6 +309,24 @@ CASES = [
     ("gru_token_ids.yaml", 4, 10, "gru_1 (gru): expects a float sequence [N, T, features], got int64 [N, 6]; "
                                   "token ids go through an embedding first"),
     ("lstm_no_hidden_size.yaml", 4, 5, "missing required key 'hidden_size' in lstm"),
+    # --- sequence losses, metrics and padding-mask inputs ---
+    ("loss_class_axis_2.yaml", 7, 38, "cross_entropy class_axis must be 1 (torch's layout [N, C, d1, ...]) or -1 "
+                                      "(classes last, [N, T, V]), got 2"),
+    ("ctc_on_flat_output.yaml", 6, 9, "ctc takes logits [N, T, C] (batch first: frames, then classes with the "
+                                      "blank); linear_1 is [N, 10]"),
+    ("ctc_input_lengths_no_column.yaml", 8, 31, "ctc input_lengths names column 'frame_lengths', which dataset "
+                                                "digits does not yield (it yields only its input and its label)"),
+    ("ctc_input_lengths_names_input.yaml", 8, 41, "ctc input_lengths names 'frame_count', a model input; it reads "
+                                                  "one int per example from a column of its own"),
+    ("ctc_blank_outside_classes.yaml", 6, 23, "ctc on linear_1 [N, 20, 5]: blank 5 is not one of its 5 classes"),
+    ("accuracy_with_ctc.yaml", 8, 12, "accuracy needs a classification loss (cross_entropy or bce_with_logits), "
+                                      "not ctc"),
+    ("perplexity_with_bce.yaml", 8, 12, "perplexity needs cross_entropy (it is exp of the mean cross entropy per "
+                                        "token), not bce_with_logits"),
+    ("mask_on_float_input.yaml", 4, 39, "a padding mask is int or bool ([N, T], nonzero marks a real token); this "
+                                        "input is float32: give dtype: int64 or bool"),
+    ("mask_not_one_axis.yaml", 4, 27, "a padding mask is [N, T], one flag per position: give shape [T], not [16, 16]"),
+    ("mask_unknown_kind.yaml", 4, 53, "inputs.attention_mask.mask should be 'keep' or 'ignore' (got 'padding')"),
     # --- init: (per layer, by op) ---
     ("init_unknown_weight.yaml", 4, 54, "conv2d has no weight 'wieght'; did you mean 'weight'?; its weights: "
                                         "weight, bias"),

@@ -30,7 +30,7 @@ def test_every_op_has_examples_and_a_doc():
 
 
 def test_every_loss_and_optimizer_is_lowered_by_both_backends():
-    assert set(dsl.LOSSES) == set(TORCH_LOSSES) == set(JAX_LOSSES) == {"cross_entropy", "mse", "bce_with_logits"}
+    assert set(dsl.LOSSES) == set(TORCH_LOSSES) == set(JAX_LOSSES) == {"cross_entropy", "ctc", "mse", "bce_with_logits"}
     assert set(dsl.OPTIMIZERS) == set(TORCH_OPTIMIZERS) == set(JAX_OPTIMIZERS) == {"sgd", "adam", "adamw"}
 
 
@@ -47,7 +47,9 @@ def test_every_metric_is_lowered_by_both_backends():
     from backends.jax.training import JAX_METRICS
     from backends.torch.training import TORCH_METRICS
 
-    assert set(dsl.METRICS) == set(TORCH_METRICS) == set(JAX_METRICS) == {"accuracy", "iou"}
+    assert set(dsl.METRICS) == set(TORCH_METRICS) == set(JAX_METRICS) == {"accuracy", "iou", "perplexity"}
+    for name, metric in dsl.METRICS.items():
+        assert metric.name == name and metric.doc.strip() and set(metric.losses) <= set(dsl.LOSSES), name
 
 
 def test_datasets():

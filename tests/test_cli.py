@@ -94,6 +94,32 @@ def test_predict_on_raw_digits_matches_eval_accuracy_exactly(trained, tmp_path, 
     np.testing.assert_allclose(np.load(tmp_path / "same.npy"), np.load(tmp_path / "logits.npy"), rtol=0, atol=1e-5)
 
 
+def test_predict_reads_named_inputs_of_two_dtypes_from_an_npz(tmp_path, capsys):
+    """two_tower's int64 user ids and float features, by name, through the command line on both targets (in this
+    process: ``cli.main``), against the torch module called directly."""
+    import torch
+
+    import cli
+    import dsl
+    from backends.torch import build_module
+    from backends.weights import init_weights, save_weights
+
+    spec, graph = dsl.load(REPO / "specs/two_tower.yaml")
+    state = init_weights(graph, seed=0)
+    save_weights(tmp_path / "w.safetensors", state)
+    rng = np.random.default_rng(0)
+    user, features = rng.integers(0, 64, (7, 1)), rng.standard_normal((7, 8))  # int64 and float64 as numpy makes them
+    np.savez(tmp_path / "x.npz", features=features, user=user)  # any order: arrays go by name
+    with torch.no_grad():
+        expected = build_module(graph, state)(torch.from_numpy(user), torch.from_numpy(features).float()).numpy()
+    for target in ("jax", "torch"):
+        assert cli.main(["predict", str(REPO / "specs/two_tower.yaml"), "--target", target, "--weights",
+                         str(tmp_path / "w.safetensors"), "--input", str(tmp_path / "x.npz"), "--output",
+                         str(tmp_path / f"{target}.npy")]) == 0
+        assert "[7, 2] float32" in capsys.readouterr().out
+        np.testing.assert_allclose(np.load(tmp_path / f"{target}.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_summary_reports_the_parameter_counts():
     assert "693,962" in dslc("summary", "specs/mnist_cnn.yaml").stdout
     assert "101,770" in dslc("summary", "specs/mnist_mlp.yaml").stdout

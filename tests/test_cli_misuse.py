@@ -42,6 +42,17 @@ print(json.dumps(results))
 
 CNN, MLP = "specs/digits_cnn.yaml", "specs/digits_mlp.yaml"
 P = "predict " + CNN + " --weights {w} --output {tmp}/out.npy --input "
+T = "predict {tmp}/tagger.yaml --weights {tmp}/tagger.safetensors --output {tmp}/out.npy --input "
+TAGGER = """
+name: tagger
+inputs:
+  ids: {shape: [6], dtype: int64}
+  attention_mask: {shape: [6], dtype: int64, mask: keep}
+model:
+  - embedding: {num_embeddings: 12, embedding_dim: 4, inputs: [ids], name: tokens}
+  - embedding: {num_embeddings: 2, embedding_dim: 4, inputs: [attention_mask], name: padding}
+  - add: {inputs: [tokens, padding]}
+"""
 
 # (id, command line with {tmp} and {w} placeholders, message fragment, refused before a framework loads)
 CASES = [
@@ -75,7 +86,8 @@ CASES = [
     ("output_is_a_folder", P + "{tmp}/raw.npy --output {tmp}", "is a folder; give a file name", True),
     # --- what predict is given ---
     ("input_missing", P + "{tmp}/none.npy", "--input {tmp}/none.npy: no such file", True),
-    ("input_npz", P + "{tmp}/x.npz", "is a .npz archive (2 arrays: images, labels)", True),
+    ("input_npz", P + "{tmp}/x.npz", "--input {tmp}/x.npz has no array 'input' (it holds images, labels; the "
+     "model's input is input): numpy.savez('x.npz', input=...)", True),
     ("input_csv", P + "{tmp}/x.csv", "is not a .npy file", True),
     ("input_pickled", P + "{tmp}/objects.npy", "holds Python objects", True),
     ("input_strings", P + "{tmp}/strings.npy", "not numbers", True),
@@ -94,7 +106,20 @@ CASES = [
     ("predict_two_outputs_to_npy", "predict specs/multi_head.yaml --weights {w} --input {tmp}/raw.npy --output "
      "{tmp}/out.npy", "the model has 2 outputs; give a .npz file", True),
     ("predict_two_inputs", "predict specs/two_tower.yaml --weights {w} --input {tmp}/raw.npy --output "
-     "{tmp}/out.npy", "dslc predict feeds a model with one input; this one has 2 (user, features)", True),
+     "{tmp}/out.npy", "the model has 2 inputs (user, features); give an .npz holding one array per input: "
+     "numpy.savez('x.npz', user=..., features=...)", True),
+    # --- named inputs in an .npz (ids and a padding mask) ---
+    ("npz_missing_input", T + "{tmp}/tags_missing.npz", "has no array 'attention_mask' (it holds ids; the model's "
+     "inputs are ids, attention_mask)", True),
+    ("npz_extra_array", T + "{tmp}/tags_extra.npz", "holds 'labels', which is not an input of the model", True),
+    ("npz_float_ids", T + "{tmp}/tags_float.npz", "ids: the inputs are float64; the model's input is int64", True),
+    ("npz_wrong_shape", T + "{tmp}/tags_short.npz", "ids: the inputs have shape [3, 5]; the model takes [N, 6]", True),
+    ("npz_mask_values", T + "{tmp}/tags_mask2.npz", "attention_mask: the inputs are a padding mask (keep: nonzero "
+     "marks a real token) but hold values other than 0 and 1 (2)", True),
+    ("npz_ids_outside_table", T + "{tmp}/tags_ids.npz", "ids: the inputs hold ids 1..12, but a table reading them "
+     "has 12 rows: ids must lie in 0..11", True),
+    ("npz_counts_differ", T + "{tmp}/tags_counts.npz", "the inputs hold different numbers of examples (ids 3, "
+     "attention_mask 2)", True),
     # --- data, losses and labels ---
     ("unknown_dataset", "train " + CNN + " --dataset cifar100", "unknown dataset 'cifar100'", True),
     ("dataset_shape", "train " + CNN + " --dataset mnist", "dataset mnist has examples of shape [N, 1, 28, 28]",
@@ -138,8 +163,23 @@ def files(tmp_path_factory) -> dict[str, str]:
         np.save(tmp / f"{name}.npy", array)
     np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.savez(tmp / "x.npz", images=raw, labels=np.zeros(4))
+    _tagger(tmp)
     _checkpoints(tmp)
     return {"tmp": str(tmp), "w": str(tmp / "cnn.safetensors")}
+
+
+def _tagger(tmp: Path) -> None:
+    """A model of two named inputs, ids and a padding mask, its weights, and .npz files of its inputs gone wrong."""
+    (tmp / "tagger.yaml").write_text(TAGGER)
+    save_weights(tmp / "tagger.safetensors", init_weights(dsl.loads(TAGGER)[1], seed=0))
+    ids, mask = np.arange(18).reshape(3, 6) % 12, np.array([[1] * 6, [1] * 3 + [0] * 3, [1] + [0] * 5])
+    for name, arrays in {"missing": {"ids": ids}, "extra": {"ids": ids, "attention_mask": mask, "labels": ids},
+                         "float": {"ids": ids * 1.0, "attention_mask": mask},
+                         "short": {"ids": ids[:, :5], "attention_mask": mask},
+                         "mask2": {"ids": ids, "attention_mask": mask * 2},
+                         "ids": {"ids": ids + 1, "attention_mask": mask},
+                         "counts": {"ids": ids, "attention_mask": mask[:2]}}.items():
+        np.savez(tmp / f"tags_{name}.npz", **arrays)
 
 
 def _checkpoints(tmp: Path) -> None:

@@ -313,7 +313,8 @@ def test_a_keyed_foreign_op_points_at_its_key():
 def test_a_value_that_is_not_a_name():
     text = SPEC.replace("metrics: [accuracy]", "metrics: [accuracy, 3]")
     col = text.splitlines()[6].index("3]") + 1
-    assert str(error_for(text)) == f"<string>:7:{col}: a metric is a name, not 3; valid metrics: accuracy, iou"
+    assert str(error_for(text)) == (f"<string>:7:{col}: a metric is a name, not 3; valid metrics: accuracy, iou, "
+                                    f"perplexity")
     err = error_for(SPEC.replace("dataset: digits", "dataset: [digits]"))
     assert err.message.startswith("a dataset is a name, not ['digits']; valid datasets: digits, mnist")
 

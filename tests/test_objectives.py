@@ -19,6 +19,8 @@ from backends.parity import check
 from backends.target import make_target
 from backends.weights import init_weights, load_weights
 from dsl.objectives import resolve_objective
+from dsl.schema import ChoiceSpec
+from dsl.training import CrossEntropyParams
 from tests.conftest import REPO
 
 
@@ -185,7 +187,8 @@ def test_iou_is_each_examples_foreground_intersection_over_union_on_both_targets
     predicted = np.array([[[1, 0, 1, 0]], [[0, 0, 0, 0]], [[2, 1, 1, 1]]])
     logits = np.eye(3)[predicted].transpose(0, 3, 1, 2)  # [N, C=3, 1, 4]: argmax = predicted
     expected = np.array([1 / 3, 1.0, 0.0])
-    got_t = TORCH_METRICS["iou"]("cross_entropy", torch.from_numpy(logits), torch.from_numpy(labels))
-    got_j = JAX_METRICS["iou"]("cross_entropy", jnp.asarray(logits), jnp.asarray(labels))
+    loss = ChoiceSpec("cross_entropy", CrossEntropyParams())
+    got_t = TORCH_METRICS["iou"](loss, torch.from_numpy(logits), torch.from_numpy(labels))
+    got_j = JAX_METRICS["iou"](loss, jnp.asarray(logits), jnp.asarray(labels))
     assert float(got_t) == pytest.approx(expected.sum(), abs=1e-12)
     np.testing.assert_allclose(np.asarray(got_j), expected, atol=1e-6)

@@ -17,6 +17,8 @@ from dsl.errors import DataError, SpecSchemaError
 from dsl.loader import check_dataset
 from dsl.names import unknown_name
 from dsl.objectives import resolve_objective
+from dsl.schema import ChoiceSpec
+from dsl.targets import class_count, target_shape
 
 from .augment import Augment, augmentation
 from .batches import epoch_batches, eval_batches
@@ -90,7 +92,9 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
                        for k, s in (("train", source.train), ("test", source.test)))
     for term in objective.terms if objective and objective.targets else ():
         for split, part in (("train", train), ("test", test)):
-            check_targets(f"{name} ({split})", part[term.target], term.loss.name, graph.value_type(term.value))
+            check_targets(f"{name} ({split})", part[term.target], term.loss, graph.value_type(term.value))
+            for _, column in term.columns:
+                check_lengths(f"{name} ({split})", column, part[column], graph.value_type(term.value))
     if name == "image_folder" and objective and objective.targets:
         _check_class_count(data.path, source.num_classes, graph.value_type(objective.terms[0].value))
     return Dataset(name, train, test, source.num_classes, _augment(spec, graph, name, fed), source.files)
@@ -161,15 +165,16 @@ def _user_arrays(spec: Spec, graph: Graph, objective, split: str, name: str) -> 
     data = spec.data
     inputs = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
     targets = objective.targets if objective else ()
+    extras = {n: n for n, _ in objective.extras} if objective else {}
     if name == "npy":
         folder = Path(data.path) / split
-        names = column_files(inputs, targets, lambda stem: (folder / f"{stem}.npy").exists())
+        names = column_files(inputs, targets, lambda stem: (folder / f"{stem}.npy").exists()) | extras
         names.update({batch: stem for stem, batch in data.columns.items()})
         columns = npy_folder(data.path, split, names, data.stream)
         where = {n: f"{folder / stem}.npy" for n, stem in names.items()}
     else:
         held = npz_keys(data.path)
-        names = column_files(inputs, targets, lambda stem: f"{stem}_{split}" in held)
+        names = column_files(inputs, targets, lambda stem: f"{stem}_{split}" in held) | extras
         names.update({batch: stem for stem, batch in data.columns.items()})
         columns = npz_columns(data.path, split, names)
         where = {n: f"{data.path}: {stem}_{split}" for n, stem in names.items()}
@@ -198,26 +203,63 @@ def _feed(split: Split, fed: str, objective, transform: InputTransform) -> Split
     return Split(columns)
 
 
-def check_targets(name: str, y: np.ndarray, loss: str, output: TensorType) -> None:
+def check_targets(name: str, y: np.ndarray, loss: ChoiceSpec, output: TensorType) -> None:
     """Raises a one-line ``DataError`` unless ``y`` is what ``loss`` takes for this output.
 
     ``dslc validate`` checks what a dataset declares (``dsl.DATASETS``); this checks
     what it yields, before anything is compiled, so a dataset whose labels differ from
     its declaration fails here rather than as a backend traceback or, in JAX, as a
-    silent broadcast.
+    silent broadcast (or, for class ids out of range, a silent clamp).
     """
-    by_class = LOSSES[loss].targets == "classes"
-    if by_class:
-        what, dtype_ok, shape = "integer class ids", y.dtype.kind in "iu", (len(y), *output.shape[1:])
+    kind = LOSSES[loss.name].targets
+    if kind == "labels":
+        return _check_label_sequences(name, y, loss, output)
+    if kind == "classes":
+        what, dtype_ok, shape = "integer class ids", y.dtype.kind in "iu", (len(y), *target_shape(loss, output))
     else:
         what, dtype_ok, shape = "float values", y.dtype.kind == "f", (len(y), *output.shape)
     if not dtype_ok or y.shape != shape:
-        raise DataError(f"dataset {name} yields targets of dtype {y.dtype} and shape {y.shape}, but {loss} on the "
-                        f"output {output} takes {what} of shape {shape}")
-    classes = output.shape[0]
-    if by_class and y.size and not 0 <= y.min() <= y.max() < classes:
-        raise DataError(f"dataset {name} yields class ids {y.min()}..{y.max()}, but the output {output} has "
-                        f"{classes} classes, so ids must lie in 0..{classes - 1}")
+        raise DataError(f"dataset {name} yields targets of dtype {y.dtype} and shape {y.shape}, but {loss.name} on "
+                        f"the output {output} takes {what} of shape {shape}")
+    if kind == "classes":
+        _check_class_ids(name, y[y != loss.params.ignore_index], loss, output)
+
+
+def _check_class_ids(name: str, ids: np.ndarray, loss: ChoiceSpec, output: TensorType) -> None:
+    classes = class_count(loss, output)
+    if ids.size and not 0 <= ids.min() <= ids.max() < classes:
+        axis = "" if output.rank == 1 else f" on axis {loss.params.class_axis}"
+        raise DataError(f"dataset {name} yields class ids {ids.min()}..{ids.max()}, but the output {output} has "
+                        f"{classes} classes{axis}, so ids must lie in 0..{classes - 1} (or be ignore_index, "
+                        f"{loss.params.ignore_index}, where nothing is to be learned)")
+
+
+def _check_label_sequences(name: str, y: np.ndarray, loss: ChoiceSpec, output: TensorType) -> None:
+    """ctc targets: int [N, S], ids below the output's classes, the labels of each row first, then the blank."""
+    blank, classes = loss.params.blank, class_count(loss, output)
+    if y.dtype.kind not in "iu" or y.ndim != 2:
+        raise DataError(f"dataset {name} yields targets of dtype {y.dtype} and shape {y.shape}, but ctc takes "
+                        f"integer label sequences [N, S] padded with the blank ({blank})")
+    if y.size and not 0 <= y.min() <= y.max() < classes:
+        raise DataError(f"dataset {name} yields labels {y.min()}..{y.max()}, but the output {output} has {classes} "
+                        f"classes (the blank, {blank}, among them), so labels must lie in 0..{classes - 1}")
+    after_blank = (np.cumsum(y == blank, axis=1) > 0) & (y != blank)
+    if after_blank.any():
+        row = int(np.argmax(after_blank.any(axis=1)))
+        raise DataError(f"dataset {name}: target row {row} has a label after the blank ({blank}): {y[row].tolist()};"
+                        f" ctc counts a row's labels as its non-blank ids, so put them first and pad the end with "
+                        f"the blank")
+
+
+def check_lengths(name: str, column: str, lengths: np.ndarray, output: TensorType) -> None:
+    """A loss's frame counts: one integer per example within the output's T frames."""
+    frames = output.shape[0]
+    if lengths.dtype.kind not in "iu" or lengths.ndim != 1:
+        raise DataError(f"dataset {name}: column {column} holds {lengths.dtype} of shape {lengths.shape}; it is a "
+                        f"frame count per example: integers of shape (N,)")
+    if lengths.size and not 0 <= lengths.min() <= lengths.max() <= frames:
+        raise DataError(f"dataset {name}: column {column} holds frame counts {lengths.min()}..{lengths.max()}, but "
+                        f"the output {output} has {frames} frames, so they must lie in 0..{frames}")
 
 
 __all__ = ["Dataset", "Split", "Stream", "with_columns", "InputTransform", "load_dataset", "input_transform",

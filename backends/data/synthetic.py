@@ -1,10 +1,12 @@
 """Seeded random data for any model, with targets a fixed random "teacher" computes.
 
 Float inputs are standard normal, integer inputs ids within the tables that read
-them (``OpDef.id_bound``), bool inputs coin flips. Each target depends on the inputs
+them (``OpDef.id_bound``), bool inputs coin flips, and inputs declared as padding
+masks masks (real tokens first, then padding). Each target depends on the inputs
 (argmax, or tanh, of a random linear map of the examples' features, where an id's
 feature is a random vector per id), so a model can learn them and smoke tests can
-see accuracy rise; the data is the same for a given seed on every machine.
+see accuracy rise; the data is the same for a given seed on every machine. A ctc
+term gets label sequences padded with the blank, and the frame counts its loss reads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from dsl import LOSSES, OPS, Graph, TensorType
-from dsl.objectives import Objective
+from dsl.objectives import Objective, Term
+from dsl.targets import class_count
 
 from .sources import Source, Split
 
@@ -27,16 +30,19 @@ def synthetic(graph: Graph, objective: Objective | None, seed: int, train_size: 
     sizes = (train_size or DEFAULT_TRAIN_SIZE, test_size or DEFAULT_TEST_SIZE)
     total = sum(sizes)
     names = objective.inputs if objective else tuple(n for n, _ in graph.inputs)
-    columns = {name: draw_examples(graph.value_type(name), total, rng, id_high(graph, name)) for name in names}
+    columns = {name: draw_examples(graph.value_type(name), total, rng, id_high(graph, name), mask=graph.mask_of(name))
+               for name in names}
     features = np.concatenate([_features(columns[n], rng, id_high(graph, n)) for n in names], axis=1)
     classes = None
     for term in objective.terms if objective and objective.targets else ():
         out = graph.value_type(term.value)
         if LOSSES[term.loss.name].targets == "classes":
-            classes = out.shape[0]
+            classes = class_count(term.loss, out)
             teacher = rng.standard_normal((features.shape[1], out.numel))
             scores = (features @ teacher).reshape(total, *out.shape)
-            columns[term.target] = scores.argmax(axis=1).astype(np.int64)
+            columns[term.target] = scores.argmax(axis=term.loss.params.class_axis).astype(np.int64)
+        elif LOSSES[term.loss.name].targets == "labels":
+            columns.update(ctc_columns(term, out, total, rng, features))
         else:
             teacher = rng.standard_normal((features.shape[1], out.numel)) / np.sqrt(features.shape[1])
             columns[term.target] = np.tanh(features @ teacher).reshape(total, *out.shape).astype(np.float32)
@@ -53,12 +59,15 @@ def id_high(graph: Graph, name: str, limit: int = ID_RANGE) -> int:
 
 
 def draw_examples(kind: TensorType, count: int, rng: np.random.Generator, high: int,
-                  dtype: str | None = None) -> np.ndarray:
-    """``count`` examples of an input: floats standard normal, bools coin flips, integer ids in 0..high-1.
+                  dtype: str | None = None, mask: str | None = None) -> np.ndarray:
+    """``count`` examples of an input: floats standard normal, bools coin flips, integer ids in 0..high-1,
+    padding masks (``mask``: ``keep`` or ``ignore``) as ``padding_masks`` draws them.
 
     Floats are drawn in float32 (numpy's own float32 sampler), or in float64 and cast to
     ``dtype`` where one is given (``dslc check``'s stream, which float64 checks share).
     """
+    if mask is not None:
+        return padding_masks(kind, count, rng, mask)
     shape = (count, *kind.shape)
     if kind.is_float:
         return rng.standard_normal(shape, dtype=np.float32) if dtype is None else \
@@ -66,6 +75,38 @@ def draw_examples(kind: TensorType, count: int, rng: np.random.Generator, high: 
     if kind.dtype == "bool":
         return rng.integers(0, 2, shape).astype(bool)
     return rng.integers(0, high, shape).astype(kind.dtype)
+
+
+def padding_masks(kind: TensorType, count: int, rng: np.random.Generator, mask: str) -> np.ndarray:
+    """Masks [count, T] in the input's dtype: 1..T real tokens per row, first, then padding; nonzero marks the
+    real tokens for ``keep`` (Hugging Face's attention_mask), the padding for ``ignore`` (key_padding_mask)."""
+    steps = kind.shape[0]
+    real = np.arange(steps)[None, :] < rng.integers(1, steps + 1, count)[:, None]
+    return (real if mask == "keep" else ~real).astype(kind.dtype)
+
+
+def ctc_columns(term: Term, out: TensorType, count: int, rng: np.random.Generator,
+                features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A ctc term's targets and the frame counts its loss reads (``Term.columns``), ``count`` examples.
+
+    Targets are 1..S labels (S a third of the T frames), never the blank, then blanks; a
+    teacher picks them from ``features`` (learnable), or they are random. Frame counts lie
+    in 2L..T for L labels: enough for any alignment (L labels need at most 2L - 1 frames).
+    """
+    frames, classes = out.shape
+    blank = term.loss.params.blank
+    labels, longest = np.array([c for c in range(classes) if c != blank]), max(1, frames // 3)
+    if features is None:
+        picks = rng.integers(0, len(labels), (count, longest))
+    else:
+        teacher = rng.standard_normal((features.shape[1], longest * len(labels)))
+        picks = (features @ teacher).reshape(count, longest, len(labels)).argmax(-1)
+    lengths = rng.integers(1, longest + 1, count)
+    targets = np.where(np.arange(longest)[None, :] < lengths[:, None], labels[picks], blank).astype(np.int64)
+    columns = {term.target: targets}
+    for _, column in term.columns:
+        columns[column] = rng.integers(np.minimum(2 * lengths, frames), frames + 1).astype(np.int64)
+    return columns
 
 
 def _features(column: np.ndarray, rng: np.random.Generator, high: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import optax
 
 from dsl.objectives import Objective
 
-from .training import JAX_LOSSES, JAX_METRICS
+from .training import JAX_LOSSES, JAX_METRICS, masked_sum
 
 
 def _supervised(objective: Objective, apply):
@@ -35,29 +35,37 @@ def _supervised(objective: Objective, apply):
         n = batch[objective.inputs[0]].shape[0]
         total, metrics = 0.0, {}
         for term, loss_fn in zip(objective.terms, losses):
-            value = loss_fn(out[term.output], batch[term.target]).mean()
+            values, counts = loss_fn(out[term.output], batch[term.target], **_columns(term, batch))
+            count = n if counts is None else counts.sum()
+            value = values.mean() if counts is None else values.sum() / count.astype(values.dtype)
             total = total + term.weight * value
-            if not lone:
-                metrics[f"{term.label}loss"] = value * n
+            if counts is not None:
+                metrics[term.count] = count
+            metrics[f"{term.label}loss"] = (total if lone else value) * count
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = JAX_METRICS[metric](term.loss.name, out[term.output],
+                metrics[f"{term.label}{metric}"] = JAX_METRICS[metric](term.loss, out[term.output],
                                                                  batch[term.target]).sum()
-        return total, ({"loss": total * n, **metrics}, model_state)
+        return total, (metrics, model_state)
 
     def evaluate(params, model_state, batch, mask):
         out, _ = outputs(params, model_state, batch, False, None)
-        total, metrics = 0.0, {}
+        metrics = {}
         for term, loss_fn in zip(objective.terms, losses):
-            per_example = loss_fn(out[term.output], batch[term.target])
-            total = total + term.weight * per_example
-            if not lone:
-                metrics[f"{term.label}loss"] = (per_example * mask).sum()
+            values, counts = loss_fn(out[term.output], batch[term.target], **_columns(term, batch))
+            if counts is not None:
+                metrics[term.count] = masked_sum(counts, mask)
+            metrics[f"{term.label}loss"] = masked_sum(values * (term.weight if lone else 1.0), mask)
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = (JAX_METRICS[metric](term.loss.name, out[term.output],
-                                                                  batch[term.target]) * mask).sum()
-        return {"loss": (total * mask).sum(), **metrics}
+                metrics[f"{term.label}{metric}"] = masked_sum(JAX_METRICS[metric](term.loss, out[term.output],
+                                                                            batch[term.target]), mask)
+        return metrics
 
     return [(model, step)], evaluate
+
+
+def _columns(term, batch) -> dict:
+    """The batch columns a term's loss reads besides its target, by argument (ctc's input_lengths)."""
+    return {argument: batch[column] for argument, column in term.columns}
 
 
 def _bce(logits, target: float):

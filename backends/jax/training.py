@@ -1,7 +1,8 @@
 """JAX lowerings of the training vocabulary, and the pure, jit-compiled steps.
 
 Losses follow torch (docs/PARITY.md §12): ``mse`` is the mean of squared errors, not
-optax's half ``l2_loss``; cross-entropy's class axis is 1. Optimizers follow
+optax's half ``l2_loss``; cross-entropy's class axis is 1 (or -1) and its mean skips
+``ignore_index``; ctc is torch's, length-normalized, with its infinities. Optimizers follow
 torch.optim (§13): ``adam``'s weight decay is L2 added to the gradient before Adam,
 ``adamw``'s is decoupled, SGD momentum is optax's trace (equal to torch's with no
 dampening).
@@ -22,23 +23,87 @@ def _per_example(losses):
     return losses.reshape(losses.shape[0], -1).mean(1)
 
 
-def _cross_entropy(p):
-    def loss(out, y):
-        logits = jnp.moveaxis(out, 1, -1)
-        if p.label_smoothing:
-            targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1], dtype=logits.dtype), p.label_smoothing)
-            return _per_example(optax.softmax_cross_entropy(logits, targets))
-        return _per_example(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+def _row_sums(values):
+    return values.reshape(values.shape[0], -1).sum(1)
 
-    return loss
+
+def _cross_entropy(p):
+    """torch's cross entropy per row: the loss summed over the row's targets other than ``ignore_index``, and
+    their count (the batch's loss is the sum of the first over the sum of the second, torch's 'mean')."""
+    def rows(out, y):
+        losses, kept = _token_losses(p, out, y, p.label_smoothing)
+        return _row_sums(losses), _row_sums(kept.astype(jnp.int32))
+
+    return rows
+
+
+def _token_losses(p, out, y, label_smoothing: float):
+    """Each target's cross entropy (0 where ignored), with the classes moved last, and which targets count."""
+    logits = jnp.moveaxis(out, 1, -1) if p.class_axis == 1 else out
+    kept = y != p.ignore_index
+    labels = jnp.where(kept, y, 0)
+    if label_smoothing:
+        targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), label_smoothing)
+        losses = optax.softmax_cross_entropy(logits, targets)
+    else:
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return jnp.where(kept, losses, 0.0), kept
+
+
+def _ctc(p):
+    """torch's F.ctc_loss per row through optax.ctc_loss, on the same batch-first logits.
+
+    optax gives each sequence's loss, not divided by its length, and puts log(0) at
+    -1e5, so an alignment the frames cannot hold (fewer frames than labels plus
+    repeated neighbours) costs about 1e5 instead of torch's inf. It is found exactly
+    and given torch's value: inf with a NaN gradient on the row's frames, or 0 and no
+    gradient with ``zero_infinity``. Each row is then divided by its target length (at
+    least 1): the batch mean of the rows is torch's reduction 'mean'.
+    """
+    def rows(out, y, input_lengths=None):
+        frames = jnp.full(out.shape[:1], out.shape[1]) if input_lengths is None else input_lengths
+        lengths = (y != p.blank).sum(1)
+        feasible = frames >= lengths + ((y[:, 1:] == y[:, :-1]) & (y[:, 1:] != p.blank)).sum(1)
+        padded = jnp.arange(out.shape[1])[None, :] >= frames[:, None]
+        logits = out if p.zero_infinity else _nan_gradient(out, (~feasible[:, None] & ~padded)[..., None])
+        losses = optax.ctc_loss(logits, padded.astype(out.dtype), y, (y == p.blank).astype(out.dtype),
+                                blank_id=p.blank)
+        losses = jnp.where(feasible, losses, 0.0 if p.zero_infinity else jnp.inf)
+        return losses / jnp.maximum(lengths, 1).astype(out.dtype), None
+
+    return rows
+
+
+@jax.custom_vjp
+def _nan_gradient(x, poisoned):
+    """``x``, with a NaN gradient where ``poisoned``: torch's CTC gradient on the frames of an infinite loss."""
+    return x
+
+
+def _nan_gradient_fwd(x, poisoned):
+    return x, poisoned
+
+
+def _nan_gradient_bwd(poisoned, g):
+    return jnp.where(poisoned, jnp.nan, g), None
+
+
+_nan_gradient.defvjp(_nan_gradient_fwd, _nan_gradient_bwd)
+
+
+def _elementwise(fn):
+    return lambda p: lambda out, y: (_per_example(fn(out, y)), None)
 
 
 JAX_LOSSES = {
     "cross_entropy": _cross_entropy,
-    "mse": lambda p: lambda out, y: _per_example(jnp.square(out - y)),
-    "bce_with_logits": lambda p: lambda out, y: _per_example(optax.sigmoid_binary_cross_entropy(out, y)),
+    "ctc": _ctc,
+    "mse": _elementwise(lambda out, y: jnp.square(out - y)),
+    "bce_with_logits": _elementwise(optax.sigmoid_binary_cross_entropy),
 }
-"""Loss name -> (params -> loss(out, y) giving one value per example); the batch loss is their mean."""
+"""Loss name -> (params -> ``rows(out, y, **columns)``): per row, the loss summed over the targets it counts and
+their count, or the example's loss and None (then the batch's loss is the rows' mean); ``columns`` are the batch
+columns the loss reads besides ``y`` (``Term.columns``)."""
 
 
 def _with_l2(p, transform):
@@ -57,26 +122,42 @@ def make_optimizer(optimizer: ChoiceSpec) -> optax.GradientTransformation:
     return JAX_OPTIMIZERS[optimizer.name](optimizer.params)
 
 
-def _predicted(loss: str, out, y):
+def _predicted(loss: ChoiceSpec, out, y):
     """Predicted and true labels: the argmax over the class axis, or the logit's sign for bce_with_logits."""
-    return (jnp.argmax(out, axis=1), y) if loss == "cross_entropy" else (out > 0, y > 0.5)
+    if loss.name == "cross_entropy":
+        return jnp.argmax(out, axis=loss.params.class_axis), y
+    return out > 0, y > 0.5
 
 
-def _accuracy(loss: str, out, y):
-    """Correct predictions per example (averaged over an example's positions)."""
+def _accuracy(loss: ChoiceSpec, out, y):
+    """Correct predictions per row: a count over the targets cross_entropy counts, or the example's share of
+    correct positions (bce_with_logits)."""
     predicted, true = _predicted(loss, out, y)
+    if loss.name == "cross_entropy":
+        return _row_sums(((predicted == true) & (y != loss.params.ignore_index)).astype(out.dtype))
     return _per_example((predicted == true).astype(out.dtype))
 
 
-def _iou(loss: str, out, y):
+def _iou(loss: ChoiceSpec, out, y):
     """Each example's foreground intersection over union (see the torch lowering)."""
     predicted, true = (t.reshape(t.shape[0], -1) != 0 for t in _predicted(loss, out, y))
     inter, union = ((m.sum(1)).astype(out.dtype) for m in (predicted & true, predicted | true))
     return jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0)
 
 
-JAX_METRICS = {"accuracy": _accuracy, "iou": _iou}
-"""Metric name -> (loss name, outputs, targets) -> one value per example."""
+def _perplexity(loss: ChoiceSpec, out, y):
+    """Each row's cross entropy summed over its counted targets, without label smoothing (see the torch lowering)."""
+    return _row_sums(_token_losses(loss.params, out, y, 0.0)[0])
+
+
+def masked_sum(values, mask):
+    """The sum of per-row values over the rows ``mask`` keeps, so an infinite loss on a padding row adds nothing."""
+    return jnp.where(mask > 0, values * mask, 0.0).sum()
+
+
+JAX_METRICS = {"accuracy": _accuracy, "iou": _iou, "perplexity": _perplexity}
+"""Metric name -> (loss spec, outputs, targets) -> one value per row, whose sum is the batch's
+(``dsl.training.METRICS`` says what the driver divides it by)."""
 
 
 class TrainState(NamedTuple):

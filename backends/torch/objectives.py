@@ -3,7 +3,10 @@
 An objective lowers to ``phases``, one per optimizer step of a batch, each
 ``(model, step(batch) -> (mean loss, metric sums))``, and to ``evaluate(batch, mask)
 -> metric sums`` over the unmasked rows. Batches are dicts of tensors named as the
-objective's columns. Metric sums stay tensors: the driver syncs once per epoch.
+objective's columns. Metric sums stay tensors: the driver syncs once per epoch, and
+divides each by its count (``backends/metrics.py``): a term's counted targets, which
+the steps return too (``Objective.counts``), or the examples. With several terms the
+total ``loss`` is derived there, from the terms' epoch means.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import torch.nn.functional as F
 
 from dsl.objectives import Objective
 
-from .training import TORCH_LOSSES, TORCH_METRICS
+from .training import TORCH_LOSSES, TORCH_METRICS, masked_sum
 
 
 def _supervised(objective: Objective, models: dict, dtype):
@@ -28,31 +31,36 @@ def _supervised(objective: Objective, models: dict, dtype):
     def step(batch):
         out, n = outputs(batch), len(batch[objective.inputs[0]])
         total, metrics = 0.0, {}
-        for term, loss_fn in zip(objective.terms, losses):
-            value = loss_fn(out[term.output], batch[term.target])
+        for term, loss in zip(objective.terms, losses):
+            value, count = loss.mean(out[term.output], batch[term.target], **_columns(term, batch))
             total = total + term.weight * value if not (lone and term.weight == 1.0) else value
-            if not lone:
-                metrics[f"{term.label}loss"] = value.detach() * n
+            if count is not None:
+                metrics[term.count] = count
+            metrics[f"{term.label}loss"] = (total if lone else value).detach() * (n if count is None else count)
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss.name, out[term.output].detach(),
+                metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss, out[term.output].detach(),
                                                                  batch[term.target])
-        return total, {"loss": total.detach() * n, **metrics}
+        return total, metrics
 
     @torch.no_grad()
     def evaluate(batch, mask):
-        out = outputs(batch)
-        total, metrics = 0.0, {}
-        for term, loss_fn in zip(objective.terms, losses):
-            per_example = loss_fn(out[term.output], batch[term.target], reduction="none")
-            total = total + term.weight * per_example
-            if not lone:
-                metrics[f"{term.label}loss"] = (per_example * mask).sum()
+        out, metrics = outputs(batch), {}
+        for term, loss in zip(objective.terms, losses):
+            values, counts = loss.rows(out[term.output], batch[term.target], **_columns(term, batch))
+            if counts is not None:
+                metrics[term.count] = masked_sum(counts, mask)
+            metrics[f"{term.label}loss"] = masked_sum(values * (term.weight if lone else 1.0), mask)
             for metric in term.metrics:
-                metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss.name, out[term.output],
+                metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss, out[term.output],
                                                                  batch[term.target], mask)
-        return {"loss": (total * mask).sum(), **metrics}
+        return metrics
 
     return [(objective.roles["model"], step)], evaluate
+
+
+def _columns(term, batch) -> dict:
+    """The batch columns a term's loss reads besides its target, by argument (ctc's input_lengths)."""
+    return {argument: batch[column] for argument, column in term.columns}
 
 
 def _gan(objective: Objective, models: dict, dtype):

@@ -1,6 +1,9 @@
-"""torch lowerings of the training vocabulary: losses, optimizers, the accuracy count."""
+"""torch lowerings of the training vocabulary: losses, optimizers, the metrics' per-batch sums."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -12,31 +15,75 @@ def _per_example(losses: torch.Tensor) -> torch.Tensor:
     return losses.reshape(len(losses), -1).mean(1)
 
 
-def _cross_entropy(p):
-    def loss(out, y, reduction="mean"):
-        losses = F.cross_entropy(out, y, label_smoothing=p.label_smoothing, reduction=reduction)
-        return losses if reduction == "mean" else _per_example(losses)
+class TorchLoss(NamedTuple):
+    """A lowered loss. ``mean(out, y, **columns)`` is the batch's loss exactly as torch reduces it (what
+    training minimizes) and the targets it is a mean over (None: the examples); ``rows(out, y, **columns)``
+    gives per row the loss summed over those targets (or the example's loss) and their count (or None), for
+    evaluation over masked rows. ``columns`` are the batch columns the loss reads besides ``y`` (``Term.columns``).
+    """
 
-    return loss
+    mean: Callable
+    rows: Callable
+
+
+def _cross_entropy(p):
+    """torch's F.cross_entropy with ignore_index (reduction 'mean': over the targets it does not ignore)."""
+    def mean(out, y):
+        loss = F.cross_entropy(*_flat(p, out, y), ignore_index=p.ignore_index, label_smoothing=p.label_smoothing)
+        return loss, (y != p.ignore_index).sum()
+
+    def rows(out, y):
+        losses = F.cross_entropy(*_flat(p, out, y), ignore_index=p.ignore_index, label_smoothing=p.label_smoothing,
+                                 reduction="none")
+        return losses.reshape(len(y), -1).sum(1), (y != p.ignore_index).reshape(len(y), -1).sum(1)
+
+    return TorchLoss(mean, rows)
+
+
+def _flat(p, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets as F.cross_entropy takes them: class axis -1 flattened to [N·T, V] and [N·T], as
+    Hugging Face's models do (the same mean, and torch's fastest layout); class axis 1 as they are."""
+    return (out.reshape(-1, out.shape[-1]), y.reshape(-1)) if p.class_axis == -1 else (out, y)
+
+
+def _ctc(p):
+    """torch's F.ctc_loss on batch-first logits: log_softmax over the classes, then time first as torch wants it.
+
+    Targets are [N, S] padded with the blank, which is never a label, so each example's
+    target length is its count of other ids; ``input_lengths`` is its frame count
+    (default: all T). reduction 'mean' is torch's: each loss over its target length
+    (at least 1), then the batch mean.
+    """
+    def ctc(out, y, input_lengths, reduction):
+        frames = input_lengths if input_lengths is not None else torch.full((len(y),), out.shape[1], device=y.device)
+        return F.ctc_loss(F.log_softmax(out, -1).transpose(0, 1), y, frames, ctc_target_lengths(y, p.blank),
+                          blank=p.blank, reduction=reduction, zero_infinity=p.zero_infinity)
+
+    def rows(out, y, input_lengths=None):
+        return ctc(out, y, input_lengths, "none") / ctc_target_lengths(y, p.blank).clamp(min=1), None
+
+    return TorchLoss(lambda out, y, input_lengths=None: (ctc(out, y, input_lengths, "mean"), None), rows)
+
+
+def ctc_target_lengths(y: torch.Tensor, blank: int) -> torch.Tensor:
+    return (y != blank).sum(1)
 
 
 def _elementwise(fn):
     def make(p):
-        def loss(out, y, reduction="mean"):
-            losses = fn(out, y, reduction=reduction)
-            return losses if reduction == "mean" else _per_example(losses)
-
-        return loss
+        return TorchLoss(lambda out, y: (fn(out, y), None), lambda out, y: (_per_example(fn(out, y, reduction="none")),
+                                                                            None))
 
     return make
 
 
 TORCH_LOSSES = {
     "cross_entropy": _cross_entropy,
+    "ctc": _ctc,
     "mse": _elementwise(F.mse_loss),
     "bce_with_logits": _elementwise(F.binary_cross_entropy_with_logits),
 }
-"""Loss name -> (params -> loss(out, y, reduction)); reduction 'mean' or 'none' (one value per example)."""
+"""Loss name -> (params -> ``TorchLoss``)."""
 
 
 def _adam(cls):
@@ -61,28 +108,49 @@ def make_optimizer(optimizer: ChoiceSpec, parameters):
     return TORCH_OPTIMIZERS[optimizer.name](parameters, optimizer.params)
 
 
-def _predicted(loss: str, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _predicted(loss: ChoiceSpec, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true labels: the argmax over the class axis, or the logit's sign for bce_with_logits."""
-    return (out.argmax(1), y) if loss == "cross_entropy" else (out > 0, y > 0.5)
+    if loss.name == "cross_entropy":
+        return out.argmax(loss.params.class_axis), y
+    return out > 0, y > 0.5
 
 
-def _accuracy(loss: str, out, y, mask=None) -> torch.Tensor:
-    """Correct predictions, averaged within an example when it has several (per-pixel classes)."""
-    if loss == "cross_entropy" and out.ndim == 2 and mask is None:
-        return (out.argmax(1) == y).sum()  # the common case, in two kernels: it runs every step
+def _accuracy(loss: ChoiceSpec, out, y, mask=None) -> torch.Tensor:
+    """Correct predictions: over the targets cross_entropy counts (ignore_index skipped), or per example
+    averaged over its positions (bce_with_logits)."""
     predicted, true = _predicted(loss, out, y)
+    if loss.name == "cross_entropy":
+        correct = predicted == true
+        if 0 <= loss.params.ignore_index < out.shape[loss.params.class_axis]:  # else no prediction equals it
+            correct &= y != loss.params.ignore_index  # one kernel less a step for the default -100
+        return correct.sum() if mask is None else masked_sum(correct.reshape(len(y), -1).sum(1), mask)
     per_example = _per_example((predicted == true).to(out.dtype))
-    return (per_example * mask).sum() if mask is not None else per_example.sum()
+    return per_example.sum() if mask is None else masked_sum(per_example, mask)
 
 
-def _iou(loss: str, out, y, mask=None) -> torch.Tensor:
+def _iou(loss: ChoiceSpec, out, y, mask=None) -> torch.Tensor:
     """Each example's foreground intersection over union (foreground: class ids other than 0, or 1 for
     bce_with_logits), 1 where prediction and target are both empty; summed over examples."""
     predicted, true = (t.reshape(len(t), -1) != 0 for t in _predicted(loss, out, y))
     inter, union = ((m.sum(1)).to(out.dtype) for m in (predicted & true, predicted | true))
     per_example = torch.where(union > 0, inter / union.clamp(min=1), 1.0)
-    return (per_example * mask).sum() if mask is not None else per_example.sum()
+    return per_example.sum() if mask is None else masked_sum(per_example, mask)
 
 
-TORCH_METRICS = {"accuracy": _accuracy, "iou": _iou}
-"""Metric name -> (loss name, outputs, targets, mask or None) -> the batch's sum of per-example values."""
+def _perplexity(loss: ChoiceSpec, out, y, mask=None) -> torch.Tensor:
+    """The cross entropy summed over the counted targets, without label smoothing; the driver divides by
+    their count and takes exp (``backends/metrics.py``)."""
+    p = loss.params
+    nll = F.cross_entropy(*_flat(p, out, y), ignore_index=p.ignore_index, reduction="none")
+    return nll.sum() if mask is None else masked_sum(nll.reshape(len(y), -1).sum(1), mask)
+
+
+def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The sum of per-row values over the rows ``mask`` keeps (weights 1), so an infinite loss on a padding row
+    (mask 0) adds nothing rather than NaN."""
+    return torch.where(mask > 0, values * mask, 0.0).sum()
+
+
+TORCH_METRICS = {"accuracy": _accuracy, "iou": _iou, "perplexity": _perplexity}
+"""Metric name -> (loss spec, outputs, targets, row mask or None) -> the batch's sum
+(``dsl.training.METRICS`` says what the driver divides it by)."""
