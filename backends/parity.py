@@ -83,6 +83,15 @@ dcgan_mnist's generator, where gradients near 0 turn rounding into whole lr-size
 bf16 or TF32 arithmetic in one target, the precision mistakes a float32 check exists for, measure 1e3 and more."""
 
 
+ZERO = 1e-6
+"""A gradient or weight whose torch norm is below this fraction of the whole model's (all gradients, all weights)
+is judged relative to that floor, not to itself: it is zero in exact arithmetic, and both targets hold rounding
+noise of the whole there, which float64's 1e-9 can only judge at this floor or above (eps 2.2e-16 / 1e-9).
+BERT's key biases (a softmax ignores a shift shared by every key of a query): float64 gradients 7e-21, apart by
+91% of themselves, 1.6e-14 of the floor; Adam moves them by lr·g/eps (1e-16), 1.8e-10 of the floor after a step.
+"""
+
+
 @dataclass(frozen=True)
 class Row:
     """One compared quantity; ``relative`` is max|Δ|/max|ref|, or ‖Δ‖/‖ref‖ when ``norm`` is 'l2'.
@@ -124,8 +133,8 @@ class Report:
     def ok(self) -> bool:
         return not self.failures
 
-    def add(self, quantity: str, values: dict, tolerance: float, norm: str = "max") -> Row:
-        row = measure(quantity, values, tolerance, norm)
+    def add(self, quantity: str, values: dict, tolerance: float, norm: str = "max", floor: float = 0.0) -> Row:
+        row = measure(quantity, values, tolerance, norm, floor)
         self.rows.append(row)
         return row
 
@@ -133,17 +142,19 @@ class Report:
         return max((r.relative for r in self.rows if r.quantity.startswith(prefix)), default=0.0)
 
 
-def measure(quantity: str, values: dict, tolerance: float, norm: str = "max") -> Row:
+def measure(quantity: str, values: dict, tolerance: float, norm: str = "max", floor: float = 0.0) -> Row:
     """Compares ``values['jax']`` with ``values['torch']``, given ``values['float64']`` (torch in float64,
-    float32 checks) to measure torch's own float32 noise against."""
-    row = compare(quantity, values["jax"], values["torch"], tolerance, norm)
+    float32 checks) to measure torch's own float32 noise against; ``floor``: see ``compare``."""
+    row = compare(quantity, values["jax"], values["torch"], tolerance, norm, floor)
     if "float64" not in values:
         return row
-    noise = compare(quantity, values["torch"], values["float64"], tolerance, norm).relative
+    noise = compare(quantity, values["torch"], values["float64"], tolerance, norm, floor).relative
     return replace(row, noise=noise, tolerance=max(tolerance, NOISE_FACTOR * noise))
 
 
-def compare(quantity: str, value, reference, tolerance: float, norm: str = "max") -> Row:
+def compare(quantity: str, value, reference, tolerance: float, norm: str = "max", floor: float = 0.0) -> Row:
+    """One row; the error is relative to the reference's size or ``floor`` (``ZERO`` times the whole model's),
+    whichever is larger."""
     value, reference = np.asarray(value, np.float64), np.asarray(reference, np.float64)
     if value.shape != reference.shape:
         return Row(f"{quantity} (shape {value.shape} vs {reference.shape})", np.inf, 0.0, np.inf, tolerance)
@@ -154,6 +165,7 @@ def compare(quantity: str, value, reference, tolerance: float, norm: str = "max"
         error, size = float(np.linalg.norm(diff)), float(np.linalg.norm(reference))
     else:
         error, size = max_abs, scale
+    size = max(size, floor)
     return Row(quantity, max_abs, scale, error / size if size > 0 else error, tolerance, norm)
 
 
@@ -237,9 +249,10 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
             name = f"phase {phase + 1} ({model}) " if len(targets["torch"].phases) > 1 else ""
             results = {k: t.loss_and_grads(batch, phase) for k, t in targets.items()}
             report.add(f"{name}loss", {k: loss for k, (loss, _) in results.items()}, tol.output)
+            floor = ZERO * _norm(results["torch"][1].values())
             for key in results["torch"][1]:
                 report.add(f"{name}grad {key}", {k: grads[key] for k, (_, grads) in results.items()}, tol.grad,
-                           norm="l2")
+                           norm="l2", floor=floor)
         _compare_training(report, targets, graph, objective, rng, tol)
         _add_outputs(report, "", _forward(targets, x), tol.trained, prefix=f"step {report.steps} ")
     return report
@@ -294,10 +307,15 @@ def _weight_rows(prefix: str, graph: Graph, states: dict, tolerance: float, dtyp
     every = f"weights (all {len(floats)}, as one vector)"
     values = {key: {k: s[key] for k, s in states.items()} for key in spec}
     values[every] = {k: np.concatenate([np.ravel(s[key]) for key in floats]) for k, s in states.items()}
-    judged = dtype != "float32"
-    rows = [(what, replace(measure(f"{prefix} {what}", values[what], tolerance, "l2"), judged=judged))
+    judged, floor = dtype != "float32", ZERO * _norm([values[every]["torch"]])
+    rows = [(what, replace(measure(f"{prefix} {what}", values[what], tolerance, "l2", floor), judged=judged))
             for what in (every, *floats)]
     return rows + [(key, measure(f"{prefix} {key}", values[key], 0.0)) for key, w in spec.items() if w.dtype != FLOAT]
+
+
+def _norm(arrays) -> float:
+    """L2 norm of several arrays taken as one vector."""
+    return float(np.sqrt(sum(np.sum(np.square(np.asarray(a, np.float64))) for a in arrays)))
 
 
 def _excess(row: Row) -> float:

@@ -17,12 +17,14 @@ SPECS = sorted(str(p.relative_to(REPO)) for p in (REPO / "specs").glob("*.yaml")
 CHECK_BATCH = 32
 """The largest batch the zoo is checked at (a spec's own when smaller): checks at 128 cost minutes (dcgan_mnist:
 130 s in the two dtypes)."""
-BATCH = {"specs/resnet18.yaml": 2}
+BATCH = {"specs/resnet18.yaml": 2, "specs/bert_tiny_hf.yaml": 4}
 """ResNet-18's check at 224x224 took ~90 s (float32, with its float64 noise reference) and ~260 s (float64) at
-batch 2 on this 2-core CPU; tests/test_resnet18.py also compares it with torchvision itself."""
+batch 2 on this 2-core CPU; tests/test_resnet18.py also compares it with torchvision itself. bert_tiny_hf at
+batch 4 (T = 128): 53 s (float32) and 48 s (float64) on a busy 2-core CPU (~25 s of CPU each, mostly XLA
+compiling its steps); tests/test_bert_hf.py compares it with transformers itself in CI."""
 
 
-HEAVY = {"specs/resnet18.yaml", "specs/resnet20_cifar.yaml", "specs/dcgan_mnist.yaml"}
+HEAVY = {"specs/resnet18.yaml", "specs/resnet20_cifar.yaml", "specs/dcgan_mnist.yaml", "specs/bert_tiny_hf.yaml"}
 """Checked under ``pytest -m slow`` in both dtypes (40-260 s each here)."""
 HEAVY_FLOAT64 = {"specs/dcgan_digits.yaml", "specs/unet_small.yaml", "specs/digits_bn_cnn.yaml",
                  "specs/resnet_tiny.yaml", "specs/digits_gated_mini.yaml"}

@@ -24,6 +24,17 @@ def run(path: str, target: str, out, **options) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_bert_tiny_hf_classifies_the_planted_tokens(tmp_path, target):
+    """The spec as written: 1 epoch of 2048 planted-token sequences (64 AdamW steps at lr 1e-3, batch 32).
+    Measured: test accuracy 1.000 on both targets (test loss torch 0.047, jax 0.034); 160 s (torch) and 103 s
+    (jax, 30 s of it compiling) on a 2-core CPU shared with 3 other runs, 61 s and 40 s of CPU. Half the data
+    (32 steps) reached only 0.88 (torch) and 0.53 (jax)."""
+    last = run("specs/bert_tiny_hf.yaml", target, tmp_path / target)[-1]
+    assert last["test_accuracy"] >= 0.95, last
+
+
+@pytest.mark.slow
 def test_resnet20_learns_the_glyphs_on_both_targets(tmp_path):
     """The spec as written (glyphs, the paper's augmentation, SGD lr 0.1, batch 128), 3 of its 5 epochs.
 
