@@ -17,15 +17,18 @@ SPECS = sorted(str(p.relative_to(REPO)) for p in (REPO / "specs").glob("*.yaml")
 CHECK_BATCH = 32
 """The largest batch the zoo is checked at (a spec's own when smaller): checks at 128 cost minutes (dcgan_mnist:
 130 s in the two dtypes)."""
-BATCH = {"specs/resnet18.yaml": 2, "specs/bert_tiny_hf.yaml": 4}
+BATCH = {"specs/resnet18.yaml": 2, "specs/bert_tiny_hf.yaml": 4, "specs/lstm_speech_ctc.yaml": 4}
 """ResNet-18's check at 224x224 took ~90 s (float32, with its float64 noise reference) and ~260 s (float64) at
 batch 2 on this 2-core CPU; tests/test_resnet18.py also compares it with torchvision itself. bert_tiny_hf at
 batch 4 (T = 128): 53 s (float32) and 48 s (float64) on a busy 2-core CPU (~25 s of CPU each, mostly XLA
-compiling its steps); tests/test_bert_hf.py compares it with transformers itself in CI."""
+compiling its steps); tests/test_bert_hf.py compares it with transformers itself in CI. The speech LSTM's
+cost is its 60 time steps (torch's per-step LSTM kernels, JAX's compiles), not its batch."""
 
 
-HEAVY = {"specs/resnet18.yaml", "specs/resnet20_cifar.yaml", "specs/dcgan_mnist.yaml", "specs/bert_tiny_hf.yaml"}
-"""Checked under ``pytest -m slow`` in both dtypes (40-260 s each here)."""
+HEAVY = {"specs/resnet18.yaml", "specs/resnet20_cifar.yaml", "specs/dcgan_mnist.yaml", "specs/bert_tiny_hf.yaml",
+         "specs/lstm_speech_ctc.yaml"}
+"""Checked under ``pytest -m slow`` in both dtypes (40-260 s each here; lstm_speech_ctc at batch 4: float32 38 s,
+23 s of CPU, with one thread each; float64 37 s, both on a loaded machine)."""
 HEAVY_FLOAT64 = {"specs/dcgan_digits.yaml", "specs/unet_small.yaml", "specs/digits_bn_cnn.yaml",
                  "specs/resnet_tiny.yaml", "specs/digits_gated_mini.yaml"}
 """Their float64 checks (14-19 s each here) run under ``pytest -m slow``; CI checks them in float32, and float64
