@@ -180,8 +180,8 @@ def _decode(args) -> None:
     if args.output is None:
         print("\n".join(" ".join(map(str, s)) for s in sequences))
     else:
-        print(f"wrote {args.output}: {len(sequences)} sequences of at most {max(map(len, sequences), default=0)} "
-              f"tokens")
+        count, longest = len(sequences), max(map(len, sequences), default=0)
+        print(f"wrote {args.output}: {count} sequence{'s' * (count != 1)} of at most {longest} tokens")
 
 
 def _check(args) -> int:
