@@ -149,7 +149,7 @@ def _resume(args):
 
 def _eval(args) -> None:
     import dsl
-    from backends.loop import evaluate
+    from backends.decoding_run import evaluate
     from backends.weights import load_weights
 
     spec, graph = dsl.load(args.spec)
@@ -167,6 +167,21 @@ def _predict(args) -> None:
                      batch_size=args.batch_size, model=args.model)
     arrays = y.items() if isinstance(y, dict) else [("", y)]
     print(f"wrote {args.output}: " + ", ".join(f"{name} {list(a.shape)} {a.dtype}".strip() for name, a in arrays))
+
+
+def _decode(args) -> None:
+    import dsl
+    from backends.decoding_run import decode_file, require_decode
+
+    spec, graph = dsl.load(args.spec)
+    require_decode(spec)
+    sequences = decode_file(spec, graph, args.target, args.weights, args.input, args.output,
+                            batch_size=args.batch_size)
+    if args.output is None:
+        print("\n".join(" ".join(map(str, s)) for s in sequences))
+    else:
+        count, longest = len(sequences), max(map(len, sequences), default=0)
+        print(f"wrote {args.output}: {count} sequence{'s' * (count != 1)} of at most {longest} tokens")
 
 
 def _check(args) -> int:
@@ -193,7 +208,7 @@ def _sample(args) -> None:
     print(f"wrote {args.out}: {len(images)} images {list(images.shape[1:])} in a grid of {args.nrow} per row")
 
 
-_COMPUTE_VERBS = ("train", "eval", "predict", "check", "sample")
+_COMPUTE_VERBS = ("train", "eval", "predict", "decode", "check", "sample")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -241,7 +256,8 @@ def _parser() -> argparse.ArgumentParser:
                        "own spec and options (SPEC may be left out)")
     train.set_defaults(target=None, seed=None, data_dir=None)  # given or not: --resume refuses the given ones
 
-    evaluate = verb("eval", _eval, "test-split loss and accuracy of saved weights")
+    evaluate = verb("eval", _eval, "test-split loss and metrics of saved weights (and the spec's "
+                    "decode.metrics, from the decoded test split)")
     _target(evaluate)
     evaluate.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
     evaluate.add_argument("--batch-size", type=_positive, default=1000)
@@ -264,6 +280,20 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--transformed", action="store_true",
                          help="the inputs are already scaled and normalized as the model sees them: no transform")
     predict.add_argument("--batch-size", type=_positive, default=1000)
+
+    decode = verb("decode", _decode, "token sequences from saved weights, by the spec's decode: section",
+                  "Token sequences from saved weights, decoded as the spec's decode: section says (greedy: one "
+                  "argmax token at a time, fed back, until eos; ctc: per-frame argmax, repeats merged, blanks "
+                  "dropped), with the target's evaluation-mode model. Prints one sequence per line, or writes them.")
+    _target(decode)
+    decode.add_argument("--weights", type=Path, required=True, help="safetensors file (torch state_dict names)")
+    decode.add_argument("--input", type=Path, required=True,
+                        help="an .npz of arrays by input name (numpy.savez('x.npz', source=..., source_mask=...)), "
+                        "every model input but the ones greedy decoding generates (tokens, mask); ctc: also the "
+                        "frame lengths column if any; a .npy for a model with one such input")
+    decode.add_argument("--output", type=Path, help="write the sequences here: a .npy [N, L] int64 padded with "
+                        "the decoder's pad (ctc: blank), or an .npz of tokens and lengths (default: print them)")
+    decode.add_argument("--batch-size", type=_positive, default=1000)
 
     sample = verb("sample", _sample, "a grid of images from a GAN's generator (torchvision's make_grid/save_image)")
     _target(sample)

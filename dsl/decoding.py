@@ -24,7 +24,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from .choice import choice_error
 from .errors import SpecSchemaError, did_you_mean
+from .training import DATASETS
 from .types import NonNegativeInt, Params, PositiveInt
 
 Name = Annotated[str, Field(min_length=1)]
@@ -58,10 +60,15 @@ class DecodeSpec(Params):
 
     @model_validator(mode="after")
     def _one_decoder(self) -> DecodeSpec:
-        if (self.greedy is None) == (self.ctc is None):
-            raise ValueError("give exactly one decoder: greedy (autoregressive) or ctc")
+        if self.greedy is not None and self.ctc is not None:
+            raise choice_error("decode gives greedy and ctc; give exactly one decoder: greedy (autoregressive, an "
+                               "encoder-decoder) or ctc (per-frame scores)", ("ctc",), at_key=True)
+        if self.greedy is None and self.ctc is None:
+            raise choice_error("decode gives no decoder; give exactly one decoder: greedy {tokens, bos, eos} "
+                               "(autoregressive) or ctc {blank} (per-frame scores)")
         if self.metrics and self.reference is None:
-            raise ValueError("metrics need reference: the batch column holding the true sequences")
+            raise choice_error("decode.metrics need reference: the batch column holding the true sequences "
+                               "(reference: target_out)", ("metrics",), at_key=True)
         return self
 
     @property
@@ -87,9 +94,35 @@ def check_decode(spec, graph) -> None:
     scores = graph.node(outputs[output]).output if outputs[output] not in inputs else inputs[outputs[output]]
     if scores.rank != 2:
         raise SpecSchemaError(f"decode reads scores [N, T, classes] from '{output}', which is "
-                              f"[N, {', '.join(map(str, scores.shape))}]", spec.source.locate(("decode", mode)))
+                              f"[N, {', '.join(map(str, scores.shape))}]; decode a per-position output (a linear "
+                              f"over the sequence, before any flatten or pooling)",
+                              spec.source.locate(("decode", mode)))
     if mode == "greedy":
         _check_greedy_inputs(spec, decode.greedy, inputs)
+    _check_columns(spec, decode)
+
+
+def batch_column(spec, name: str) -> str:
+    """The batch column ``reference`` or ``lengths`` reads: a dataset column by its own name (``target_out``)
+    even where ``data.columns`` renames it to feed an output, or a batch column by name."""
+    mapping = spec.data.columns if spec.data else {}
+    return mapping.get(name, name)
+
+
+def _check_columns(spec, decode: DecodeSpec) -> None:
+    """``reference`` and ctc's ``lengths`` name columns of a dataset that declares its columns."""
+    dataset = DATASETS.get(spec.data.dataset) if spec.data else None
+    if dataset is None or not dataset.columns:
+        return
+    own = [c.name for c in dataset.columns]
+    have = own + [v for v in (spec.data.columns or {}).values() if v not in own]
+    fields = [("reference",)] + ([("ctc", "lengths")] if decode.ctc is not None else [])
+    for path in fields:
+        name = getattr(decode.ctc, "lengths") if path == ("ctc", "lengths") else decode.reference
+        if name is not None and name not in have:
+            raise SpecSchemaError(f"decode.{'.'.join(path)} '{name}' is not a column of dataset {dataset.name}"
+                                  f"{did_you_mean(name, have)}; its columns: {', '.join(own)}",
+                                  spec.source.locate(("decode", *path)))
 
 
 def _check_greedy_inputs(spec, greedy: GreedySpec, inputs: dict) -> None:

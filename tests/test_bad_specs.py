@@ -328,6 +328,16 @@ CASES = [
                                         "input is float32: give dtype: int64 or bool"),
     ("mask_not_one_axis.yaml", 4, 27, "a padding mask is [N, T], one flag per position: give shape [T], not [16, 16]"),
     ("mask_unknown_kind.yaml", 4, 53, "inputs.attention_mask.mask should be 'keep' or 'ignore' (got 'padding')"),
+    # --- decode: ---
+    ("decode_unknown_tokens.yaml", 9, 20, "decode.greedy.tokens 'target' is not a model input; did you mean "
+                                          "'target_in'?; inputs: source, target_in"),
+    ("decode_output_not_sequence.yaml", 9, 11, "decode reads scores [N, T, classes] from 'logits', which is [N, 12]; "
+                                               "decode a per-position output"),
+    ("decode_metrics_without_reference.yaml", 7, 3, "decode.metrics need reference: the batch column holding the "
+                                                    "true sequences"),
+    ("decode_greedy_and_ctc.yaml", 7, 3, "decode gives greedy and ctc; give exactly one decoder"),
+    ("decode_reference_not_a_column.yaml", 11, 14, "decode.reference 'target' is not a column of dataset reverse; "
+                                                   "did you mean 'target_in'?"),
     # --- init: (per layer, by op) ---
     ("init_unknown_weight.yaml", 4, 54, "conv2d has no weight 'wieght'; did you mean 'weight'?; its weights: "
                                         "weight, bias"),

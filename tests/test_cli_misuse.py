@@ -42,6 +42,7 @@ print(json.dumps(results))
 
 CNN, MLP = "specs/digits_cnn.yaml", "specs/digits_mlp.yaml"
 P = "predict " + CNN + " --weights {w} --output {tmp}/out.npy --input "
+D = "decode specs/transformer_translate.yaml --weights {w} --input "
 T = "predict {tmp}/tagger.yaml --weights {tmp}/tagger.safetensors --output {tmp}/out.npy --input "
 TAGGER = """
 name: tagger
@@ -120,6 +121,14 @@ CASES = [
      "has 12 rows: ids must lie in 0..11", True),
     ("npz_counts_differ", T + "{tmp}/tags_counts.npz", "the inputs hold different numbers of examples (ids 3, "
      "attention_mask 2)", True),
+    # --- what decode is given ---
+    ("decode_without_section", "decode " + CNN + " --weights {w} --input {tmp}/raw.npy",
+     "spec digits_cnn has no decode: section", True),
+    ("decode_generated_input", D + "{tmp}/pairs_generated.npz", "holds 'target_in', which greedy decoding generates "
+     "itself; give only the other inputs (source, source_mask)", True),
+    ("decode_missing_input", D + "{tmp}/pairs_missing.npz", "has no array 'source_mask'", True),
+    ("decode_output_suffix", D + "{tmp}/pairs.npz --output {tmp}/out.txt", "--output {tmp}/out.txt: give a .npy "
+     "file", True),
     # --- data, losses and labels ---
     ("unknown_dataset", "train " + CNN + " --dataset cifar100", "unknown dataset 'cifar100'", True),
     ("dataset_shape", "train " + CNN + " --dataset mnist", "dataset mnist has examples of shape [N, 1, 28, 28]",
@@ -164,6 +173,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.savez(tmp / "x.npz", images=raw, labels=np.zeros(4))
     _tagger(tmp)
+    _pairs(tmp)
     _checkpoints(tmp)
     return {"tmp": str(tmp), "w": str(tmp / "cnn.safetensors")}
 
@@ -180,6 +190,15 @@ def _tagger(tmp: Path) -> None:
                          "ids": {"ids": ids + 1, "attention_mask": mask},
                          "counts": {"ids": ids, "attention_mask": mask[:2]}}.items():
         np.savez(tmp / f"tags_{name}.npz", **arrays)
+
+
+def _pairs(tmp: Path) -> None:
+    """Inputs of specs/transformer_translate for decode: its source, and the same gone wrong."""
+    source = np.array([[3, 4, 5, 0, 0, 0, 0, 0, 0, 0]])
+    mask = (source > 0).astype(np.int64)
+    np.savez(tmp / "pairs.npz", source=source, source_mask=mask)
+    np.savez(tmp / "pairs_missing.npz", source=source)
+    np.savez(tmp / "pairs_generated.npz", source=source, source_mask=mask, target_in=source)
 
 
 def _checkpoints(tmp: Path) -> None:
