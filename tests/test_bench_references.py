@@ -6,8 +6,8 @@ flax-ref and both dslc targets agree (to 1e-6 relative: torch-ref sums its losse
 float32 tensor; the others agree to ~1e-12), with each model's spec optimizer
 (Adam for mlp, cnn and the LSTM; SGD with momentum and torch's coupled weight decay
 for ResNet-20; AdamW for BERT). BERT is also checked against transformers' own
-``BertForSequenceClassification`` (hf-torch; in float32 its losses equal the
-hand-written torch model's bit for bit). BERT's dropout is turned off for the
+``BertForSequenceClassification`` (hf-torch; its float64 losses equal the
+hand-written torch model's exactly). BERT's dropout is turned off for the
 comparison (each framework draws its own masks): the references are built with
 ``dropout=0.0`` and dslc's graph is ``backends.parity.deterministic``'s, the one
 ``dslc check`` compares; the bench itself trains with the spec's dropout. In float32
