@@ -10,7 +10,10 @@ input first, as one [N·T, F] × [F, G·H] matmul (torch's CPU path does), was s
 in XLA on the CPU: forward + backward of one LSTM layer (N 64, T 50, F 40, H 128,
 float32, 1 thread on a busy 2-core machine) took 69-76 ms, against 45 ms with the
 projection in the step (linen's cells do it there: 39-40 ms), and the bench's LSTM
-trained at 0.71x the hand-written Flax model's speed, 0.91x after (bench/README.md).
+trained at 0.71x the hand-written Flax model's speed, 0.90x after (bench/README.md).
+The rest of the gap: 31-32 ms here against 27.7 ms for the linen cell (2 threads,
+idle); squeezing the batch-of-1 direction axis out of the matmuls, or transposing
+the weights once outside the loop, changed nothing measurable.
 Both directions run in that one scan, over weights stacked on a leading axis, the
 backward one reading time reversed: half the sequential steps of two scans, and
 half the compilations.
