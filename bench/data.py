@@ -1,4 +1,4 @@
-"""Synthetic image data shaped like the model's input, the same for every variant and every process.
+"""Synthetic data shaped like the model's inputs, the same for every variant and every process.
 
 ``images`` are uint8 (N, C, H, W): for MNIST-shaped (1, 28, 28) the bytes torchvision's
 MNIST holds, for CIFAR-shaped (3, 32, 32) CIFAR-10's; ``x`` is what dslc's pipeline
@@ -8,11 +8,17 @@ float32 (N, C, H, W) in [-1, 1]; labels are int64 class ids from a fixed random 
 seed (and the shape) only, so a subprocess (the Keras workers) rebuilds the identical
 arrays instead of receiving them. Batch size and optimizer come from each model's
 spec (``bench/models.py``).
+
+Dense inputs of any shape are made the same way: the LSTM's frames (N, T, F) are
+"images" of shape (T, F). Token models (BERT) get ``make_token_data``: the spec's
+``planted_tokens`` task (``backends/data/sequences.py``), drawn here with the same
+rules: id 1 first (BERT's [CLS]), random filler ids, one class token, right-padded
+with 0 to a random length, a keep mask (1 on real tokens) and zero token types.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -22,9 +28,10 @@ NUM_CLASSES = 10
 
 @dataclass(frozen=True)
 class BenchData:
-    images: np.ndarray  # uint8 (N, C, H, W)
-    x: np.ndarray       # float32 (N, C, H, W), normalized to [-1, 1]
-    y: np.ndarray       # int64 (N,)
+    images: np.ndarray | None  # uint8 (N, C, H, W); None for token data
+    x: np.ndarray              # the model's first input: float32 (N, C, H, W) normalized to [-1, 1], or int64 ids
+    y: np.ndarray              # int64 (N,)
+    extra: dict = field(default_factory=dict)  # the model's further inputs by spec name (BERT's masks)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -43,6 +50,27 @@ def make_data(num_examples: int, seed: int = 0, shape: tuple[int, ...] = (1, 28,
     teacher = rng.standard_normal((int(np.prod(shape)), classes)).astype(np.float32)
     y = (x.reshape(num_examples, -1) @ teacher).argmax(1).astype(np.int64)
     return BenchData(images, x, y)
+
+
+@lru_cache(maxsize=2)
+def make_token_data(num_examples: int, seed: int, length: int, vocab: int, classes: int) -> BenchData:
+    """planted_tokens-shaped ids, with ``token_type_ids`` and the ``attention_mask`` (1 real, 0 padding)."""
+    rng = np.random.default_rng([seed, 0x70CE])
+    lengths = rng.integers(2, length + 1, num_examples)
+    ids = rng.integers(classes + 2, vocab, (num_examples, length))
+    y = rng.integers(0, classes, num_examples)
+    ids[:, 0] = 1
+    ids[np.arange(num_examples), rng.integers(1, lengths)] = y + 2
+    mask = np.arange(length) < lengths[:, None]
+    return BenchData(None, np.where(mask, ids, 0), y, {"token_type_ids": np.zeros_like(ids),
+                                                        "attention_mask": mask.astype(np.int64)})
+
+
+def model_data(model, num_examples: int, seed: int) -> BenchData:
+    """The data a ``bench.models.ModelDef`` trains on: tokens for a token model, else dense inputs."""
+    if model.vocab:
+        return make_token_data(num_examples, seed, model.shape[0], model.vocab, model.classes)
+    return make_data(num_examples, seed, model.shape, model.classes)
 
 
 def run_batches(num_examples: int, steps: int, repeat: int, seed: int, batch_size: int) -> list[np.ndarray]:

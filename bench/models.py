@@ -1,7 +1,7 @@
 """The benchmarked models: their dslc spec, which hand-written references exist, and the
 settings every variant trains with.
 
-A model is named by a key (``mlp``, ``cnn``, ``resnet20``) or by a spec path; a spec
+A model is named by a key (``mlp``, ``cnn``, ``resnet20``, ``bert``, ``lstm``) or by a spec path; a spec
 with no hand-written references here is benchmarked on dslc's two targets only (add
 its references to ``bench/references/`` and a row here to compare it).
 
@@ -19,7 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-ALL_REFERENCES = ("torch-ref", "torch-dataloader", "flax-ref", "flax-ref-host", "keras-jax", "keras-torch")
+ALL_REFERENCES = ("torch-ref", "hf-torch", "torch-dataloader", "flax-ref", "flax-ref-host", "keras-jax", "keras-torch")
+HF_MODELS = ("bert",)
+"""Reference keys with a Hugging Face transformers model (the ``hf-torch`` variant)."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,15 @@ class ModelDef(Entry):
     key: str
     batch_size: int                # from the spec's train section
     optimizer: Optimizer           # from the spec's train section
-    shape: tuple[int, ...]         # one example, channels first (the spec's input)
+    shape: tuple[int, ...]         # one example, channels first (the spec's first input)
     classes: int                   # the spec's output features
+    vocab: int | None              # token models: the table size of the embedding reading the first input
 
 
 _NO_KERAS = "no Keras ResNet-20 reference (optional; not written)"
+_NO_LOADER = "the article's pipeline reads single-channel (MNIST) images"
+_SEQUENCE_SKIPS = {"torch-dataloader": _NO_LOADER, "keras-jax": "no Keras sequence references (not written)",
+                   "keras-torch": "no Keras sequence references (not written)"}
 
 MODELS = MappingProxyType({
     # 937 full batches of 64 = one MNIST epoch (60,000 examples, the last partial batch dropped).
@@ -64,8 +70,14 @@ MODELS = MappingProxyType({
     # examples (123 MB as float32) are 78 batches of 128.
     "resnet20": Entry("specs/resnet20_cifar.yaml", "resnet20", steps=5, smoke_steps=1, examples=10000,
                     skipped=MappingProxyType({
-                        "torch-dataloader": "the article's pipeline reads single-channel (MNIST) images",
-                        "keras-jax": _NO_KERAS, "keras-torch": _NO_KERAS})),
+                        "torch-dataloader": _NO_LOADER, "keras-jax": _NO_KERAS, "keras-torch": _NO_KERAS})),
+    # BERT-tiny (Hugging Face's BertForSequenceClassification shapes), sequences of 128, batch 32, AdamW.
+    # 4,096 planted_tokens-shaped examples (the spec's train_size) are 128 batches of 32.
+    "bert": Entry("specs/bert_tiny_hf.yaml", "bert", steps=20, smoke_steps=2, examples=4096,
+                  skipped=MappingProxyType(_SEQUENCE_SKIPS)),
+    # A 2-layer LSTM(40 -> 128) over 50 frames, batch 64, Adam.
+    "lstm": Entry("specs/lstm_classifier.yaml", "lstm", steps=20, smoke_steps=2, examples=4096,
+                  skipped=MappingProxyType(_SEQUENCE_SKIPS)),
 })
 
 
@@ -83,12 +95,21 @@ def resolve(name: str) -> ModelDef:
 
 def _define(key: str, entry: Entry) -> ModelDef:
     spec, graph = load_spec(entry.spec)
-    (_, input_type), = graph.inputs
+    (_, input_type) = graph.inputs[0]
     optimizer = spec.train.optimizer
     listed = {f.name: getattr(entry, f.name) for f in fields(Entry)}
+    if entry.reference not in HF_MODELS:
+        listed["skipped"] = MappingProxyType({"hf-torch": "no Hugging Face model", **entry.skipped})
     return ModelDef(**listed, key=key, batch_size=spec.train.batch_size,
                     optimizer=Optimizer(optimizer.name, MappingProxyType(optimizer.params.model_dump())),
-                    shape=tuple(input_type.shape), classes=int(graph.output_type.shape[0]))
+                    shape=tuple(input_type.shape), classes=int(graph.output_type.shape[0]), vocab=_vocab(graph))
+
+
+def _vocab(graph) -> int | None:
+    """The size of the embedding table reading the first input (token ids), if one does."""
+    first = graph.inputs[0][0]
+    tables = [n.params.num_embeddings for n in graph.nodes if n.op == "embedding" and first in n.inputs]
+    return tables[0] if tables else None
 
 
 @lru_cache(maxsize=8)

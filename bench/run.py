@@ -1,6 +1,6 @@
 """Runs the benchmark: dslc's two targets against hand-written references, interleaved.
 
-    python -m bench.run [--models mlp,cnn,resnet20] [--repeats 5] [--steps N] [--smoke]
+    python -m bench.run [--models mlp,cnn,resnet20,bert,lstm] [--repeats 5] [--steps N] [--smoke]
                         [--out bench/results/latest.json]
 
 For each model every variant is set up once (build, same initial weights, compile,
@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import make_data, run_batches
+from .data import make_data, model_data, run_batches
 from .flops import sgemm_peak_gflops, training_flops_per_example
 from .models import MODELS, ModelDef, load, resolve
 from .variants import DEFAULT_VARIANTS, DSLC, FRAMEWORK, REFERENCES, make_variant, result_dict, warmup_batches
@@ -40,6 +40,9 @@ MEMORY_STEPS = 50
 CHECKS = [
     ("dslc torch / hand-written torch", "dslc-torch", "torch-ref", 0.97, None),
     ("dslc JAX / hand-written Flax", "dslc-jax", "flax-ref", 0.97, None),
+    ("dslc torch / hand-written torch (sequence issue)", "dslc-torch", "torch-ref", 1.0, {"bert", "lstm"}),
+    ("dslc JAX / hand-written Flax (sequence issue)", "dslc-jax", "flax-ref", 1.0, {"bert", "lstm"}),
+    ("dslc torch / transformers' BertForSequenceClassification", "dslc-torch", "hf-torch", 1.0, None),
     ("dslc JAX / Keras 3 (JAX)", "dslc-jax", "keras-jax", 1.2, {"mlp"}),
     ("dslc JAX / hand-written torch", "dslc-jax", "torch-ref", 1.5, {"cnn"}),
     ("dslc torch (graph rewrites) / hand-written torch", "dslc-torch", "torch-ref", 1.15, {"cnn"}),
@@ -110,7 +113,7 @@ def bench_model(model: ModelDef, names: list[str], workers: dict, *, repeats: in
     spec, graph = load(model)
     notes = {name: model.skipped[name] for name in names if name in model.skipped}
     names = [n for n in names if n not in model.skipped]
-    data = make_data(examples, seed, model.shape, model.classes)
+    data = model_data(model, examples, seed)
     state = init_weights(graph, 0)
     warmup = warmup_batches(examples, steps, model.batch_size)
     variants = {}

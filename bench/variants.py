@@ -28,9 +28,11 @@ from .data import BenchData, run_batches
 from .models import ModelDef
 
 DSLC = ("dslc-torch", "dslc-jax")
-REFERENCES = ("torch-ref", "torch-dataloader", "flax-ref", "flax-ref-host", "keras-jax", "keras-torch")
-DEFAULT_VARIANTS = ("dslc-torch", "dslc-jax", "torch-ref", "torch-dataloader", "flax-ref", "keras-jax", "keras-torch")
-FRAMEWORK = {"dslc-torch": "torch", "dslc-jax": "jax", "torch-ref": "torch", "torch-dataloader": "torch",
+REFERENCES = ("torch-ref", "hf-torch", "torch-dataloader", "flax-ref", "flax-ref-host", "keras-jax", "keras-torch")
+DEFAULT_VARIANTS = ("dslc-torch", "dslc-jax", "torch-ref", "hf-torch", "torch-dataloader", "flax-ref", "keras-jax",
+                    "keras-torch")
+FRAMEWORK = {"dslc-torch": "torch", "dslc-jax": "jax", "torch-ref": "torch", "hf-torch": "torch",
+             "torch-dataloader": "torch",
              "flax-ref": "jax", "flax-ref-host": "jax", "keras-jax": "jax", "keras-torch": "torch"}
 WARMUP_STEPS = 64  # at most; enough to run a multi-step compiled call (dslc JAX: 25 steps) and single steps
 
@@ -92,8 +94,8 @@ class DslcVariant(Variant):
         self.target = make_target(self.target_name, graph, spec.train, seed=0,
                                   objective=resolve_objective(spec, graph))
         self.target.load_state(state)
-        # columns named for the model: its input's name, and its output's for the labels
-        self.data = self.target.put({graph.inputs[0][0]: data.x, graph.outputs[0][0]: data.y})
+        # columns named for the model: its inputs' names, and its output's for the labels
+        self.data = self.target.put({graph.inputs[0][0]: data.x, **data.extra, graph.outputs[0][0]: data.y})
         compile_s = self.target.compile(self.data, self.data, [model.batch_size], model.batch_size)
         warmup_s, _ = _timed(lambda: self._steps(warmup))
         return {"compile_s": compile_s if self.target_name == "jax" else None, "warmup_s": warmup_s}
@@ -109,10 +111,16 @@ class DslcVariant(Variant):
 
 
 class TorchRefVariant(Variant):
-    name = "torch-ref"
+    """The hand-written torch model (``torch-ref``), or transformers' own (``hf-torch``), same loop."""
+
+    def __init__(self, hf: bool = False):
+        self.hf, self.name = hf, "hf-torch" if hf else "torch-ref"
 
     def imports(self):
         import torch  # noqa: F401
+
+        if self.hf:
+            import transformers  # noqa: F401
 
     def setup(self, model, spec, graph, data, state, warmup):
         import torch
@@ -120,8 +128,10 @@ class TorchRefVariant(Variant):
         from .references import torch_ref
 
         self.ref = torch_ref
-        self.module, self.optimizer = torch_ref.build(model.reference, state, model.optimizer)
+        self.module, self.optimizer = torch_ref.build(model.reference, state, model.optimizer, hf=self.hf)
         self.x, self.y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        if data.extra:  # several inputs, in the spec's order
+            self.x = (self.x, *map(torch.from_numpy, data.extra.values()))
         warmup_s, _ = _timed(lambda: self._train(warmup))
         return {"compile_s": None, "warmup_s": warmup_s}
 
@@ -169,7 +179,8 @@ class FlaxRefVariant(Variant):
     def setup(self, model, spec, graph, data, state, warmup):
         from .references import flax_ref
 
-        self.trainer = flax_ref.Trainer(model.reference, data.x, data.y, state, model.optimizer, mode=self.mode,
+        inputs = (data.x, *data.extra.values()) if data.extra else data.x
+        self.trainer = flax_ref.Trainer(model.reference, inputs, data.y, state, model.optimizer, mode=self.mode,
                                         batch_size=model.batch_size)
         warmup_s, _ = _timed(lambda: self.trainer.train(warmup))
         return {"compile_s": self.trainer.compile_seconds, "warmup_s": warmup_s}
@@ -280,8 +291,8 @@ def make_variant(name: str, *, in_process: bool = False) -> Variant:
     """The named variant; ``keras-*`` become worker proxies unless ``in_process`` (inside a worker)."""
     if name in DSLC:
         return DslcVariant(name.split("-", 1)[1])
-    if name == "torch-ref":
-        return TorchRefVariant()
+    if name in ("torch-ref", "hf-torch"):
+        return TorchRefVariant(hf=name == "hf-torch")
     if name == "torch-dataloader":
         return TorchDataLoaderVariant()
     if name in ("flax-ref", "flax-ref-host"):

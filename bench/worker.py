@@ -54,14 +54,14 @@ class Session:
     def __init__(self, variant, model: str, examples: int, seed: int, steps: int):
         from backends.weights import init_weights
 
-        from .data import make_data, run_batches
+        from .data import model_data, run_batches
         from .models import load, resolve
         from .variants import warmup_batches
 
         self.run_batches, self.examples, self.seed = run_batches, examples, seed
         self.variant, self.model = variant, resolve(model)
         spec, graph = load(self.model)
-        data = make_data(examples, seed, self.model.shape, self.model.classes)
+        data = model_data(self.model, examples, seed)
         self.rss_after_data = rss_mib()
         self.setup = self.variant.setup(self.model, spec, graph, data, init_weights(graph, 0),
                                         warmup_batches(examples, steps, self.model.batch_size))

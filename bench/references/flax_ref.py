@@ -9,6 +9,19 @@
   (torch's BN momentum 0.1 is Flax's 0.9), the ``batch_stats`` collection applied
   ``mutable`` in training and carried in the ``TrainState``, global average pooling
   as a mean over H and W.
+* The LSTM is ``nn.RNN`` over a cell that computes torch's LSTM (gates i, f, g, o from
+  one ``ih`` and one ``hh`` Dense, each with its bias), the way a Flax user ports a
+  torch LSTM. Flax's own ``nn.OptimizedLSTMCell`` keeps one bias per gate: folding
+  torch's two into one gives the same first step but not the same training (each of
+  torch's biases takes the full update, so their sum moves twice as far), so it
+  cannot start from the canonical weights and train the same function.
+* BERT is written as transformers' ``FlaxBertForSequenceClassification`` writes it:
+  modules named as the torch ones (``bert/encoder/layer/0/attention/self/query``),
+  ``nn.Embed``, ``nn.LayerNorm(epsilon=1e-12)``, ``nn.dot_product_attention`` with the
+  additive mask ``(1 - attention_mask) * finfo.min``, exact GELU, dropout from a
+  ``dropout`` rng folded with the step (``nn.Embed`` has no ``padding_idx``: the padding
+  row's gradient is zero anyway, as padded keys get zero attention and the pooler
+  reads token 0).
 * The state is ``flax.training.train_state.TrainState`` (plus ``batch_stats``) with the
   spec's optimizer in optax: ``optax.adam(lr)``, or for SGD with torch's coupled
   weight decay ``optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum))``
@@ -34,6 +47,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import time
@@ -101,17 +115,188 @@ class ResNet20(nn.Module):
         return nn.Dense(self.num_classes, name="fc")(x)
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20}
+class TorchLSTMCell(nn.RNNCellBase):
+    """torch's LSTM cell: gates = ih(x) + hh(h), split i, f, g, o; carry (c, h) as linen's cells keep it."""
+
+    features: int
+    carry_dtype: Any = jnp.float32  # the input's (float64 in the parity test)
+
+    @nn.compact
+    def __call__(self, carry, x):
+        c, h = carry
+        i, f, g, o = jnp.split(nn.Dense(4 * self.features, name="ih")(x) + nn.Dense(4 * self.features, name="hh")(h),
+                               4, axis=-1)
+        c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+        h = nn.sigmoid(o) * jnp.tanh(c)
+        return (c, h), h
+
+    def initialize_carry(self, rng, input_shape):
+        zeros = jnp.zeros((*input_shape[:-1], self.features), self.carry_dtype)
+        return zeros, zeros
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class LSTMClassifier(nn.Module):
+    """Stacked ``nn.RNN`` layers over (N, T, F); a Dense on the last layer's final hidden state."""
+
+    hidden: int = 128
+    layers: int = 2
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        for layer in range(self.layers):
+            cell = TorchLSTMCell(self.hidden, x.dtype, name=f"lstm_l{layer}")  # params: lstm_l0/{ih,hh}
+            (_, h), x = nn.RNN(cell, return_carry=True)(x)
+        return nn.Dense(self.num_classes, name="fc")(h)
+
+
+BERT_TINY = {"vocab_size": 30522, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 512, "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 4,
+             "layer_norm_eps": 1e-12}
+
+
+class BertEmbeddings(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, input_ids, token_type_ids, train: bool):
+        c = self.c
+        positions = jnp.arange(input_ids.shape[1])[None]
+        x = (nn.Embed(c["vocab_size"], c["hidden_size"], name="word_embeddings")(input_ids)
+             + nn.Embed(c["type_vocab_size"], c["hidden_size"], name="token_type_embeddings")(token_type_ids)
+             + nn.Embed(c["max_position_embeddings"], c["hidden_size"], name="position_embeddings")(positions))
+        x = nn.LayerNorm(epsilon=c["layer_norm_eps"], name="LayerNorm")(x)
+        return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+
+class BertSelfAttention(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, bias, train: bool):
+        heads, hidden = self.c["num_attention_heads"], self.c["hidden_size"]
+        split = (*x.shape[:2], heads, hidden // heads)
+        q, k, v = (nn.Dense(hidden, name=name)(x).reshape(split) for name in ("query", "key", "value"))
+        rng = self.make_rng("dropout") if train and self.dropout else None
+        out = nn.dot_product_attention(q, k, v, bias=bias, broadcast_dropout=False, dropout_rng=rng,
+                                       dropout_rate=self.dropout, deterministic=not train)
+        return out.reshape(x.shape)
+
+
+class BertResidual(nn.Module):
+    """BertSelfOutput and BertOutput: dense, dropout, add the residual, LayerNorm."""
+
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, residual, train: bool):
+        x = nn.Dropout(self.dropout, deterministic=not train)(nn.Dense(self.c["hidden_size"], name="dense")(x))
+        return nn.LayerNorm(epsilon=self.c["layer_norm_eps"], name="LayerNorm")(x + residual)
+
+
+class BertAttention(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, bias, train: bool):
+        out = BertSelfAttention(self.c, self.dropout, name="self")(x, bias, train)
+        return BertResidual(self.c, self.dropout, name="output")(out, x, train)
+
+
+class BertLayer(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, bias, train: bool):
+        x = BertAttention(self.c, self.dropout, name="attention")(x, bias, train)
+        hidden = BertIntermediate(self.c, name="intermediate")(x)
+        return BertResidual(self.c, self.dropout, name="output")(hidden, x, train)
+
+
+class BertIntermediate(nn.Module):
+    c: dict
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.gelu(nn.Dense(self.c["intermediate_size"], name="dense")(x), approximate=False)  # exact GELU
+
+
+class BertPooler(nn.Module):
+    c: dict
+
+    @nn.compact
+    def __call__(self, x):
+        return jnp.tanh(nn.Dense(self.c["hidden_size"], name="dense")(x[:, 0]))
+
+
+class BertLayerCollection(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, bias, train: bool):
+        for i in range(self.c["num_hidden_layers"]):
+            x = BertLayer(self.c, self.dropout, name=str(i))(x, bias, train)
+        return x
+
+
+class BertModel(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, input_ids, token_type_ids, attention_mask, train: bool):
+        x = BertEmbeddings(self.c, self.dropout, name="embeddings")(input_ids, token_type_ids, train)
+        bias = (1.0 - attention_mask[:, None, None, :].astype(x.dtype)) * jnp.finfo(x.dtype).min
+        x = BertEncoder(self.c, self.dropout, name="encoder")(x, bias, train)
+        return BertPooler(self.c, name="pooler")(x)
+
+
+class BertEncoder(nn.Module):
+    c: dict
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, bias, train: bool):
+        return BertLayerCollection(self.c, self.dropout, name="layer")(x, bias, train)
+
+
+class Bert(nn.Module):
+    """FlaxBertForSequenceClassification's structure: BERT, dropout on the pooled output, a Dense classifier."""
+
+    dropout: float = 0.1
+    c: dict = dataclasses.field(default_factory=lambda: BERT_TINY)
+
+    @nn.compact
+    def __call__(self, input_ids, token_type_ids, attention_mask, train: bool = True):
+        pooled = BertModel(self.c, self.dropout, name="bert")(input_ids, token_type_ids, attention_mask, train)
+        pooled = nn.Dropout(self.dropout, deterministic=not train)(pooled)
+        return nn.Dense(self.c["num_labels"], name="classifier")(pooled)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20, "lstm": LSTMClassifier, "bert": Bert}
 
 
 class TrainState(train_state.TrainState):
     batch_stats: Any = None  # BatchNorm's running statistics; None for models without BatchNorm
+    dropout_key: Any = None  # models with dropout: folded with the step for each step's masks
 
 
 def params_from_torch(model: str, state: dict[str, np.ndarray], dtype=jnp.float32) -> tuple[dict, dict | None]:
     """Canonical (torch) weights -> this module's (params, batch_stats): kernels transposed, NHWC flatten order."""
     if model == "resnet20":
         return tuple(_cast(tree, dtype) for tree in _resnet_from_torch(state))
+    if model in ("bert", "lstm"):
+        return _cast((_bert_from_torch if model == "bert" else _lstm_from_torch)(state), dtype), None
     params = {"fc2": {"kernel": state["fc2.weight"].T, "bias": state["fc2.bias"]}}
     fc1 = state["fc1.weight"]  # (128, C*H*W) in torch's (C, H, W) flatten order
     if model == "cnn":
@@ -146,6 +331,48 @@ def _resnet_from_torch(state: dict[str, np.ndarray]) -> tuple[dict, dict]:
     return params, batch_stats
 
 
+def _nest(flat: dict[tuple, np.ndarray]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _bert_from_torch(state: dict[str, np.ndarray]) -> dict:
+    """Same module paths (``bert.encoder.layer.0.attention.self.query``): linear weight -> kernel (transposed),
+    embedding weight -> embedding, LayerNorm weight -> scale."""
+    flat = {}
+    for key, value in state.items():
+        *path, name = key.split(".")
+        if name == "bias":
+            flat[(*path, "bias")] = value
+        elif path[-1].endswith("_embeddings"):
+            flat[(*path, "embedding")] = value
+        elif path[-1] == "LayerNorm":
+            flat[(*path, "scale")] = value
+        else:
+            flat[(*path, "kernel")] = value.T
+    return _nest(flat)
+
+
+def _lstm_from_torch(state: dict[str, np.ndarray]) -> dict:
+    """``lstm.weight_ih_l0`` -> ``lstm_l0/ih/kernel`` (transposed; gates i, f, g, o in the same columns),
+    ``lstm.bias_hh_l1`` -> ``lstm_l1/hh/bias``; ``fc`` as a Dense."""
+    flat = {}
+    for key, value in state.items():
+        module, name = key.split(".")
+        if module == "fc":
+            flat[("fc", "kernel" if name == "weight" else "bias")] = value.T if name == "weight" else value
+            continue
+        kind, part, layer = re.fullmatch(r"(weight|bias)_(ih|hh)_l(\d+)", name).groups()
+        leaf, value = ("kernel", value.T) if kind == "weight" else ("bias", value)
+        flat[(f"lstm_l{layer}", part, leaf)] = value
+    return _nest(flat)
+
+
 def _cast(tree, dtype):
     return jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
 
@@ -163,54 +390,72 @@ def make_tx(optimizer) -> optax.GradientTransformation:
     return optax.chain(optax.add_decayed_weights(p["weight_decay"]), tx) if p["weight_decay"] else tx
 
 
-def create_state(model: str, state: dict[str, np.ndarray], optimizer, dtype=jnp.float32) -> TrainState:
+def create_state(model: str, state: dict[str, np.ndarray], optimizer, dtype=jnp.float32,
+                 **kwargs) -> TrainState:
+    """``kwargs`` go to the model (``dropout=0.0`` in the parity test)."""
     params, batch_stats = params_from_torch(model, state, dtype)
-    return TrainState.create(apply_fn=MODELS[model]().apply, params=params, batch_stats=batch_stats,
+    module = MODELS[model](**kwargs)
+    key = jax.random.key(0) if getattr(module, "dropout", 0) else None
+    return TrainState.create(apply_fn=module.apply, params=params, batch_stats=batch_stats, dropout_key=key,
                              tx=make_tx(optimizer))
 
 
-def _loss_and_metrics(state, params, images, labels):
+def _loss_and_metrics(state, params, inputs, labels):
+    """``inputs``: the model's inputs, a tuple (BERT's three in the spec's order) or one array."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    rngs = {} if state.dropout_key is None else {"rngs": {"dropout": jax.random.fold_in(state.dropout_key,
+                                                                                         state.step)}}
     if state.batch_stats is None:
-        logits, batch_stats = state.apply_fn({"params": params}, images), None
+        logits, batch_stats = state.apply_fn({"params": params}, *inputs, **rngs), None
     else:  # train mode: normalize with the batch's statistics and update the running ones
-        logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, images, train=True,
+        logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, *inputs, train=True,
                                          mutable=["batch_stats"])
         batch_stats = updates["batch_stats"]
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
     return loss, ((logits.argmax(-1) == labels).sum(), batch_stats)
 
 
-def _update(state, images, labels):
-    grad_fn = jax.value_and_grad(lambda p: _loss_and_metrics(state, p, images, labels), has_aux=True)
+def _update(state, inputs, labels):
+    grad_fn = jax.value_and_grad(lambda p: _loss_and_metrics(state, p, inputs, labels), has_aux=True)
     (loss, (correct, batch_stats)), grads = grad_fn(state.params)
     return state.apply_gradients(grads=grads, batch_stats=batch_stats), loss, correct
 
 
 @functools.partial(jax.jit, donate_argnums=0)
 def train_step(state, x_all, y_all, index):
-    """Gathers the batch on the device, then one optimizer step."""
-    return _update(state, x_all[index], y_all[index])
+    """Gathers the batch on the device (each input, for a model with several), then one optimizer step."""
+    return _update(state, jax.tree.map(lambda a: a[index], x_all), y_all[index])
 
 
 @functools.partial(jax.jit, donate_argnums=0)
-def train_step_host(state, images, labels):
+def train_step_host(state, inputs, labels):
     """One optimizer step on a batch passed from the host."""
-    return _update(state, images, labels)
+    return _update(state, inputs, labels)
+
+
+def model_inputs(inputs, dtype) -> np.ndarray | tuple:
+    """The bench's inputs as a Flax user feeds them: images NCHW -> NHWC, floats in ``dtype``, ids int32
+    (int64 where float64 is on); a tuple for several inputs."""
+    def one(a):
+        if a.ndim == 4:
+            a = a.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(a, dtype if a.dtype.kind == "f" else jnp.asarray(a[:0]).dtype)
+    return tuple(map(one, inputs)) if isinstance(inputs, tuple) else one(inputs)
 
 
 class Trainer:
     """Holds the state and the data; ``train(batches)`` runs one step per index batch."""
 
-    def __init__(self, model: str, images_nchw: np.ndarray, labels: np.ndarray, state: dict[str, np.ndarray],
-                 optimizer, mode: str = "device", batch_size: int = 64, dtype=jnp.float32):
-        """``dtype``: of the weights, the images and the computation (float64 in the parity test)."""
-        self.mode, self.state = mode, create_state(model, state, optimizer, dtype)
-        images = np.ascontiguousarray(images_nchw.transpose(0, 2, 3, 1), dtype)  # NHWC, as a Flax user loads it
-        labels = labels.astype(np.int32)
+    def __init__(self, model: str, inputs, labels: np.ndarray, state: dict[str, np.ndarray],
+                 optimizer, mode: str = "device", batch_size: int = 64, dtype=jnp.float32, **kwargs):
+        """``inputs``: the bench's (images NCHW, frames, or a tuple of BERT's three); ``dtype``: of the weights,
+        the float inputs and the computation (float64 in the parity test); ``kwargs`` go to the model."""
+        self.mode, self.state = mode, create_state(model, state, optimizer, dtype, **kwargs)
+        x, labels = model_inputs(inputs, dtype), labels.astype(np.int32)
         if mode == "device":
-            self.x, self.y = jax.device_put(images), jax.device_put(labels)
+            self.x, self.y = jax.device_put(x), jax.device_put(labels)
         else:
-            self.x, self.y = images, labels
+            self.x, self.y = x, labels
         self.compile_seconds = self._compile(batch_size)
 
     def _compile(self, batch_size: int) -> float:
@@ -219,9 +464,9 @@ class Trainer:
             index = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
             self._step = train_step.lower(self.state, self.x, self.y, index).compile()
         else:
-            images = jax.ShapeDtypeStruct((batch_size, *self.x.shape[1:]), self.x.dtype)
+            inputs = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype), self.x)
             labels = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
-            self._step = train_step_host.lower(self.state, images, labels).compile()
+            self._step = train_step_host.lower(self.state, inputs, labels).compile()
         return time.perf_counter() - start
 
     def train(self, batches) -> tuple[float, float, int]:
@@ -231,6 +476,7 @@ class Trainer:
             if self.mode == "device":
                 self.state, loss, hits = self._step(self.state, self.x, self.y, index)
             else:
-                self.state, loss, hits = self._step(self.state, self.x[index], self.y[index])
+                inputs = jax.tree.map(lambda a: a[index], self.x)
+                self.state, loss, hits = self._step(self.state, inputs, self.y[index])
             loss_sum, correct, seen = loss_sum + loss * len(index), correct + hits, seen + len(index)
         return float(loss_sum) / seen, float(correct) / seen, seen

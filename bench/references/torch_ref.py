@@ -10,8 +10,17 @@ way (``torch.optim.Adam(lr=...)``, ``torch.optim.SGD(lr, momentum, weight_decay)
 loss/accuracy kept as detached tensors so no step waits on a host sync (one
 ``float()`` at the end).
 
+The sequence models: ``Bert`` is Hugging Face's ``BertForSequenceClassification``
+written out in plain torch.nn (``BertEmbeddings``, ``BertSelfAttention``, ...), its
+submodules named as transformers names them, so its ``state_dict`` is the spec's and
+the transformers model's; attention is ``F.scaled_dot_product_attention`` with the
+additive mask ``(1 - attention_mask) * finfo.min`` (transformers' ``sdpa`` path).
+``HFBert`` is transformers' own model, the ``hf-torch`` variant. ``LSTMClassifier``
+is ``nn.LSTM(batch_first=True)`` + ``nn.Linear`` on the last layer's ``h_n``.
+
 ``train_in_memory`` reads index batches from tensors already in memory, in the same
-order dslc is given. ``DataLoaderPipeline`` is the article's way: a ``Dataset`` over
+order dslc is given; a model with several inputs (BERT's ids, token types and mask)
+gets them as a tuple, in the spec's order. ``DataLoaderPipeline`` is the article's way: a ``Dataset`` over
 uint8 images that builds a PIL image per sample (as ``torchvision.datasets.MNIST``
 does), ``ToTensor()`` + ``Normalize((0.5,), (0.5,))`` per sample, and
 ``DataLoader(batch_size=64, shuffle=True)`` with the default ``num_workers=0``.
@@ -96,23 +105,182 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20}
+class LSTMClassifier(nn.Module):
+    """``nn.LSTM`` over (N, T, F) frames, batch first; a linear layer on the last layer's final hidden state."""
+
+    def __init__(self, features: int = 40, hidden: int = 128, layers: int = 2, num_classes: int = 10):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=layers, batch_first=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return self.fc(h_n[-1])
+
+
+BERT_TINY = {"vocab_size": 30522, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 512, "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 4,
+             "layer_norm_eps": 1e-12}
+"""specs/bert_tiny_hf.yaml's configuration, in transformers.BertConfig's names."""
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, c: dict, dropout: float):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c["vocab_size"], c["hidden_size"], padding_idx=0)
+        self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["hidden_size"])
+        self.token_type_embeddings = nn.Embedding(c["type_vocab_size"], c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input_ids, token_type_ids):
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x + self.position_embeddings(positions)))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, c: dict, dropout: float):
+        super().__init__()
+        hidden, self.heads, self.dropout = c["hidden_size"], c["num_attention_heads"], dropout
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+
+    def forward(self, x, additive_mask):
+        n, t, e = x.shape
+        q, k, v = (f(x).view(n, t, self.heads, e // self.heads).transpose(1, 2)
+                   for f in (self.query, self.key, self.value))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return out.transpose(1, 2).reshape(n, t, e)
+
+
+class BertResidual(nn.Module):
+    """BertSelfOutput and BertOutput: dense, dropout, add the residual, LayerNorm."""
+
+    def __init__(self, inputs: int, c: dict, dropout: float):
+        super().__init__()
+        self.dense = nn.Linear(inputs, c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, c: dict, dropout: float):
+        super().__init__()
+        self.self = BertSelfAttention(c, dropout)
+        self.output = BertResidual(c["hidden_size"], c, dropout)
+
+    def forward(self, x, additive_mask):
+        return self.output(self.self(x, additive_mask), x)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, c: dict):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["intermediate_size"])
+
+    def forward(self, x):
+        return F.gelu(self.dense(x))  # exact (erf) GELU: transformers' "gelu"
+
+
+class BertLayer(nn.Module):
+    def __init__(self, c: dict, dropout: float):
+        super().__init__()
+        self.attention = BertAttention(c, dropout)
+        self.intermediate = BertIntermediate(c)
+        self.output = BertResidual(c["intermediate_size"], c, dropout)
+
+    def forward(self, x, additive_mask):
+        x = self.attention(x, additive_mask)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, c: dict, dropout: float):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(c, dropout) for _ in range(c["num_hidden_layers"]))
+
+    def forward(self, x, additive_mask):
+        for layer in self.layer:
+            x = layer(x, additive_mask)
+        return x
+
+
+class BertPooler(nn.Module):
+    def __init__(self, c: dict):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["hidden_size"])
+
+    def forward(self, x):
+        return torch.tanh(self.dense(x[:, 0]))
+
+
+class BertModel(nn.Module):
+    def __init__(self, c: dict, dropout: float):
+        super().__init__()
+        self.embeddings = BertEmbeddings(c, dropout)
+        self.encoder = BertEncoder(c, dropout)
+        self.pooler = BertPooler(c)
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        x = self.embeddings(input_ids, token_type_ids)
+        additive_mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        return self.pooler(self.encoder(x, additive_mask))
+
+
+class Bert(nn.Module):
+    """BertForSequenceClassification: BERT, dropout on the pooled output, a linear classifier."""
+
+    def __init__(self, dropout: float = 0.1, config: dict = BERT_TINY):
+        super().__init__()
+        self.bert = BertModel(config, dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config["hidden_size"], config["num_labels"])
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        return self.classifier(self.dropout(self.bert(input_ids, token_type_ids, attention_mask)))
+
+
+class HFBert(nn.Module):
+    """transformers' own ``BertForSequenceClassification`` (its default ``sdpa`` attention), called with the
+    spec's inputs in order; its logits go to the same ``F.cross_entropy`` (transformers' loss for int labels)."""
+
+    def __init__(self, dropout: float = 0.1, config: dict = BERT_TINY):
+        super().__init__()
+        from transformers import BertConfig, BertForSequenceClassification
+
+        self.model = BertForSequenceClassification(BertConfig(**config, hidden_dropout_prob=dropout,
+                                                              attention_probs_dropout_prob=dropout))
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        return self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask).logits
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20, "lstm": LSTMClassifier, "bert": Bert}
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 """The spec's optimizer name -> torch.optim class; dslc's argument names are these classes' own."""
 
 
-def build(model: str, state: dict[str, np.ndarray] | None, optimizer):
+def build(model: str, state: dict[str, np.ndarray] | None, optimizer, hf: bool = False, **kwargs):
     """The module (with canonical weights when given, loaded strictly: the names are torch's own) and the
-    spec's optimizer (a ``bench.models.Optimizer``)."""
-    module = MODELS[model]()
+    spec's optimizer (a ``bench.models.Optimizer``). ``hf``: transformers' model instead of the hand-written
+    one; ``kwargs`` go to the model (``dropout=0.0`` in the parity test)."""
+    module = HFBert(**kwargs) if hf else MODELS[model](**kwargs)
+    target = module.model if hf else module
     if state is not None:
-        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+        target.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
     return module, OPTIMIZERS[optimizer.name](module.parameters(), **optimizer.params)
 
 
-def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor,
+def train_in_memory(module: nn.Module, optimizer, x: torch.Tensor | tuple, y: torch.Tensor,
                     batches) -> tuple[float, float, int]:
-    """One step per index batch; returns (mean loss, accuracy, samples) after one sync at the end."""
+    """One step per index batch; returns (mean loss, accuracy, samples) after one sync at the end. ``x``: the
+    input, or a tuple of the inputs (in the spec's order) for a model with several."""
+    if isinstance(x, tuple):
+        return _train(module, optimizer, ((tuple(a[i] for a in x), y[i]) for i in map(torch.from_numpy, batches)))
     return _train(module, optimizer, ((x[i], y[i]) for i in map(torch.from_numpy, batches)))
 
 
@@ -124,7 +292,7 @@ def _train(module: nn.Module, optimizer, pairs) -> tuple[float, float, int]:
     seen = 0
     for inputs, targets in pairs:
         optimizer.zero_grad(set_to_none=True)
-        logits = module(inputs)
+        logits = module(*inputs) if isinstance(inputs, tuple) else module(inputs)
         loss = F.cross_entropy(logits, targets)
         loss.backward()
         optimizer.step()

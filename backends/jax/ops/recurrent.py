@@ -4,11 +4,19 @@ Flax's cells differ from torch's: linen's LSTMCell keeps one bias per gate and i
 carry is (c, h); nnx's GRUCell has no ``b_hn`` at all (docs/PARITY.md §10). So the
 module here keeps torch's own entries (``weight_ih_l0``, ``bias_hh_l0_reverse``, ...)
 as its params, named as in the state dict, and runs torch's formulas in torch's
-order: the input projection of every time step first, as one matmul (torch's CPU
-path does the same, and one [N·T, F] × [F, G·H] product is faster than T small
-ones), then a ``lax.scan`` over time carrying the states. Both directions run in
-that one scan, over weights stacked on a leading axis, the backward one reading
-time reversed: half the sequential steps of two scans, and half the compilations.
+order, in a ``lax.scan`` over time carrying the states, each step projecting its
+own input (W_ih x_t + b_ih) as well as the hidden state. Projecting every step's
+input first, as one [N·T, F] × [F, G·H] matmul (torch's CPU path does), was slower
+in XLA on the CPU: forward + backward of one LSTM layer (N 64, T 50, F 40, H 128,
+float32, 1 thread on a busy 2-core machine) took 69-76 ms, against 45 ms with the
+projection in the step (linen's cells do it there: 39-40 ms), and the bench's LSTM
+trained at 0.71x the hand-written Flax model's speed, 0.90x after (bench/README.md).
+The rest of the gap: 31-32 ms here against 27.7 ms for the linen cell (2 threads,
+idle); squeezing the batch-of-1 direction axis out of the matmuls, or transposing
+the weights once outside the loop, changed nothing measurable.
+Both directions run in that one scan, over weights stacked on a leading axis, the
+backward one reading time reversed: half the sequential steps of two scans, and
+half the compilations.
 Layers are stacked, each reading the previous one's output (directions
 concatenated), with dropout between them while training.
 
@@ -70,10 +78,13 @@ def _project_hidden(h, w_hh, b_hh):
     return y if b_hh is None else y + b_hh[:, None, :]
 
 
-def _project_input(x, w_ih, b_ih):
-    """x W_ihᵀ + b_ih of every time step at once, time first: x [N, T, F] -> [D, T, N, G·H]."""
-    y = jnp.einsum("ntf,dgf->dtng", x, w_ih)
-    return y if b_ih is None else y + b_ih[:, None, None, :]
+def _with_input(step, w_ih, b_ih):
+    """The cell ``step`` given x_t [D, N, F] instead of its projection: x_t W_ihᵀ + b_ih per direction first."""
+    def with_input(carry, x):
+        xw = jnp.einsum("dnf,dgf->dng", x, w_ih)
+        return step(carry, xw if b_ih is None else xw + b_ih[:, None, :])
+
+    return with_input
 
 
 def _flip_backward(a, directions: int):
@@ -91,9 +102,11 @@ def _layer(cell: str, x, weights: dict):
     make_step, states = STEPS[cell]
     w_hh = weights["weight_hh"]
     directions, _, hidden = w_hh.shape
-    xw = _flip_backward(_project_input(x, weights["weight_ih"], weights.get("bias_ih")), directions)
+    step = _with_input(make_step(w_hh, weights.get("bias_hh")), weights["weight_ih"], weights.get("bias_ih"))
+    xs = jnp.broadcast_to(jnp.swapaxes(x, 0, 1), (directions, x.shape[1], x.shape[0], x.shape[2]))
+    xs = jnp.swapaxes(_flip_backward(xs, directions), 0, 1)  # [T, D, N, F]
     zeros = jnp.zeros((directions, x.shape[0], hidden), x.dtype)
-    final, ys = jax.lax.scan(make_step(w_hh, weights.get("bias_hh")), (zeros,) * states, jnp.swapaxes(xw, 0, 1))
+    final, ys = jax.lax.scan(step, (zeros,) * states, xs)
     ys = _flip_backward(jnp.swapaxes(ys, 0, 1), directions)  # [D, T, N, H]
     return jnp.transpose(ys, (2, 1, 0, 3)).reshape(x.shape[0], x.shape[1], directions * hidden), final
 
