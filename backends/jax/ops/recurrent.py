@@ -10,11 +10,12 @@ input first, as one [N·T, F] × [F, G·H] matmul (torch's CPU path does), was s
 in XLA on the CPU: forward + backward of one LSTM layer (N 64, T 50, F 40, H 128,
 float32, 1 thread on a busy 2-core machine) took 69-76 ms, against 45 ms with the
 projection in the step (linen's cells do it there: 39-40 ms), and the bench's LSTM
-trained at 0.71x the hand-written Flax model's speed, 0.90x after (bench/README.md).
-The rest of the gap: 31-32 ms here against 27.7 ms for the linen cell (2 threads,
-idle); squeezing the batch-of-1 direction axis out of the matmuls, or transposing
-the weights once outside the loop, changed nothing measurable.
-Both directions run in that one scan, over weights stacked on a leading axis, the
+trained at 0.71x the hand-written Flax model's speed, 0.90x after (bench/README.md);
+one direction on plain matmuls with Wᵀ taken once outside the scan (``_affine``;
+32.3 -> 28.6 ms a layer, idle) then brought it to 1.00x. Squeezing the direction
+axis alone, or transposing alone, changed nothing: XLA runs the stacked [D, N, ...]
+einsum as a batched matmul, slower than a plain one.
+Two directions run in one scan, over weights stacked on a leading axis, the
 backward one reading time reversed: half the sequential steps of two scans, and
 half the compilations.
 Layers are stacked, each reading the previous one's output (directions
@@ -42,11 +43,11 @@ from dsl.ops.recurrent import GATES
 from .base import JaxOp
 
 
-def _lstm_step(w_hh, b_hh):
+def _lstm_step(project_hidden):
     """torch's LSTM cell given the input's projection xw: gates = (W_hh h + b_hh) + xw, then i, f, g, o."""
     def step(carry, xw):
         h, c = carry
-        i, f, g, o = jnp.split(_project_hidden(h, w_hh, b_hh) + xw, 4, axis=-1)
+        i, f, g, o = jnp.split(project_hidden(h) + xw, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h
@@ -54,12 +55,12 @@ def _lstm_step(w_hh, b_hh):
     return step
 
 
-def _gru_step(w_hh, b_hh):
+def _gru_step(project_hidden):
     """torch's GRU cell: the reset gate scales W_hn h + b_hn, and h' = (h - n)·z + n."""
     def step(carry, xw):
         (h,) = carry
         xr, xz, xn = jnp.split(xw, 3, axis=-1)
-        hr, hz, hn = jnp.split(_project_hidden(h, w_hh, b_hh), 3, axis=-1)
+        hr, hz, hn = jnp.split(project_hidden(h), 3, axis=-1)
         r, z = jax.nn.sigmoid(hr + xr), jax.nn.sigmoid(hz + xz)
         n = jnp.tanh(xn + hn * r)
         h = (h - n) * z + n
@@ -72,17 +73,35 @@ STEPS = {"lstm": (_lstm_step, 2), "gru": (_gru_step, 1)}
 """Per op: its cell, and how many states it carries (LSTM h and c, GRU h)."""
 
 
-def _project_hidden(h, w_hh, b_hh):
-    """h W_hhᵀ + b_hh per direction: h [D, N, H], w_hh [D, G·H, H], b_hh [D, G·H] or None."""
-    y = jnp.einsum("dnh,dgh->dng", h, w_hh)
-    return y if b_hh is None else y + b_hh[:, None, :]
+def _stacked_affine(weight, bias):
+    """x ↦ x Wᵀ + b per direction: x [D, N, F], weight [D, G·H, F], bias [D, G·H] or None."""
+    def affine(x):
+        y = jnp.einsum("dnf,dgf->dng", x, weight)
+        return y if bias is None else y + bias[:, None, :]
+
+    return affine
 
 
-def _with_input(step, w_ih, b_ih):
-    """The cell ``step`` given x_t [D, N, F] instead of its projection: x_t W_ihᵀ + b_ih per direction first."""
+def _affine(weight, bias):
+    """x ↦ x Wᵀ + b for one direction, with Wᵀ taken once, outside the scan: x [N, F], weight [G·H, F].
+
+    One LSTM layer's forward + backward (N 64, T 50, F 40, H 128, float32, idle 2-core
+    CPU) took 28.8 ms this way against 32.3 ms through the stacked [D, ...] einsum,
+    whose batched matmuls XLA's CPU backend runs slower than plain ones.
+    """
+    kernel = weight.T
+
+    def affine(x):
+        y = x @ kernel
+        return y if bias is None else y + bias
+
+    return affine
+
+
+def _with_input(step, project_input):
+    """The cell ``step`` given x_t instead of its projection x_t W_ihᵀ + b_ih."""
     def with_input(carry, x):
-        xw = jnp.einsum("dnf,dgf->dng", x, w_ih)
-        return step(carry, xw if b_ih is None else xw + b_ih[:, None, :])
+        return step(carry, project_input(x))
 
     return with_input
 
@@ -94,21 +113,35 @@ def _flip_backward(a, directions: int):
 
 @functools.partial(jax.jit, static_argnames=("cell",))
 def _layer(cell: str, x, weights: dict):
-    """One layer, both directions in one ``lax.scan``: (output [N, T, D·H], final states, each [D, N, H]).
+    """One layer: (output [N, T, D·H], final states, each [D, N, H]).
 
-    ``weights`` hold each entry stacked over the directions ([D, ...]); the backward
-    direction reads time reversed and its outputs are reversed back.
+    ``weights`` hold each entry stacked over the directions ([D, ...]). Two directions
+    run in one ``lax.scan``, the backward one reading time reversed and its outputs
+    reversed back; one direction runs on plain [N, ...] arrays (``_affine``).
     """
+    if weights["weight_hh"].shape[0] == 1:
+        return _one_direction(cell, x, {k: w[0] for k, w in weights.items()})
     make_step, states = STEPS[cell]
     w_hh = weights["weight_hh"]
     directions, _, hidden = w_hh.shape
-    step = _with_input(make_step(w_hh, weights.get("bias_hh")), weights["weight_ih"], weights.get("bias_ih"))
+    step = _with_input(make_step(_stacked_affine(w_hh, weights.get("bias_hh"))),
+                       _stacked_affine(weights["weight_ih"], weights.get("bias_ih")))
     xs = jnp.broadcast_to(jnp.swapaxes(x, 0, 1), (directions, x.shape[1], x.shape[0], x.shape[2]))
     xs = jnp.swapaxes(_flip_backward(xs, directions), 0, 1)  # [T, D, N, F]
     zeros = jnp.zeros((directions, x.shape[0], hidden), x.dtype)
     final, ys = jax.lax.scan(step, (zeros,) * states, xs)
     ys = _flip_backward(jnp.swapaxes(ys, 0, 1), directions)  # [D, T, N, H]
     return jnp.transpose(ys, (2, 1, 0, 3)).reshape(x.shape[0], x.shape[1], directions * hidden), final
+
+
+def _one_direction(cell: str, x, weights: dict):
+    make_step, states = STEPS[cell]
+    hidden = weights["weight_hh"].shape[1]
+    step = _with_input(make_step(_affine(weights["weight_hh"], weights.get("bias_hh"))),
+                       _affine(weights["weight_ih"], weights.get("bias_ih")))
+    zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+    final, ys = jax.lax.scan(step, (zeros,) * states, jnp.swapaxes(x, 0, 1))
+    return jnp.swapaxes(ys, 0, 1), tuple(state[None] for state in final)
 
 
 class Recurrent(nn.Module):
