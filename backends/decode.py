@@ -26,11 +26,10 @@ def greedy(run: Run, columns: dict[str, np.ndarray], spec: GreedySpec, output: s
     """
     n = len(next(iter(columns.values())))
     steps = min(spec.max_length or length - 1, length - 1)
-    tokens = np.full((n, length), spec.pad, np.int64)
-    tokens[:, 0] = spec.bos
+    tokens = first_tokens(spec, n, length)
     done = np.zeros(n, bool)
     for t in range(steps):
-        scores = run(_step_inputs(columns, spec, tokens, t))[output]
+        scores = run(step_inputs(columns, spec, tokens, t))[output]
         chosen = np.where(done, spec.pad, scores[:, t].argmax(-1))
         tokens[:, t + 1] = chosen
         done |= chosen == spec.eos
@@ -39,7 +38,15 @@ def greedy(run: Run, columns: dict[str, np.ndarray], spec: GreedySpec, output: s
     return tokens[:, 1:steps + 1]
 
 
-def _step_inputs(columns: dict, spec: GreedySpec, tokens: np.ndarray, t: int) -> dict[str, np.ndarray]:
+def first_tokens(spec: GreedySpec, n: int, length: int) -> np.ndarray:
+    """The ``tokens`` input as decoding starts: ``bos``, then ``pad``."""
+    tokens = np.full((n, length), spec.pad, np.int64)
+    tokens[:, 0] = spec.bos
+    return tokens
+
+
+def step_inputs(columns: dict, spec: GreedySpec, tokens: np.ndarray, t: int) -> dict[str, np.ndarray]:
+    """The model's inputs at step t: ``columns``, the tokens so far, and their mask (1 up to t) if it reads one."""
     inputs = dict(columns, **{spec.tokens: tokens.copy()})
     if spec.mask is not None:
         inputs[spec.mask] = np.broadcast_to(np.arange(tokens.shape[1]) <= t, tokens.shape).astype(np.int64)

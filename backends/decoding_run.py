@@ -24,7 +24,7 @@ from dsl.decoding import DecodeSpec, batch_column
 from dsl.errors import UsageError
 
 from .data.sequences import IGNORE
-from .decode import Run, ctc_best_path, greedy, references, until_eos
+from .decode import Run, ctc_best_path, first_tokens, greedy, references, step_inputs, until_eos
 from .predict import check_output_path, prepare_inputs, read_inputs, write_array
 from .sequence_metrics import SEQUENCE_METRICS
 from .target import make_target
@@ -49,7 +49,7 @@ def generated(decode: DecodeSpec) -> tuple[str, ...]:
     return () if g is None else tuple(n for n in (g.tokens, g.mask) if n is not None)
 
 
-def forward(spec: Spec, graph: Graph, target_name: str, state, batch_size: int) -> Run:
+def forward(graph: Graph, target_name: str, state, batch_size: int) -> Run:
     """A target's evaluation-mode forward as ``run(columns) -> {output name: array}``."""
     target = make_target(target_name, graph, None)
     target.load_state(state)
@@ -91,7 +91,7 @@ def decode_test_split(spec: Spec, graph: Graph, target_name: str, state, *, data
     from .data import load_dataset
 
     columns = load_dataset(spec, graph, data_dir=data_dir, name=dataset).test.columns
-    hypotheses = decode_columns(spec, graph, forward(spec, graph, target_name, state, batch_size), columns)
+    hypotheses = decode_columns(spec, graph, forward(graph, target_name, state, batch_size), columns)
     return hypotheses, true_sequences(spec, columns)
 
 
@@ -153,11 +153,7 @@ def _placeholders(decode: DecodeSpec, graph: Graph, n: int) -> dict[str, np.ndar
     g = decode.greedy
     if g is None:
         return {}
-    length = graph.value_type(g.tokens).shape[0]
-    tokens = np.full((n, length), g.pad, np.int64)
-    tokens[:, 0] = g.bos
-    first = np.broadcast_to(np.arange(length) == 0, (n, length)).astype(np.int64)
-    return {g.tokens: tokens} | ({g.mask: first} if g.mask else {})
+    return step_inputs({}, g, first_tokens(g, n, graph.value_type(g.tokens).shape[0]), 0)
 
 
 def check_sequences_path(path: Path) -> None:
@@ -186,7 +182,7 @@ def decode_file(spec: Spec, graph: Graph, target_name: str, weights: Path, input
         check_sequences_path(output_path)
     columns = read_decode_inputs(spec, graph, input_path)
     state = load_weights(weights, graph)
-    sequences = decode_columns(spec, graph, forward(spec, graph, target_name, state, batch_size), columns)
+    sequences = decode_columns(spec, graph, forward(graph, target_name, state, batch_size), columns)
     if output_path is not None:
         tokens = padded(sequences, decode.greedy.pad if decode.greedy else decode.ctc.blank)
         write_array(output_path, {"tokens": tokens, "lengths": np.array(list(map(len, sequences)), np.int64)}

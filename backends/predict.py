@@ -100,12 +100,6 @@ def _texts(spec: Spec, graph: Graph, path: Path, weights: Path) -> np.ndarray:
     return encode_texts(spec, graph, read_lines(path), Path(weights).parent)[graph.inputs[0][0]]
 
 
-def _npz_names(path: Path) -> str:
-    with zipfile.ZipFile(path) as archive:
-        names = [n.removesuffix(".npy") for n in archive.namelist()]
-    return f"{len(names)} array{'s' * (len(names) != 1)}: {', '.join(names[:5])}"
-
-
 def check_output_path(path: Path, outputs: int = 1) -> None:
     """Refuses an output path that cannot be written, before anything is computed.
 
