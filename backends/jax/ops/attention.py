@@ -30,6 +30,7 @@ from flax import traverse_util
 from dsl import Node
 
 from .base import JaxOp, torch_uniform_bias
+from .dropout import Dropout
 
 _TORCH_LINEAR = jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform", in_axis=-1, out_axis=-2)
 _XAVIER = jax.nn.initializers.xavier_uniform(in_axis=-1, out_axis=-2)  # over torch's (out, in) layout
@@ -108,7 +109,7 @@ def finfo_min_probabilities(logits, visible):
 
 def attend(q, k, v, visible, probabilities, dropout, train: bool):
     """Attention over split heads: probabilities (dropped out while training) times the values, heads merged."""
-    probs = nn.Dropout(dropout, deterministic=not train)(probabilities(scores(q, k), visible))
+    probs = Dropout(dropout, deterministic=not train)(probabilities(scores(q, k), visible))
     return merge_heads(jnp.einsum("nhts,nhsd->nhtd", probs, v))
 
 
@@ -173,15 +174,15 @@ class TorchTransformerLayer(nn.Module):
         """torch's _sa_block (memory is x) or _mha_block: attention, then dropout1 or dropout2."""
         out = TorchMultiheadAttention(self.nhead, self.dropout, self.use_bias, name=name)(
             x, memory, memory, visible, train=train)
-        return nn.Dropout(self.dropout, deterministic=not train)(out)
+        return Dropout(self.dropout, deterministic=not train)(out)
 
     def _feed_forward(self, x, train: bool):
         """torch's _ff_block: linear2(dropout(activation(linear1(x)))), then the last dropout."""
         activation = jax.nn.relu if self.activation == "relu" else lambda y: jax.nn.gelu(y, approximate=False)
-        hidden = nn.Dropout(self.dropout, deterministic=not train)(
+        hidden = Dropout(self.dropout, deterministic=not train)(
             activation(TorchLinear(self.dim_feedforward, self.use_bias, name="linear1")(x)))
         out = TorchLinear(x.shape[-1], self.use_bias, name="linear2")(hidden)
-        return nn.Dropout(self.dropout, deterministic=not train)(out)
+        return Dropout(self.dropout, deterministic=not train)(out)
 
 
 def _sdpa(node: Node, query, key, value, mask=None, *, train: bool):

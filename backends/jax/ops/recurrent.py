@@ -41,6 +41,7 @@ from dsl import Node
 from dsl.ops.recurrent import GATES
 
 from .base import JaxOp
+from .dropout import Dropout
 
 
 def _lstm_step(project_hidden):
@@ -159,7 +160,7 @@ class Recurrent(nn.Module):
         finals = []
         for layer in range(self.num_layers):
             if layer and self.dropout:
-                x = nn.Dropout(self.dropout, deterministic=not train)(x)
+                x = Dropout(self.dropout, deterministic=not train)(x)
             x, final = _layer(self.cell, x, self._weights(layer, x.shape[-1]))
             finals.append(final)
         return (x, *(jnp.swapaxes(jnp.concatenate(states), 0, 1) for states in zip(*finals)))
