@@ -14,7 +14,9 @@ trained at 0.71x the hand-written Flax model's speed, 0.90x after (bench/README.
 one direction on plain matmuls with Wᵀ taken once outside the scan (``_affine``;
 32.3 -> 28.6 ms a layer, idle) then brought it to 1.00x. Squeezing the direction
 axis alone, or transposing alone, changed nothing: XLA runs the stacked [D, N, ...]
-einsum as a batched matmul, slower than a plain one.
+einsum as a batched matmul, slower than a plain one. A one-direction LSTM layer has
+its own backward pass (``lstm_layer``: weight gradients as three products after the
+reverse scan, not accumulated inside it), and there projecting every input up front wins.
 Two directions run in one scan, over weights stacked on a leading axis, the
 backward one reading time reversed: half the sequential steps of two scans, and
 half the compilations.
@@ -136,6 +138,11 @@ def _layer(cell: str, x, weights: dict):
 
 
 def _one_direction(cell: str, x, weights: dict):
+    if cell == "lstm":
+        no_bias = jnp.zeros(weights["weight_hh"].shape[0], x.dtype)
+        bias = sum((weights[k] for k in ("bias_ih", "bias_hh") if k in weights), no_bias)
+        ys, h, c = lstm_layer(x, weights["weight_ih"], weights["weight_hh"], bias)
+        return ys, (h[None], c[None])
     make_step, states = STEPS[cell]
     hidden = weights["weight_hh"].shape[1]
     step = _with_input(make_step(_affine(weights["weight_hh"], weights.get("bias_hh"))),
@@ -143,6 +150,77 @@ def _one_direction(cell: str, x, weights: dict):
     zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
     final, ys = jax.lax.scan(step, (zeros,) * states, jnp.swapaxes(x, 0, 1))
     return jnp.swapaxes(ys, 0, 1), tuple(state[None] for state in final)
+
+
+@jax.custom_vjp
+def lstm_layer(x, w_ih, w_hh, bias):
+    """One direction of torch's LSTM, batch first: (output [N, T, H], h_n [N, H], c_n [N, H]).
+
+    ``bias`` is b_ih + b_hh (their gradients are equal). Written with its own backward
+    pass (``_lstm_backward``), as cuDNN and oneDNN write theirs: the reverse scan carries
+    only (dh, dc) and keeps each step's gate gradients; the weight and input gradients
+    are then three matrix products over all T·N rows at once. Autodiff of the scan
+    instead accumulates W_ih's and W_hh's gradients inside the loop, two small
+    products per step. One layer's forward + backward (N 64, T 50, H 128, float32,
+    2-core CPU): 28.5 -> 27.1 ms at 40 inputs, 35.4 -> 31.4 ms at 128.
+    """
+    return _lstm_forward(x, w_ih, w_hh, bias)[0]
+
+
+def _lstm_gates(pre, c):
+    """torch's gate order i, f, g, o: the activated gates, the new cell state and its tanh."""
+    i, f, g, o = jnp.split(pre, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c = f * c + i * g
+    return (i, f, g, o), c, jnp.tanh(c)
+
+
+def _lstm_forward(x, w_ih, w_hh, bias):
+    """The layer, projecting every step's input at once, and what the backward pass reads (time first)."""
+    n, t, _ = x.shape
+    xw = (x.reshape(n * t, -1) @ w_ih.T + bias).reshape(n, t, -1).swapaxes(0, 1)
+    kernel = w_hh.T
+
+    def step(carry, xw_t):
+        h, c = carry
+        gates, c, tanh_c = _lstm_gates(h @ kernel + xw_t, c)
+        h = gates[3] * tanh_c
+        return (h, c), (h, c, *gates, tanh_c)
+
+    zeros = jnp.zeros((n, w_hh.shape[1]), x.dtype)
+    (h, c), saved = jax.lax.scan(step, (zeros, zeros), xw)
+    return (saved[0].swapaxes(0, 1), h, c), (x, w_ih, w_hh, saved)
+
+
+def _previous(a):
+    """The value one step earlier along time (axis 0), zeros before the first step."""
+    return jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]])
+
+
+def _lstm_backward(residuals, cotangents):
+    x, w_ih, w_hh, (hs, cs, i, f, g, o, tanh_c) = residuals
+    d_ys, d_hn, d_cn = cotangents
+    n, t, _ = x.shape
+
+    def step(carry, saved):
+        dh, dc = carry
+        dy, c_prev, i, f, g, o, tanh_c = saved
+        dh = dh + dy
+        dc = dc + dh * o * (1 - tanh_c * tanh_c)
+        d_gates = jnp.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
+                                   dh * tanh_c * o * (1 - o)], axis=-1)
+        return (d_gates @ w_hh, dc * f), d_gates
+
+    _, d_gates = jax.lax.scan(step, (d_hn, d_cn), (d_ys.swapaxes(0, 1), _previous(cs), i, f, g, o, tanh_c),
+                              reverse=True)
+    d_gates = d_gates.reshape(t * n, -1)  # time-major rows
+    d_w_hh = d_gates.T @ _previous(hs).reshape(t * n, -1)
+    d_w_ih = d_gates.T @ x.swapaxes(0, 1).reshape(t * n, -1)
+    d_x = (d_gates @ w_ih).reshape(t, n, -1).swapaxes(0, 1)
+    return d_x, d_w_ih, d_w_hh, d_gates.sum(0)
+
+
+lstm_layer.defvjp(_lstm_forward, _lstm_backward)
 
 
 class Recurrent(nn.Module):
