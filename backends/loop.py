@@ -33,6 +33,7 @@ from .data.draws import EVAL_EPOCH
 from .metrics import epoch_metrics
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
+from .split_metrics import split_metrics
 from .target import Target, make_target
 from .weights import init_weights, save_weights, write_atomic
 
@@ -306,16 +307,18 @@ def _add(sums: dict, more: dict) -> dict:
 def _evaluate(target: Target, objective: Objective, data, dataset: Dataset, batch_size: int) -> dict:
     index, mask = eval_batches(len(dataset.test), batch_size)
     sums = target.evaluate(data, index, mask)
-    return {f"test_{k}": v for k, v in epoch_metrics(objective, sums, len(dataset.test)).items()}
+    means = epoch_metrics(objective, sums, len(dataset.test)) | split_metrics(target, objective, dataset.test,
+                                                                              batch_size)
+    return {f"test_{k}": v for k, v in means.items()}
 
 
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir=DEFAULT_DATA_DIR,
-             dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE) -> dict:
-    """Test-split loss and accuracy of the given canonical weights on a target."""
+             dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE, dtype: str = "float32") -> dict:
+    """Test-split loss and metrics of the given canonical weights on a target (in ``dtype``)."""
     recipe = resolve_train_spec(spec, TrainOptions())  # the loss to report comes from the train section
     objective = resolve_objective(spec, graph)
     data = load_dataset(spec, graph, data_dir=data_dir, name=dataset)
-    target = make_target(target_name, graph, recipe, objective=objective)
+    target = make_target(target_name, graph, recipe, objective=objective, dtype=dtype)
     target.load_state(state)
     result = _evaluate(target, objective, _put_test(target, objective, data, 0), data, min(batch_size, len(data.test)))
     return {"target": target_name, "dataset": data.name, "examples": len(data.test), **result}

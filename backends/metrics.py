@@ -5,8 +5,10 @@ epoch and any batch grouping gives the same numbers. A sum is divided by what it
 metric is a mean over: a term's counted targets, which the steps sum too (cross_entropy
 skips ``ignore_index``: a token-level mean over the epoch, not a mean of batch means),
 or the examples. What is not a mean of per-batch values comes after the division:
-perplexity is exp of the mean cross entropy per token, and with several terms ``loss``
-is the weighted sum of their means.
+perplexity is exp of the mean cross entropy per token, RMSE is sqrt of the epoch's mean
+squared error (not a mean of batch RMSEs: the value sklearn's ``mean_squared_error`` over
+the whole split gives, then sqrt), and with several terms ``loss`` is the weighted sum
+of their means. Metrics that are no sum at all (auc) are ``split_metrics.py``'s.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ def epoch_metrics(objective: Objective, sums: dict, examples: int) -> dict[str, 
         means["loss"] = loss if lone else means["loss"] + term.weight * loss
         if not lone:
             means[f"{term.label}loss"] = loss
-        for name in term.metrics:
+        for name in term.summed:
             metric = METRICS[name]
             mean = _ratio(sums.get(f"{term.label}{name}", 0.0), count if metric.per == "target" else examples)
-            means[f"{term.label}{name}"] = math.exp(mean) if metric.derive == "exp" else mean
+            means[f"{term.label}{name}"] = DERIVED[metric.derive](mean) if metric.derive else mean
     return means
+
+
+DERIVED = {"exp": math.exp, "sqrt": math.sqrt}
+"""``MetricDef.derive`` -> what is applied to the epoch's mean: perplexity is exp of the mean cross entropy, rmse
+sqrt of the mean squared error (of the whole epoch: sklearn's mean_squared_error over the split, then sqrt)."""
 
 
 def _ratio(total, count) -> float:

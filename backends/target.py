@@ -57,7 +57,7 @@ class Target(Protocol):
         """Metric sums over padded index batches, ignoring masked rows."""
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        """Model outputs in evaluation mode."""
+        """Model outputs in evaluation mode; the driver's split metrics (auc) score the test split with it."""
 
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False
                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -241,7 +241,13 @@ METRIC_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "SparseCategoricalAccuracy": Alias("accuracy", "Keras"),
     "categorical_accuracy": Alias("accuracy", "Keras", "it compares the argmax with class ids, not one-hot labels"),
     "CategoricalAccuracy": Alias("accuracy", "Keras", "it compares the argmax with class ids, not one-hot labels"),
-    "AUC": Planned("auc", "Keras and torchmetrics", RUN),
+    "AUC": Alias("auc", "Keras and torchmetrics"),
+    "AUROC": Alias("auc", "torchmetrics"),
+    "roc_auc_score": Alias("auc", "scikit-learn"),
+    "RootMeanSquaredError": Alias("rmse", "Keras"),
+    "MeanAbsoluteError": Alias("mae", "Keras and torchmetrics"),
+    "mean_absolute_error": Alias("mae", "Keras and scikit-learn"),
+    "log_loss": Alias("logloss", "scikit-learn"),
     "Perplexity": Alias("perplexity", "torchmetrics and Keras-NLP"),
 })
 

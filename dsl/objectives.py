@@ -27,6 +27,11 @@ return that count, ``{label}targets``, and its loss and per-target metrics
 torchmetrics and Keras report for sequences. Everything else is divided by the
 examples. With several terms, ``loss`` is derived after the division: the weighted
 sum of the terms' epoch means.
+
+**Split metrics.** A metric that ranks examples against each other (auc) is no sum
+of per-batch values: ``Term.split`` names them, the steps leave them out
+(``Term.summed``), and the driver computes them once per evaluation from the whole
+test split's scores and labels (``backends/split_metrics.py``).
 """
 
 from __future__ import annotations
@@ -61,6 +66,16 @@ class Term:
         """The sum of counted targets this term's step returns (its loss is a mean over them), or None: examples."""
         return f"{self.label}targets" if LOSSES[self.loss.name].counts == "targets" else None
 
+    @property
+    def summed(self) -> tuple[str, ...]:
+        """The metrics whose per-batch sums the steps return: all but the ``per: split`` ones (auc)."""
+        return tuple(m for m in self.metrics if METRICS[m].per != "split")
+
+    @property
+    def split(self) -> tuple[str, ...]:
+        """The metrics computed once from the whole test split's scores and labels (auc), not by the steps."""
+        return tuple(m for m in self.metrics if METRICS[m].per == "split")
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -77,14 +92,14 @@ class Objective:
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        """The sums a step returns: ``loss`` first (the minimized total), then each term's and metrics."""
+        """The sums a step returns: ``loss`` first (the minimized total), then each term's and its summed metrics."""
         if self.name == "gan":
             return "d_loss", "g_loss"
         names = ["loss"]
         for term in self.terms:
             if term.label:
                 names.append(f"{term.label}loss")
-            names += [f"{term.label}{metric}" for metric in term.metrics]
+            names += [f"{term.label}{metric}" for metric in term.summed]
         return tuple(names)
 
     @property
@@ -254,14 +269,15 @@ def _check_term(spec: Spec, graph: Graph, term: Term, where: tuple) -> None:
         raise SpecSchemaError(f"iou compares predicted and true regions: it needs per-position classes "
                               f"(cross_entropy on an output [N, C, H, W]) or bce_with_logits; {term.output} is {out} "
                               f"under {loss}", _where(spec, "metrics"))
+    per_output = isinstance(spec.train.metrics, dict)
+    at = _where(spec, *(("metrics", term.output) if per_output else ("metrics",)))
+    named = f" (output {term.output!r})" if per_output else ""
     for metric in term.metrics:
         if loss not in METRICS[metric].losses:
-            per_output = isinstance(spec.train.metrics, dict)
-            needs = ("cross_entropy (it is exp of the mean cross entropy per token)" if metric == "perplexity" else
-                     f"a classification loss ({' or '.join(METRICS[metric].losses)})")
-            raise SpecSchemaError(f"{metric} needs {needs}, not {loss}"
-                                  f"{f' (output {term.output!r})' if per_output else ''}",
-                                  _where(spec, *(("metrics", term.output) if per_output else ("metrics",))))
+            raise SpecSchemaError(f"{metric} needs {METRICS[metric].needs}, not {loss}{named}", at)
+    if term.split and out.shape not in ((), (1,)):
+        raise SpecSchemaError(f"{term.split[0]} ranks one score per example: it needs one logit each (an output "
+                              f"[N] or [N, 1]); {term.output} is {out}", at)
 
 
 def _check_ctc(spec: Spec, term: Term, out: TensorType, where: tuple) -> None:

@@ -119,29 +119,52 @@ class MetricDef:
 
     ``per`` is what the sum is divided by: ``target``, the loss's count (cross_entropy's
     targets other than ``ignore_index``: tokens, pixels; otherwise examples), or
-    ``example``. ``derive`` applies after the division: ``exp`` for perplexity, which is
-    not a sum of per-batch values.
+    ``example``. ``derive`` applies after the division: ``exp`` for perplexity, ``sqrt``
+    for rmse, neither a mean of per-batch values. ``per: split`` is a metric no sum
+    gives, as it ranks every example against every other (auc): it is computed once
+    per evaluation from the whole test split's (score, label) pairs
+    (``backends/split_metrics.py``), never from the training steps. ``needs`` is what
+    an error says it needs of the loss.
     """
 
     name: str
     losses: tuple[str, ...]
-    per: Literal["target", "example"]
+    per: Literal["target", "example", "split"]
     doc: str
-    derive: Literal["exp"] | None = None
+    needs: str
+    derive: Literal["exp", "sqrt"] | None = None
 
+
+_CLASSIFICATION = "a classification loss (cross_entropy or bce_with_logits)"
+_REGRESSION = "a regression loss (mse): it compares float predictions with float targets"
+_BINARY = "bce_with_logits: it scores logits against 0/1 labels"
 
 METRICS = MappingProxyType({d.name: d for d in (
     MetricDef("accuracy", ("cross_entropy", "bce_with_logits"), "target",
               "correct predictions: over every target cross_entropy counts (tokens, pixels; ignore_index skipped), "
-              "or per example averaged over its positions (bce_with_logits)"),
+              "or per example averaged over its positions (bce_with_logits)", _CLASSIFICATION),
     MetricDef("iou", ("cross_entropy", "bce_with_logits"), "example",
               "each example's foreground intersection over union (class ids other than 0; for segmentation), "
-              "averaged over examples"),
+              "averaged over examples", _CLASSIFICATION),
     MetricDef("perplexity", ("cross_entropy",), "target",
               "exp of the mean cross entropy per counted target (token) over the epoch, without label smoothing",
-              derive="exp"),
+              "cross_entropy (it is exp of the mean cross entropy per token)", derive="exp"),
+    MetricDef("rmse", ("mse",), "example",
+              "root mean squared error: sqrt of the epoch's mean squared error (each example's mean over its "
+              "positions), which is sklearn.metrics.mean_squared_error over the whole split, then sqrt; not a "
+              "mean of batch RMSEs", _REGRESSION, derive="sqrt"),
+    MetricDef("mae", ("mse",), "example",
+              "mean absolute error over the epoch's examples (each example's mean over its positions), as "
+              "sklearn.metrics.mean_absolute_error", _REGRESSION),
+    MetricDef("logloss", ("bce_with_logits",), "example",
+              "mean binary cross-entropy of the logits' probabilities against the 0/1 labels over the epoch's "
+              "examples, as sklearn.metrics.log_loss (unweighted, whatever train.loss_weights says)", _BINARY),
+    MetricDef("auc", ("bce_with_logits",), "split",
+              "area under the ROC curve of the logits against the 0/1 labels, by sklearn.metrics.roc_auc_score "
+              "over the whole test split (one logit per example, [N] or [N, 1]); test split only", _BINARY),
 )})
-"""Metric name -> its definition; each backend lowers the per-batch sum (``backends/*/training.py``)."""
+"""Metric name -> its definition; each backend lowers the per-batch sum (``backends/*/training.py``), and
+``backends/split_metrics.py`` computes the ``per: split`` ones."""
 
 
 class SupervisedParams(Params):

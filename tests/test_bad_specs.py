@@ -324,6 +324,14 @@ CASES = [
                                       "not ctc"),
     ("perplexity_with_bce.yaml", 8, 12, "perplexity needs cross_entropy (it is exp of the mean cross entropy per "
                                         "token), not bce_with_logits"),
+    ("auc_with_cross_entropy.yaml", 8, 12, "auc needs bce_with_logits: it scores logits against 0/1 labels, not "
+                                           "cross_entropy"),
+    ("rmse_with_bce.yaml", 8, 12, "rmse needs a regression loss (mse): it compares float predictions with float "
+                                  "targets, not bce_with_logits"),
+    ("logloss_with_mse.yaml", 11, 44, "logloss needs bce_with_logits: it scores logits against 0/1 labels, not mse "
+                                      "(output 'rating')"),  # the rating list, not the click one
+    ("auc_on_several_logits.yaml", 8, 12, "auc ranks one score per example: it needs one logit each (an output [N] "
+                                          "or [N, 1]); tags is [N, 3]"),
     ("mask_on_float_input.yaml", 4, 39, "a padding mask is int or bool ([N, T], nonzero marks a real token); this "
                                         "input is float32: give dtype: int64 or bool"),
     ("mask_not_one_axis.yaml", 4, 27, "a padding mask is [N, T], one flag per position: give shape [T], not [16, 16]"),

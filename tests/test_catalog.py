@@ -43,11 +43,15 @@ def test_every_objective_is_lowered_by_both_backends():
         assert objective.doc.strip(), name
 
 
-def test_every_metric_is_lowered_by_both_backends():
+def test_every_metric_is_lowered_by_both_backends_or_computed_from_the_split():
     from backends.jax.training import JAX_METRICS
+    from backends.split_metrics import SPLIT_METRICS
     from backends.torch.training import TORCH_METRICS
 
-    assert set(dsl.METRICS) == set(TORCH_METRICS) == set(JAX_METRICS) == {"accuracy", "iou", "perplexity"}
+    summed = {name for name, metric in dsl.METRICS.items() if metric.per != "split"}
+    assert summed == set(TORCH_METRICS) == set(JAX_METRICS) == {"accuracy", "iou", "perplexity", "rmse", "mae",
+                                                                "logloss"}
+    assert set(dsl.METRICS) - summed == set(SPLIT_METRICS) == {"auc"}
     for name, metric in dsl.METRICS.items():
         assert metric.name == name and metric.doc.strip() and set(metric.losses) <= set(dsl.LOSSES), name
 

@@ -227,10 +227,10 @@ CASES = [
     ("metric", "sparse_categorical_accuracy", ": that is the Keras name; dslc's is 'accuracy'"),
     ("metric", "categorical_accuracy", ": that is the Keras name; dslc's is 'accuracy'; "
                                        "it compares the argmax with class ids, not one-hot labels"),
-    ("metric", "auc", ": that is the Keras and torchmetrics name for auc, not supported yet "
-                      "(planned in the recommenders/run issue)"),
-    ("metric", "AUC", ": that is the Keras and torchmetrics name for auc, not supported yet "
-                      "(planned in the recommenders/run issue)"),
+    ("metric", "AUC", ": that is the Keras and torchmetrics name; dslc's is 'auc'"),
+    ("metric", "roc_auc_score", ": that is the scikit-learn name; dslc's is 'auc'"),
+    ("metric", "RootMeanSquaredError", ": that is the Keras name; dslc's is 'rmse'"),
+    ("metric", "log_loss", ": that is the scikit-learn name; dslc's is 'logloss'"),
     ("objective", "autoencoder", "; did you mean 'reconstruction'?"),
     ("objective", "dcgan", "; did you mean 'gan'?; the DCGAN paper's non-saturating loss"),
     ("objective", "classification", "; did you mean 'supervised'?"),
@@ -314,7 +314,7 @@ def test_a_value_that_is_not_a_name():
     text = SPEC.replace("metrics: [accuracy]", "metrics: [accuracy, 3]")
     col = text.splitlines()[6].index("3]") + 1
     assert str(error_for(text)) == (f"<string>:7:{col}: a metric is a name, not 3; valid metrics: accuracy, iou, "
-                                    f"perplexity")
+                                    f"perplexity, rmse, mae, logloss, auc")
     err = error_for(SPEC.replace("dataset: digits", "dataset: [digits]"))
     assert err.message.startswith("a dataset is a name, not ['digits']; valid datasets: digits, mnist")
 

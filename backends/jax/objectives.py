@@ -42,7 +42,7 @@ def _supervised(objective: Objective, apply):
             if counts is not None:
                 metrics[term.count] = count
             metrics[f"{term.label}loss"] = (total if lone else value) * count
-            for metric in term.metrics:
+            for metric in term.summed:
                 metrics[f"{term.label}{metric}"] = JAX_METRICS[metric](term.loss, out[term.output],
                                                                  batch[term.target]).sum()
         return total, (metrics, model_state)
@@ -55,7 +55,7 @@ def _supervised(objective: Objective, apply):
             if counts is not None:
                 metrics[term.count] = masked_sum(counts, mask)
             metrics[f"{term.label}loss"] = masked_sum(values * (term.weight if lone else 1.0), mask)
-            for metric in term.metrics:
+            for metric in term.summed:
                 metrics[f"{term.label}{metric}"] = masked_sum(JAX_METRICS[metric](term.loss, out[term.output],
                                                                             batch[term.target]), mask)
         return metrics

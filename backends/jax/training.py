@@ -155,9 +155,16 @@ def masked_sum(values, mask):
     return jnp.where(mask > 0, values * mask, 0.0).sum()
 
 
-JAX_METRICS = {"accuracy": _accuracy, "iou": _iou, "perplexity": _perplexity}
+def _example_mean(fn):
+    """A metric that is each example's mean of ``fn(out, y)`` over its positions (see the torch lowering)."""
+    return lambda loss, out, y: _per_example(fn(out, y))
+
+
+JAX_METRICS = {"accuracy": _accuracy, "iou": _iou, "perplexity": _perplexity,
+               "rmse": _example_mean(optax.squared_error), "mae": _example_mean(lambda out, y: jnp.abs(out - y)),
+               "logloss": _example_mean(optax.sigmoid_binary_cross_entropy)}
 """Metric name -> (loss spec, outputs, targets) -> one value per row, whose sum is the batch's
-(``dsl.training.METRICS`` says what the driver divides it by)."""
+(``dsl.training.METRICS`` says what the driver divides it by); auc is no sum (``backends/split_metrics.py``)."""
 
 
 class TrainState(NamedTuple):

@@ -37,7 +37,7 @@ def _supervised(objective: Objective, models: dict, dtype):
             if count is not None:
                 metrics[term.count] = count
             metrics[f"{term.label}loss"] = (total if lone else value).detach() * (n if count is None else count)
-            for metric in term.metrics:
+            for metric in term.summed:
                 metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss, out[term.output].detach(),
                                                                  batch[term.target])
         return total, metrics
@@ -50,7 +50,7 @@ def _supervised(objective: Objective, models: dict, dtype):
             if counts is not None:
                 metrics[term.count] = masked_sum(counts, mask)
             metrics[f"{term.label}loss"] = masked_sum(values * (term.weight if lone else 1.0), mask)
-            for metric in term.metrics:
+            for metric in term.summed:
                 metrics[f"{term.label}{metric}"] = TORCH_METRICS[metric](term.loss, out[term.output],
                                                                  batch[term.target], mask)
         return metrics

@@ -151,6 +151,18 @@ def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0, values * mask, 0.0).sum()
 
 
-TORCH_METRICS = {"accuracy": _accuracy, "iou": _iou, "perplexity": _perplexity}
+def _example_mean(fn):
+    """A metric that is each example's mean of ``fn(out, y, reduction='none')`` over its positions, summed over
+    the (kept) rows: the driver divides by the examples (and takes sqrt for rmse)."""
+    def metric(loss: ChoiceSpec, out, y, mask=None) -> torch.Tensor:
+        per_example = _per_example(fn(out, y, reduction="none"))
+        return per_example.sum() if mask is None else masked_sum(per_example, mask)
+
+    return metric
+
+
+TORCH_METRICS = {"accuracy": _accuracy, "iou": _iou, "perplexity": _perplexity,
+                 "rmse": _example_mean(F.mse_loss), "mae": _example_mean(F.l1_loss),
+                 "logloss": _example_mean(F.binary_cross_entropy_with_logits)}
 """Metric name -> (loss spec, outputs, targets, row mask or None) -> the batch's sum
-(``dsl.training.METRICS`` says what the driver divides it by)."""
+(``dsl.training.METRICS`` says what the driver divides it by); auc is no sum (``backends/split_metrics.py``)."""
