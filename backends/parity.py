@@ -188,9 +188,11 @@ ID_RANGE = 10
 def make_inputs(graph: Graph, batch_size: int, dtype: str, rng: np.random.Generator):
     """One batch for the model's inputs: an array for one input, a tuple in declared order for several.
 
-    Floats are standard normal (in ``dtype``), integers ids in their declared dtype and
-    within every table that reads them (``OpDef.id_bound``: an embedding's rows; torch
-    raises on other ids, XLA clamps them), bools fair coin flips (masks).
+    Floats are standard normal (in ``dtype``), integers ids in their declared dtype,
+    across their declared ``vocab`` (else 0..ID_RANGE-1) and within every table that
+    reads them (``OpDef.id_bound``: an embedding's rows, per field for
+    ``field_embedding``; torch raises on other ids, XLA clamps them), bools fair coin
+    flips (masks).
     """
     xs = tuple(draw_examples(kind, batch_size, rng, id_high(graph, name, ID_RANGE), dtype, graph.mask_of(name))
                for name, kind in graph.inputs)

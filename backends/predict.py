@@ -173,10 +173,23 @@ def _check_values(graph: Graph, name: str, x: np.ndarray, mask: str | None) -> N
         raise UsageError(f"the inputs are a padding mask ({mask}: nonzero marks "
                          f"{'a real token' if mask == 'keep' else 'padding'}) but hold values other than 0 and 1 "
                          f"({', '.join(map(str, np.setdiff1d(np.unique(x), (0, 1))[:3]))})")
-    high = id_high(graph, name, math.inf)
-    if x.dtype.kind in "iu" and high < math.inf and x.size and not 0 <= x.min() <= x.max() < high:
-        raise UsageError(f"the inputs hold ids {x.min()}..{x.max()}, but a table reading them has {high} rows: "
-                         f"ids must lie in 0..{high - 1}")
+    declared = graph.value_type(name).vocab is not None
+    _check_ids(x, np.asarray(id_high(graph, name, math.inf)),
+               "its declared vocab holds {} ids" if declared else "a table reading them has {} rows")
+
+
+def _check_ids(x: np.ndarray, high: np.ndarray, bound: str) -> None:
+    """Integer ids below ``high``: one bound, or one per field (the last axis); no check where unbounded. ``bound``
+    says where the bound comes from, its ``{}`` the bound."""
+    if x.dtype.kind not in "iu" or not x.size or not np.isfinite(high).all():
+        return
+    outside = (x < 0) | (x >= high)
+    if not outside.any():
+        return
+    field = int(np.argwhere(outside)[0][-1]) if high.ndim else None
+    ids, top, where = (x, int(high), "") if field is None else (x[..., field], int(high[field]), f" of field {field}")
+    raise UsageError(f"the inputs hold ids{where} {ids.min()}..{ids.max()}, but {bound.format(top)}: "
+                     f"ids{where} must lie in 0..{top - 1}")
 
 
 def _batched(x: np.ndarray, input_type: TensorType) -> np.ndarray:

@@ -99,7 +99,8 @@ class _Builder:
         for local, spec in self.model.input_specs.items():
             name = self.prefix + local
             where = self.at + (("input", "shape") if single else ("inputs", local, "shape"))
-            kind = TensorType(tuple(spec.shape), spec.dtype)
+            vocab = tuple(spec.vocab) if isinstance(spec.vocab, list) else spec.vocab
+            kind = TensorType(tuple(spec.shape), spec.dtype, vocab)
             if kind.numel > MAX_ELEMENTS:  # each dimension is in range, their product may not be
                 raise SpecShapeError(f"{'.'.join(where)} {format_shape(kind.shape)} has {kind.numel:,} values per "
                                      f"example, more than {MAX_ELEMENTS:,}", self.locate(where))

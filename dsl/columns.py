@@ -35,10 +35,37 @@ def column_names(spec: Spec, dataset: DatasetDef) -> dict[str, str]:
     return {c.name: mapping.get(c.name, c.name) for c in dataset.columns}
 
 
+Bound = int | float | tuple[int, ...]
+"""One past the largest id: for every position, or per field (the last axis); ``math.inf`` for no bound."""
+
+
+def _table_bounds(graph: Graph, name: str) -> list[Bound]:
+    return [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
+
+
 def table_size(graph: Graph, name: str) -> int | None:
-    """The smallest table (``num_embeddings``) reading input ``name`` directly; None where none does."""
-    bounds = [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
-    return min(bounds, default=None)
+    """The smallest table (``num_embeddings``; a field's size) reading input ``name`` directly; None where none
+    does."""
+    return min((min(b) if isinstance(b, tuple) else b for b in _table_bounds(graph, name)), default=None)
+
+
+def id_bound(graph: Graph, name: str, limit: Bound) -> Bound:
+    """Ids of input ``name`` lie below this: its declared ``vocab`` (else ``limit``) and every table reading it,
+    field by field where any of them is per field (a tuple)."""
+    vocab = graph.value_type(name).vocab
+    bound = limit if vocab is None else vocab
+    for table in _table_bounds(graph, name):
+        bound = _smaller(bound, table)
+    return bound
+
+
+def _smaller(a: Bound, b: Bound) -> Bound:
+    """The element-wise minimum, where a number stands for every field."""
+    if not isinstance(a, tuple) and not isinstance(b, tuple):
+        return min(a, b)
+    fields = len(a) if isinstance(a, tuple) else len(b)
+    a, b = (x if isinstance(x, tuple) else (x,) * fields for x in (a, b))
+    return tuple(min(x, y) for x, y in zip(a, b, strict=True))
 
 
 def check_columns(spec: Spec, graph: Graph, dataset: DatasetDef, inputs: tuple[str, ...],

@@ -146,6 +146,18 @@ OP_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Concatenate": Alias("concat", "Keras", "dim counts the batched tensor's axes, channels first (dim: 1)"),
     "torch.cat": Alias("concat", "torch"),
     "Embedding": Alias("embedding", "Keras and torch"),
+    "FeaturesEmbedding": Alias("field_embedding", "pytorch-fm", "one table of sum(vocab_sizes) rows with per-field "
+                                                                "offsets, as pytorch-fm's"),
+    "FeaturesLinear": Alias("bias", "pytorch-fm", "FeaturesLinear is bias: {vocab_sizes: [...]} (per-id scalars, "
+                                                  "zeros) then sum: {dim: 1, keepdim: true} and add_bias"),
+    "FactorizationMachine": Alias("fm_interaction", "pytorch-fm", "reduce: true (reduce_sum) gives [N, 1]"),
+    "Dot": Alias("dot", "Keras", "it sums over the last axis and drops it ([N, D] with [N, D] gives [N]); Keras's "
+                                 "[N, 1] is dot: {keepdim: true}; no normalize (cosine)"),
+    "torch.sum": Alias("sum", "torch", "dim is required, counted on the batched tensor (never 0)"),
+    "reduce_sum": Alias("sum", "TensorFlow", "dim (axis) is required, counted on the batched tensor (never 0)"),
+    "torch.mean": Alias("mean", "torch", "dim is required, counted on the batched tensor (never 0)"),
+    "reduce_mean": Alias("mean", "TensorFlow", "dim (axis) is required, counted on the batched tensor (never 0)"),
+    "torch.squeeze": Alias("squeeze", "torch", "dim is required and must have size 1"),
     "Embed": Alias("embedding", "Flax", "initialized N(0, 1) as torch's, not Flax's std 1/sqrt(D)"),
     "GlobalAveragePooling1D": Alias("sequence_pool", "Keras", "it is sequence_pool: {mode: mean} over [N, T, E]; "
                                                               "a Keras mask (True = real step) is mask: keep"),
@@ -324,7 +336,7 @@ def unknown_name(kind: str, name: object) -> str:
     """The one-line error for a ``kind`` ('op', 'loss', ...) named ``name`` that dslc does not have.
 
     ``unknown op 'Dense': that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N});
-    valid ops: linear: linear, identity; conv: conv2d; ...``
+    valid ops: linear: linear, identity, add_bias; conv: conv2d; ...``
     """
     if not isinstance(name, str):
         article = "an" if kind[0] in "aeiou" else "a"
@@ -333,7 +345,7 @@ def unknown_name(kind: str, name: object) -> str:
 
 
 def valid_names(kind: str) -> str:
-    """The valid names of ``kind``: ops by category (``linear: linear, identity; conv: conv2d; ...``)."""
+    """The valid names of ``kind``: ops by category (``linear: linear, identity, add_bias; conv: conv2d; ...``)."""
     if kind == "op":
         return "; ".join(f"{group}: {', '.join(names)}" for group, names in OP_GROUPS.items())
     return ", ".join(CATALOGS[kind])

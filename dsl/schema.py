@@ -168,17 +168,40 @@ Name = Annotated[str, Field(pattern=LAYER_NAME.pattern)]
 
 
 class InputSpec(Params):
-    """One example's shape, channels first: ``[1, 28, 28]`` for an MNIST image.
+    """One example's shape, channels first: ``[1, 28, 28]`` for an MNIST image; ``[]`` for one value per
+    example (a user id: the batch is [N]), as a table's columns are.
 
     ``mask`` declares a padding mask ``[T]`` (int or bool), so ``dslc check`` and the
     synthetic dataset draw it as one (real tokens, then padding) rather than as ids:
     ``keep``, nonzero marks a real token (Hugging Face's ``attention_mask``); ``ignore``,
     nonzero marks padding (torch's ``key_padding_mask``).
+
+    ``vocab`` declares the ids an integer input holds, 0..vocab-1: one size (943 users),
+    or one per field for ``[F]`` (Criteo's 26 categorical columns, each its own id
+    space). Data is drawn within it, and a table reading the input must cover it; the
+    tables of ``embedding``, ``field_embedding`` and ``bias`` default to it.
     """
 
-    shape: Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=8)]
+    shape: Annotated[tuple[PositiveInt, ...], Field(max_length=8)]
     dtype: Literal[FLOAT_DTYPES + INT_DTYPES + BOOL_DTYPES] = "float32"
     mask: Literal["keep", "ignore"] | None = None
+    vocab: PositiveInt | Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _vocab_fits(self) -> InputSpec:
+        if self.vocab is None:
+            return self
+        if self.dtype not in INT_DTYPES or self.mask is not None:
+            what = "a padding mask" if self.mask is not None else f"{self.dtype}"
+            raise choice_error(f"vocab declares the ids of an integer input (dtype: int64); this input is {what}",
+                               ("vocab",), True)
+        if isinstance(self.vocab, list) and len(self.vocab) != (self.shape or (None,))[-1]:
+            fix = (f"give {self.shape[-1]} sizes, or one size for all (vocab: N)" if self.shape else
+                   "give one size (vocab: N) for an input of one id per example")
+            count = f"{len(self.vocab)} size{'s' * (len(self.vocab) > 1)}"
+            raise choice_error(f"vocab lists {count}, one per field (the last axis), but the "
+                               f"input's shape is {list(self.shape)}; {fix}", ("vocab",))
+        return self
 
     @model_validator(mode="after")
     def _mask_is_int_and_flat(self) -> InputSpec:

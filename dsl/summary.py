@@ -50,7 +50,7 @@ def _parameters(graph: Graph, prefix: str) -> int:
 
 def print_summary(graph: Graph, console: Console | None = None) -> None:
     console = console or make_console()
-    inputs = ", ".join(f"{'' if name == 'input' else name + ' '}{format_shape(t.shape)} {t.dtype}"
+    inputs = ", ".join(f"{'' if name == 'input' else name + ' '}{format_shape(t.shape)} {t.dtype}{_vocab(t)}"
                        for name, t in graph.inputs)
     table = Table(title=f"{graph.name}: {'input' if len(graph.inputs) == 1 else 'inputs'} {inputs}")
     for column, justify in (("layer", "left"), ("op", "left"), ("output shape", "left"), ("params", "right")):
@@ -62,3 +62,11 @@ def print_summary(graph: Graph, console: Console | None = None) -> None:
     if len(graph.outputs) > 1 or graph.outputs[0][0] != graph.outputs[0][1]:
         table.add_row("outputs", ", ".join(f"{name}: {value}" for name, value in graph.outputs), "", "")
     console.print(table)
+
+
+def _vocab(kind) -> str:
+    """`` vocab 943``, or per field `` vocab [1460, 583, ...]`` (the first five), or nothing."""
+    vocab = kind.vocab
+    if isinstance(vocab, tuple):
+        return f" vocab [{', '.join(map(str, vocab[:5]))}{', ...' if len(vocab) > 5 else ''}]"
+    return "" if vocab is None else f" vocab {vocab}"

@@ -15,11 +15,15 @@ class TensorType:
     """Shape and dtype of one example: the batch axis is implicit and comes first.
 
     Shapes are channels-first (C, H, W), as in torch, whatever layout a backend
-    uses internally.
+    uses internally. ``vocab`` is a model input's declared id range (``vocab:`` in
+    the spec): one bound for every id, or one per position of the last axis (per
+    field). Only the declared input carries it: ``with_shape`` drops it, since ids
+    moved by a reshape no longer sit in the positions the bounds name.
     """
 
     shape: tuple[int, ...]
     dtype: str = "float32"
+    vocab: int | tuple[int, ...] | None = None
 
     @property
     def rank(self) -> int:
@@ -34,7 +38,7 @@ class TensorType:
         return self.dtype in FLOAT_DTYPES
 
     def with_shape(self, shape) -> TensorType:
-        return replace(self, shape=tuple(int(d) for d in shape))
+        return replace(self, shape=tuple(int(d) for d in shape), vocab=None)
 
     def __str__(self) -> str:
         return format_shape(self.shape)

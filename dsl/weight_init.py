@@ -19,7 +19,6 @@ from .errors import did_you_mean
 from .initializers import INITIALIZERS, InitSpec
 from .names import unknown_name
 from .ops import OPS, Init, Weight
-from .tensors import TensorType
 
 Chosen = Mapping[str, tuple[InitSpec, tuple]]
 """Weight name -> (initializer, YAML path where it was written), for messages."""
@@ -96,8 +95,7 @@ def possible_weights(op: str) -> dict[str, Weight]:
     definition, found = OPS[op], {}
     for example in definition.examples:
         params = definition.params.model_validate(dict(example.params))
-        types = [TensorType(shape, dtype) for shape, dtype in zip(example.inputs, example.dtypes())]
-        params, _ = definition.infer(params, *types)
+        params, _ = definition.infer(params, *example.types())
         for key, weight in definition.weights(params).items():
             found.setdefault(key, weight)
     return found

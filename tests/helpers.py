@@ -15,12 +15,13 @@ def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Gr
     dtypes = example.dtypes(dtype)  # integer ids and masks keep their dtype; floats take the test's
     if not example.more_inputs:
         layer = {op: dict(example.params)} if example.params else op
-        spec = {"name": f"{op}_example", "input": {"shape": list(example.input), "dtype": dtypes[0]},
-                "model": [layer]}
+        spec = {"name": f"{op}_example", "model": [layer],
+                "input": {"shape": list(example.input), "dtype": dtypes[0], **_vocab(example)}}
     else:
         names = [chr(ord("a") + i) for i in range(len(example.inputs))]
-        spec = {"name": f"{op}_example", "inputs": {n: {"shape": list(s), "dtype": d}
-                                                    for n, s, d in zip(names, example.inputs, dtypes)},
+        spec = {"name": f"{op}_example",
+                "inputs": {n: {"shape": list(s), "dtype": d, **(_vocab(example) if i == 0 else {})}
+                           for i, (n, s, d) in enumerate(zip(names, example.inputs, dtypes))},
                 "model": [{op: {**example.params, "inputs": names}}]}
     graph = dsl.build_graph(Spec.model_validate(spec))
     node = graph.nodes[0]
@@ -34,6 +35,12 @@ def single_op_graph(op: str, example: Example, dtype: str = "float32") -> dsl.Gr
     flat = [{"flatten": {"inputs": [value], "name": f"flat{k}"}} for k, value in enumerate(values)]
     spec["model"] = [layer, *flat, {"concat": {"inputs": [f"flat{k}" for k in range(len(flat))], "dim": 1}}]
     return dsl.build_graph(Spec.model_validate(spec))
+
+
+def _vocab(example: Example) -> dict:
+    """The first input's ``vocab:`` as a spec declares it (a list per field), or nothing."""
+    vocab = example.vocab
+    return {} if vocab is None else {"vocab": list(vocab) if isinstance(vocab, tuple) else vocab}
 
 
 def example_cases():
@@ -50,7 +57,7 @@ def _draw(example: Example, index: int, shape: tuple[int, ...], dtype: str, rng)
     if index in example.masks:
         return padding_mask(rng, *shape, example.params.get("mask", "keep")).astype(example.mask_dtype)
     if example.input_dtype:
-        return rng.integers(0, example.input_high, shape).astype(example.input_dtype)
+        return rng.integers(0, np.asarray(example.id_high), shape).astype(example.input_dtype)
     return rng.standard_normal(shape).astype(dtype)
 
 

@@ -65,7 +65,8 @@ CASES = [
     ("unknown_op_bare.yaml", 5, 5, "unknown op 'rleu'; did you mean 'relu'?"),
     ("missing_colon.yaml", 4, 5, "unknown op 'linear {out_features'"),
     ("keras_dense.yaml", 4, 5, "unknown op 'Dense': that is the Keras and Flax name; dslc's is 'linear' "
-                               "(linear: {out_features: N}); valid ops: linear: linear, identity; conv: conv2d"),
+                               "(linear: {out_features: N}); valid ops: linear: linear, identity, add_bias; "
+                               "conv: conv2d"),
     ("torch_batchnorm_name.yaml", 5, 5, "unknown op 'nn.BatchNorm2d': that is the torch name; dslc's is "
                                         "'batch_norm2d'; valid ops: "),
     ("layer_two_ops.yaml", 4, 5, "each op is a name ('relu') or a mapping with one key"),
@@ -95,6 +96,32 @@ CASES = [
     ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
     ("embedding_float_input.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got float32"),
     ("padding_idx_outside_table.yaml", 4, 69, "padding_idx 100 is outside the table of 100 rows (valid: -100..99)"),
+    # --- tabular inputs: declared vocabularies, recommender ops ---
+    ("vocab_float_input.yaml", 3, 22, "vocab declares the ids of an integer input (dtype: int64); this input is "
+                                      "float32"),
+    ("vocab_fields_mismatch.yaml", 3, 45, "vocab lists 2 sizes, one per field (the last axis), but the input's shape "
+                                          "is [3]; give 3 sizes, or one size for all (vocab: N)"),
+    ("vocab_list_for_one_id.yaml", 3, 42, "vocab lists 1 size, one per field (the last axis), but the input's shape "
+                                          "is []; give one size (vocab: N)"),
+    ("embedding_smaller_than_vocab.yaml", 5, 33, "embedding_1 (embedding): num_embeddings is 900, smaller than its "
+                                                 "input's declared vocab 943: ids 900..942 would have no row; give "
+                                                 "num_embeddings: 943"),
+    ("embedding_reads_fields.yaml", 5, 33, "its input declares a vocab per field (2 sizes), but one table of "
+                                           "num_embeddings rows would give field 0's id 5 and field 1's id 5 the "
+                                           "same row; use field_embedding"),
+    ("field_embedding_smaller_than_vocab.yaml", 5, 36, "vocab_sizes[1] is 15, smaller than its input's declared "
+                                                       "vocab for field 1 (20)"),
+    ("field_embedding_no_sizes.yaml", 5, 22, "field_embedding_1 (field_embedding): needs vocab_sizes, one table size "
+                                             "per field, or a vocab: declared on its integer input"),
+    ("bias_smaller_than_vocab.yaml", 5, 28, "bias_1 (bias): num_embeddings is 1000, smaller than its input's "
+                                            "declared vocab 1682"),
+    ("squeeze_not_size_one.yaml", 5, 20, "squeeze_1 (squeeze): dim 1 of [N, 2] has size 2, not 1"),
+    ("sum_over_batch.yaml", 4, 16, "sum_1 (sum): dim 0 is out of range for input [N, 8] (valid: 1..1 or -1..-1; "
+                                   "dim 0 is the batch)"),
+    ("dot_shapes_differ.yaml", 6, 10, "dot_1 (dot): needs two inputs of one shape [N, ..., D] (no broadcasting), "
+                                      "got [N, 8] and [N, 4]"),
+    ("fm_interaction_flat_input.yaml", 4, 5, "fm_interaction_1 (fm_interaction): expects field embeddings [N, F, D], "
+                                             "got [N, 26]"),
     # --- attention: the padding-mask convention is never guessed ---
     ("attention_mask_meaning_missing.yaml", 6, 35, "a padding-mask input needs mask: keep (nonzero marks a real token, "
                                                    "as Hugging Face's attention_mask) or mask: ignore"),

@@ -298,8 +298,9 @@ def test_a_name_with_no_hint_still_lists_every_valid_name(kind):
 def test_ops_are_listed_by_category_and_every_op_once():
     assert [name for names in OP_GROUPS.values() for name in names] == list(dsl.OPS)
     assert list(OP_GROUPS) == ["linear", "conv", "pooling", "resample", "normalization", "activation", "reshape",
-                            "dropout", "embedding", "merge", "sequence", "recurrent", "attention"]
-    assert valid_list("op").startswith("linear: linear, identity; conv: conv2d, conv1d, conv_transpose2d; "
+                            "dropout", "embedding", "merge", "sequence", "recurrent", "attention", "interaction",
+                            "reduction"]
+    assert valid_list("op").startswith("linear: linear, identity, add_bias; conv: conv2d, conv1d, conv_transpose2d; "
                                        "pooling: max_pool2d, avg_pool2d, max_pool1d, avg_pool1d; ")
 
 

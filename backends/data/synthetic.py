@@ -1,8 +1,9 @@
 """Seeded random data for any model, with targets a fixed random "teacher" computes.
 
-Float inputs are standard normal, integer inputs ids within the tables that read
-them (``OpDef.id_bound``), bool inputs coin flips, and inputs declared as padding
-masks masks (real tokens first, then padding). Each target depends on the inputs
+Float inputs are standard normal, integer inputs ids within their declared ``vocab``
+and the tables that read them (``OpDef.id_bound``; per field where either is), bool
+inputs coin flips, and inputs declared as padding masks masks (real tokens first,
+then padding). Each target depends on the inputs
 (argmax, or tanh, of a random linear map of the examples' features, where an id's
 feature is a random vector per id), so a model can learn them and smoke tests can
 see accuracy rise; the data is the same for a given seed on every machine. A ctc
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl import LOSSES, OPS, Graph, TensorType
+from dsl import LOSSES, Graph, TensorType
+from dsl.columns import id_bound
 from dsl.objectives import Objective, Term
 from dsl.targets import class_count
 
@@ -52,10 +54,10 @@ def synthetic(graph: Graph, objective: Objective | None, seed: int, train_size: 
                   Split({k: v[n:] for k, v in split.columns.items()}), classes)
 
 
-def id_high(graph: Graph, name: str, limit: int = ID_RANGE) -> int:
-    """Ids for input ``name`` lie in 0..id_high-1: within every table that reads it."""
-    bounds = [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
-    return min([limit, *bounds])
+def id_high(graph: Graph, name: str, limit: int = ID_RANGE) -> int | tuple[int, ...]:
+    """Ids for input ``name`` lie in 0..id_high-1: within its declared vocab (the whole of it; else below
+    ``limit``) and every table that reads it; a tuple bounds each field (the last axis) on its own."""
+    return id_bound(graph, name, limit)
 
 
 def draw_examples(kind: TensorType, count: int, rng: np.random.Generator, high: int,
@@ -74,7 +76,7 @@ def draw_examples(kind: TensorType, count: int, rng: np.random.Generator, high: 
             rng.standard_normal(shape).astype(dtype)
     if kind.dtype == "bool":
         return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, high, shape).astype(kind.dtype)
+    return rng.integers(0, np.asarray(high) if isinstance(high, tuple) else high, shape).astype(kind.dtype)
 
 
 def padding_masks(kind: TensorType, count: int, rng: np.random.Generator, mask: str) -> np.ndarray:
@@ -113,5 +115,5 @@ def _features(column: np.ndarray, rng: np.random.Generator, high: int) -> np.nda
     """What the teacher sees of one input: floats as they are, each id as a random vector of its own."""
     if column.dtype.kind == "f":
         return column.reshape(len(column), -1)
-    table = rng.standard_normal((max(high, 2), 8))
+    table = rng.standard_normal((max(np.max(high), 2), 8))
     return table[column.reshape(len(column), -1).astype(np.int64)].reshape(len(column), -1)

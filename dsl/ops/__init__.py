@@ -16,11 +16,13 @@ from . import (
     conv,
     dropout,
     embedding,
+    interaction,
     linear,
     merge,
     normalization,
     pooling,
     recurrent,
+    reduction,
     resample,
     reshape,
     sequence,
@@ -28,7 +30,7 @@ from . import (
 from .base import FLOAT, Constant, Example, Init, Normal, OpDef, Orthogonal, ShapeError, TruncNormal, Uniform, Weight
 
 _CATEGORIES = (linear, conv, pooling, resample, normalization, activation, reshape, dropout, embedding, merge,
-               sequence, recurrent, attention)
+               sequence, recurrent, attention, interaction, reduction)
 
 
 def _register(categories) -> MappingProxyType:

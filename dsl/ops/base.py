@@ -100,8 +100,10 @@ class Example:
     """One configuration the parity tests run through both backends.
 
     ``input_dtype`` is None for float ops (the test's dtype); integer inputs are drawn
-    in ``range(input_high)`` (token ids within a vocabulary). ``more_inputs`` are the
-    shapes of a merge op's second and later inputs.
+    in ``range(input_high)`` (token ids within a vocabulary; a tuple bounds each
+    position of the last axis, one per field), else within ``vocab``, the first
+    input's declared ``vocab:``. ``more_inputs`` are the shapes of a merge op's second
+    and later inputs.
 
     ``masks`` are the indices of inputs that are padding masks ([N, S], in
     ``mask_dtype``): each row real tokens then trailing padding, at least one real
@@ -114,14 +116,25 @@ class Example:
     input: tuple[int, ...]
     params: Mapping[str, object] = field(default_factory=dict)
     input_dtype: str | None = None
-    input_high: int = 0
+    input_high: int | tuple[int, ...] = 0
     more_inputs: tuple[tuple[int, ...], ...] = ()
     masks: tuple[int, ...] = ()
     mask_dtype: str = "int64"
+    vocab: int | tuple[int, ...] | None = None
 
     @property
     def inputs(self) -> tuple[tuple[int, ...], ...]:
         return (self.input, *self.more_inputs)
+
+    @property
+    def id_high(self) -> int | tuple[int, ...]:
+        """One past the largest id drawn: ``input_high``, else the declared vocab."""
+        return self.input_high or self.vocab or 0
+
+    def types(self, float_dtype: str = "float32") -> tuple[TensorType, ...]:
+        """Each input's type as the graph builder makes it: the first carries the declared vocab."""
+        return tuple(TensorType(shape, dtype, self.vocab if i == 0 else None)
+                     for i, (shape, dtype) in enumerate(zip(self.inputs, self.dtypes(float_dtype))))
 
     def dtypes(self, float_dtype: str = "float32") -> tuple[str, ...]:
         """Each input's dtype: ``mask_dtype`` for a mask, else ``input_dtype``, else the test's float dtype."""
@@ -151,7 +164,8 @@ class OpDef:
             run stochastic ops this way; ``None`` for every other op.
         arity: how many inputs it takes, (least, most); ``most`` None for no limit.
         id_bound: for an op reading integer ids, ``id_bound(params)`` is one past the
-            largest valid id (an embedding's rows); parity checks draw ids below it.
+            largest valid id (an embedding's rows), or a tuple of them, one per
+            position of the ids' last axis (a field's); parity checks draw ids below it.
         outputs: the names of an op's several outputs, in the order ``infer`` returns
             them (``lstm``: output, h_n, c_n), so a spec may write ``lstm_1[h_n]`` for
             ``lstm_1[1]``; empty for one output, or for outputs known by index only
@@ -166,7 +180,7 @@ class OpDef:
     weights: Callable[[Params], dict[str, Weight]] = no_weights
     deterministic: Callable[[Params], Params] | None = None
     arity: tuple[int, int | None] = (1, 1)
-    id_bound: Callable[[Params], int] | None = None
+    id_bound: Callable[[Params], int | tuple[int, ...]] | None = None
     outputs: tuple[str, ...] = ()
 
     @property

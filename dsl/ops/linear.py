@@ -1,4 +1,9 @@
-"""Linear layers: ``linear`` and ``identity`` (torch.nn groups them the same way)."""
+"""Linear layers: ``linear``, ``identity`` (torch.nn groups them the same way) and ``add_bias``.
+
+``add_bias`` is a model's global offset, one learned scalar added to every value
+(matrix factorization's global mean rating; a torch model's
+``nn.Parameter(torch.zeros(1))``), starting at 0.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import math
 
 from ..tensors import TensorType, format_shape
 from ..types import Bool, Params, PositiveInt
-from .base import Example, OpDef, ShapeError, Uniform, Weight, require_float
+from .base import Constant, Example, OpDef, ShapeError, Uniform, Weight, require_float
 
 
 class LinearParams(Params):
@@ -43,6 +48,11 @@ def _infer_identity(p: IdentityParams, x: TensorType) -> tuple[IdentityParams, T
     return p, x
 
 
+def _infer_add_bias(p: IdentityParams, x: TensorType) -> tuple[IdentityParams, TensorType]:
+    require_float(x)
+    return p, x
+
+
 OPS = (
     OpDef(
         name="linear",
@@ -62,5 +72,14 @@ OPS = (
         infer=_infer_identity,
         doc="Returns its input unchanged (torch.nn.Identity).",
         examples=(Example((3, 4, 4)),),
+    ),
+    OpDef(
+        name="add_bias",
+        params=IdentityParams,
+        infer=_infer_add_bias,
+        weights=lambda p: {"bias": Weight((1,), Constant(0.0))},
+        doc="x + b, one learned scalar b added to every value (a global bias; torch's nn.Parameter(torch.zeros(1))), "
+            "starting at 0; weight key bias, shape [1].",
+        examples=(Example(()), Example((3, 2))),
     ),
 )

@@ -1,5 +1,5 @@
 """Ops that move values without computing on them: ``flatten``, ``unflatten``, ``chunk``, ``reshape``, ``permute``,
-``select``, ``slice``."""
+``select``, ``slice``, ``squeeze``."""
 
 from __future__ import annotations
 
@@ -171,6 +171,20 @@ def _infer_slice(p: SliceParams, x: TensorType) -> tuple[SliceParams, TensorType
     return p.model_copy(update={"dim": dim, "start": start, "end": start + (count - 1) * step + 1}), x.with_shape(shape)
 
 
+class SqueezeParams(Params):
+    dim: Int
+
+
+def _infer_squeeze(p: SqueezeParams, x: TensorType) -> tuple[SqueezeParams, TensorType]:
+    """Drops ``dim``, which must have size 1: torch.squeeze leaves any other dim as it is, silently, and without
+    ``dim`` it would drop the batch of a batch of one too."""
+    dim = _batched_dim(p.dim, x)
+    if x.shape[dim - 1] != 1:
+        raise ShapeError(f"dim {p.dim} of {format_shape(x.shape)} has size {x.shape[dim - 1]}, not 1; squeeze drops "
+                         f"a dim of size 1 (a linear head's [N, 1] to [N])", param="dim")
+    return p.model_copy(update={"dim": dim}), x.with_shape(x.shape[: dim - 1] + x.shape[dim:])
+
+
 OPS = (
     OpDef(
         name="flatten",
@@ -234,5 +248,13 @@ OPS = (
                   Example((7, 2), {"dim": 1, "start": 1, "end": -1, "step": 2}),
                   Example((3, 4, 5), {"dim": -1, "end": 100, "step": 3}),
                   Example((3, 4, 5), {"dim": 2, "start": -3, "end": -1})),
+    ),
+    OpDef(
+        name="squeeze",
+        params=SqueezeParams,
+        infer=_infer_squeeze,
+        doc="Drops dim, which must have size 1 (torch.squeeze(x, dim); counted on the batched tensor, never 0): "
+            "a one-logit head's [N, 1] to [N].",
+        examples=(Example((1,), {"dim": 1}), Example((3, 1), {"dim": -1}), Example((1, 4, 2), {"dim": 1})),
     ),
 )

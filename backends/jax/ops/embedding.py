@@ -1,3 +1,5 @@
+import itertools
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -32,7 +34,43 @@ def _embedding(node: Node, ids, *, train: bool):
     return Embedding(p.num_embeddings, p.embedding_dim, p.padding_idx, name=node.local_name)(ids)
 
 
+class FieldTable(nn.Module):
+    """One table for every field: field f's id i reads row offsets[f] + i (torch's FieldEmbedding); the offsets are
+    a constant of the module, not a variable, as they are a non-persistent buffer in torch."""
+
+    rows: int
+    features: int
+    sizes: tuple[int, ...] | None
+    table_init: object = jax.nn.initializers.normal(1.0)
+
+    @nn.compact
+    def __call__(self, ids):
+        table = self.param("embedding", self.table_init, (self.rows, self.features))
+        if self.sizes is not None:
+            ids = ids + jnp.asarray([0, *itertools.accumulate(self.sizes)][:-1], ids.dtype)
+        return jnp.take(table, ids, axis=0)
+
+
+def _field_embedding(node: Node, ids, *, train: bool):
+    p = node.params
+    return FieldTable(sum(p.vocab_sizes), p.embedding_dim, p.vocab_sizes, name=node.local_name)(ids)
+
+
+def _bias(node: Node, ids, *, train: bool):
+    """A (rows, 1) table of zeros read without its last axis (torch's nn.Embedding(rows, 1))."""
+    p = node.params
+    rows = p.num_embeddings if p.vocab_sizes is None else sum(p.vocab_sizes)
+    return FieldTable(rows, 1, p.vocab_sizes, jax.nn.initializers.zeros, name=node.local_name)(ids)[..., 0]
+
+
+def _table(apply) -> JaxOp:
+    """A lowering whose one weight is torch's ``weight`` table, Flax's ``embedding`` param, in the same layout."""
+    return JaxOp(apply, "features", lambda w, received: {"params": {"embedding": w["weight"]}},
+                 lambda v, received: {"weight": v["params"]["embedding"]})
+
+
 LOWERINGS = {
-    "embedding": JaxOp(_embedding, "features", lambda w, received: {"params": {"embedding": w["weight"]}},
-                       lambda v, received: {"weight": v["params"]["embedding"]}),
+    "embedding": _table(_embedding),
+    "field_embedding": _table(_field_embedding),
+    "bias": _table(_bias),
 }

@@ -36,7 +36,18 @@ def _from_flax(v, received):
     return state
 
 
+class AddBias(nn.Module):
+    """x + b with one learned scalar b, zeros (torch's AddBias)."""
+
+    @nn.compact
+    def __call__(self, x):
+        return x + self.param("bias", nn.initializers.zeros, (1,), x.dtype)
+
+
 LOWERINGS = {
     "linear": JaxOp(_linear, "features", _to_flax, _from_flax),
     "identity": JaxOp(lambda node, x, *, train: x, "any"),
+    "add_bias": JaxOp(lambda node, x, *, train: AddBias(name=node.local_name)(x), "any",
+                      lambda w, received: {"params": {"bias": w["bias"]}},
+                      lambda v, received: {"bias": v["params"]["bias"]}),
 }

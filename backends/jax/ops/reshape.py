@@ -56,4 +56,5 @@ LOWERINGS = {"flatten": JaxOp(_flatten, "channels_first", place=_place),
              "reshape": JaxOp(_reshape, "channels_first"),
              "permute": JaxOp(_permute, "channels_first"),
              "select": JaxOp(_select, "channels_first"),
-             "slice": JaxOp(_slice, "channels_first")}
+             "slice": JaxOp(_slice, "channels_first"),
+             "squeeze": JaxOp(lambda node, x, *, train: jnp.squeeze(x, node.params.dim), "channels_first")}

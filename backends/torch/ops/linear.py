@@ -1,3 +1,4 @@
+import torch
 from torch import nn
 
 from dsl import Node
@@ -12,4 +13,15 @@ def identity(node: Node) -> nn.Module:
     return nn.Identity()
 
 
-LOWERINGS = {"linear": linear, "identity": identity}
+class AddBias(nn.Module):
+    """x + b with one learned scalar b, zeros (a global bias); its state dict key is ``bias``."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+
+LOWERINGS = {"linear": linear, "identity": identity, "add_bias": lambda node: AddBias()}

@@ -71,6 +71,17 @@ class Slice(nn.Module):
         return x[(slice(None),) * self.dim + (self.part,)]
 
 
+class Squeeze(nn.Module):
+    """``x.squeeze(dim)`` as a module; the shape rule made sure dim has size 1."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.squeeze(self.dim)
+
+
 def slice_(node: Node) -> nn.Module:
     p = node.params
     return Slice(p.dim, p.start, p.end, p.step)
@@ -79,4 +90,5 @@ def slice_(node: Node) -> nn.Module:
 LOWERINGS = {"flatten": flatten, "unflatten": unflatten, "chunk": chunk,
              "reshape": lambda node: Reshape(tuple(node.params.shape)),
              "permute": lambda node: Permute(tuple(node.params.dims)),
-             "select": lambda node: Select(node.params.dim, node.params.index), "slice": slice_}
+             "select": lambda node: Select(node.params.dim, node.params.index), "slice": slice_,
+             "squeeze": lambda node: Squeeze(node.params.dim)}
