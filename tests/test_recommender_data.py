@@ -8,7 +8,7 @@ import pytest
 import dsl
 from backends.data import epoch_batches, load_dataset
 from backends.data.clicks import DEFAULT_VOCAB, click_world, planted_auc, planted_clicks
-from backends.data.columns import Feeds
+from backends.data.columns import Feeds, check_vocab
 from backends.data.ratings import MEAN, planted_ratings, rating_world
 from dsl.errors import SpecSchemaError
 from dsl.training import PlantedClicksParams, PlantedRatingsParams
@@ -134,7 +134,6 @@ def test_ids_beyond_a_declared_vocab_are_one_line():
     feeds = Feeds({"sparse": "sparse"}, dsl.loads(CLICKS_SPEC)[1], {"sparse": (50,) * 26})
     source = planted_clicks(PlantedClicksParams(), feeds, 0, 100, 100)
     assert source.train["sparse"].max() == 49
-    from backends.data.columns import check_vocab
     with pytest.raises(dsl.DataError) as info:
         check_vocab("planted_clicks", "sparse", source.train["sparse"], (50,) * 25 + (40,))
     assert str(info.value) == ("dataset planted_clicks: sparse holds ids up to 49 in field 25, but the input it feeds "
@@ -161,3 +160,11 @@ def test_a_rating_id_feeds_a_scalar_input():
         dsl.loads(RATINGS_SPEC)
     assert info.value.message == ("dataset planted_ratings's user are one integer id per example (shape []), but "
                                   "input user is int64 [N, 1]")
+
+
+def test_user_ids_beyond_the_vocab_are_one_line():
+    check_vocab("movielens", "user", np.array([0, 5, 942]), 943)
+    with pytest.raises(dsl.DataError) as info:
+        check_vocab("movielens", "user", np.array([0, 5, 943]), 943)
+    assert str(info.value) == ("dataset movielens: user holds ids up to 943, but the input it feeds takes ids below "
+                               "943 (its vocab); give a vocab of at least 944")
