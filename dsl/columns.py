@@ -25,7 +25,9 @@ from .training import DATASETS, Column, DatasetDef
 RESERVED_IDS = 4
 """Ids every dslc vocabulary keeps: 0 ``<pad>``, 1 ``<bos>``, 2 ``<eos>``, 3 ``<unk>``; tokens start at 4."""
 
-KIND_WORDS = {"ids": "token ids [L] (integers)", "mask": "a padding mask [L]", "frames": "float frames [T, F]"}
+KIND_WORDS = {"ids": "token ids [L] (integers)", "mask": "a padding mask [L]", "frames": "float frames [T, F]",
+              "id": "one integer id per example (shape [])", "field_ids": "integer ids [F], one per field",
+              "features": "float features [F]"}
 """What an input fed by a column of each kind must be; other kinds are not checked against inputs."""
 
 
@@ -122,7 +124,7 @@ def _check_fed(spec: Spec, dataset: DatasetDef, inputs: tuple[str, ...], targets
     for kind, name in [("input", n) for n in inputs] + [("output", n) for n in targets]:
         if name not in fed:
             free = next((c.name for c in dataset.columns if names[c.name] not in inputs + targets
-                         and (c.kind in ("class", "tokens")) == (kind == "output")), "COLUMN")
+                         and (c.kind in ("class", "tokens", "value")) == (kind == "output")), "COLUMN")
             raise SpecSchemaError(f"{kind} '{name}' gets no column from dataset {dataset.name} (its columns: "
                                   f"{', '.join(names)}); map one to it, as data.columns: {{{free}: {name}}}",
                                   _where(spec))
@@ -133,7 +135,8 @@ def _check_fed(spec: Spec, dataset: DatasetDef, inputs: tuple[str, ...], targets
 
 
 def _check_kinds(spec: Spec, graph: Graph, dataset: DatasetDef) -> None:
-    """An input fed ids must take integers [L], a mask [L] of any dtype, frames floats [T, F]."""
+    """An input fed ids must take integers [L], a mask [L] of any dtype, frames floats [T, F]; one id an integer
+    [], field ids integers [F], features floats [F]."""
     names, inputs = column_names(spec, dataset), dict(graph.inputs)
     for column in dataset.columns:
         kind = inputs.get(names[column.name])
@@ -145,9 +148,10 @@ def _check_kinds(spec: Spec, graph: Graph, dataset: DatasetDef) -> None:
 
 
 def _fits(column: Column, kind) -> bool:
-    if column.kind == "frames":
-        return kind.is_float and kind.rank == 2
-    return kind.rank == 1 and (column.kind == "mask" or kind.dtype.startswith("int"))
+    if column.kind in ("frames", "features"):
+        return kind.is_float and kind.rank == (2 if column.kind == "frames" else 1)
+    rank = 0 if column.kind == "id" else 1
+    return kind.rank == rank and (column.kind == "mask" or kind.dtype.startswith("int"))
 
 
 def _check_tokenizer(spec: Spec, graph: Graph, dataset: DatasetDef) -> None:

@@ -115,7 +115,18 @@ def _name_in(kind: str, names) -> PlainValidator:
 
 # Plain validators rather than Literal: pydantic's literal message lists the choices but cannot say
 # that Keras's 'acc' is dslc's 'accuracy'. The JSON Schema still gives editors the enum.
-Dataset = Annotated[str, _name_in("dataset", DATASETS), WithJsonSchema({"type": "string", "enum": list(DATASETS)})]
+def _parse_dataset(value) -> str:
+    """A dataset's name, bare or with its arguments (``{movielens: {variant: 1m}}``, checked here, located)."""
+    if not isinstance(value, dict):
+        return _name_in("dataset", DATASETS).func(value)
+    name, args = split_choice(value, "dataset", DATASETS, ("digits", "movielens"))
+    validate_params(DATASETS[name].params, args, (name,), name)
+    return name
+
+
+_DATASET_SCHEMA = {"type": "string", "enum": list(DATASETS)}
+Dataset = Annotated[str, PlainValidator(_parse_dataset), WithJsonSchema({"anyOf": [
+    _DATASET_SCHEMA, {"type": "object", "minProperties": 1, "maxProperties": 1, "propertyNames": _DATASET_SCHEMA}]})]
 
 
 
@@ -237,6 +248,22 @@ class DataSpec(Params):
         {}, description="dataset column -> the model input or output it feeds ({input_ids: tokens, label: topic}); "
                         "a column not listed feeds the input or output of its own name")
     tokenizer: Tokenizer | None = None
+    _args: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_dataset_args(cls, value, handler) -> DataSpec:
+        """The arguments of ``dataset: {name: {args}}`` (``dataset`` itself keeps the name)."""
+        data = handler(value)
+        raw = value.get("dataset") if isinstance(value, dict) else None
+        if isinstance(raw, dict):
+            data._args = dict(next(iter(raw.values())) or {})
+        return data
+
+    def options(self, name: str) -> Params:
+        """Dataset ``name``'s arguments: the spec's for its own dataset, the defaults for another (``--dataset``)."""
+        schema = DATASETS[name].params
+        return schema.model_validate(self._args if name == self.dataset else {})
 
 
 class TrainSpec(Params):

@@ -207,6 +207,10 @@ OBJECTIVES = MappingProxyType({d.name: d for d in (
 )})
 
 
+class NoDatasetParams(Params):
+    pass
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a dataset that names its own (Hugging Face's names for text), and what it holds.
@@ -215,11 +219,14 @@ class Column:
     ``ids`` (integer token ids [L], right-padded with 0), ``mask`` ([L], 1 on a real
     position and 0 on padding; cast to the input's dtype), ``frames`` (float [T, F]),
     ``class`` (one class id per example), ``tokens`` (target ids per position, -100 on
-    padding: torch's ``ignore_index``), ``length`` (the real length of each example, int64).
+    padding: torch's ``ignore_index``), ``length`` (the real length of each example, int64); for
+    recommenders ``id`` (one integer id per example, shape ``[]``: a user, an item), ``field_ids`` (one
+    integer id per categorical field, ``[F]``), ``features`` (float features ``[F]``) and ``value`` (one float
+    target per example: a rating, a 0/1 click).
     """
 
     name: str
-    kind: Literal["ids", "mask", "frames", "class", "tokens", "length"]
+    kind: Literal["ids", "mask", "frames", "class", "tokens", "length", "id", "field_ids", "features", "value"]
 
 
 def _columns(text: str) -> tuple[Column, ...]:
@@ -229,6 +236,12 @@ def _columns(text: str) -> tuple[Column, ...]:
 
 TEXT_COLUMNS = _columns("input_ids:ids attention_mask:mask token_type_ids:ids label:class")
 """A text classification dataset's columns, Hugging Face's names (``BertForSequenceClassification``'s inputs)."""
+
+RATING_COLUMNS = _columns("user:id item:id rating:value")
+"""A rating dataset's columns: who rated, what, and the rating (a float, the target of ``mse``)."""
+
+CLICK_COLUMNS = _columns("dense:features sparse:field_ids label:value")
+"""A click-through dataset's columns, Criteo's layout: 13 dense features, 26 categorical fields, a 0/1 label."""
 
 PAIR_COLUMNS = _columns("source:ids target_in:ids target_out:tokens source_mask:mask target_mask:mask")
 """A sequence-to-sequence dataset's columns: the target twice, shifted for teacher forcing."""
@@ -267,6 +280,28 @@ class DatasetDef:
     named_columns: bool = False  # one column per model input and target, by name; else one image and one label
     columns: tuple[Column, ...] = ()  # the columns it names itself; the first sets the sequence length
     tokenized: bool = False  # reads text, which data.tokenizer turns into ids
+    params: type[Params] = NoDatasetParams  # its arguments: dataset: {name: {args}}
+
+
+class PlantedRatingsParams(Params):
+    """``planted_ratings``' matrix: ``users`` x ``items`` of rank ``rank``, Gaussian noise of std ``noise``."""
+
+    users: PositiveInt = 300
+    items: PositiveInt = 300
+    rank: PositiveInt = 4
+    noise: PositiveFloat = 0.5
+
+
+class PlantedClicksParams(Params):
+    """``planted_clicks``' FM logit: latent vectors of ``rank`` numbers per categorical id."""
+
+    rank: PositiveInt = 4
+
+
+class MovieLensParams(Params):
+    """Which MovieLens: ``100k`` (943 users, 1,682 movies) or ``1m`` (6,040 users, 3,706 rated movies)."""
+
+    variant: Literal["100k", "1m"] = "100k"
 
 
 DATASETS = MappingProxyType({d.name: d for d in (
@@ -334,6 +369,25 @@ DATASETS = MappingProxyType({d.name: d for d in (
                "line, tokenized by data.tokenizer into reverse's columns (target_in starts with BOS, target_out ends "
                "with EOS)", path="a folder holding train.tsv and test.tsv", named_columns=True, tokenized=True,
                columns=PAIR_COLUMNS),
+    DatasetDef("planted_ratings", None, None, "values", (),
+               "seeded ratings from a planted low-rank matrix: global mean + user bias + item bias + a rank-r "
+               "product + Gaussian noise (dataset: {planted_ratings: {users, items, rank, noise}}); the best "
+               "achievable test RMSE is the noise std", named_columns=True, columns=RATING_COLUMNS,
+               params=PlantedRatingsParams),
+    DatasetDef("planted_clicks", None, None, "values", (),
+               "seeded click-through data from a planted factorization machine: 13 dense features, 26 categorical "
+               "fields (ids below each field's vocab), labels drawn from sigmoid(bias + linear terms + pairwise "
+               "latent products)", named_columns=True, columns=CLICK_COLUMNS, params=PlantedClicksParams),
+    DatasetDef("movielens", None, None, "values", (),
+               "MovieLens ratings (dataset: {movielens: {variant: 100k|1m}}), downloaded into "
+               "--data-dir/movielens (md5-checked); ids made 0-based, a fixed random 90/10 split",
+               named_columns=True, columns=RATING_COLUMNS, params=MovieLensParams),
+    DatasetDef("criteo", None, None, "values", (),
+               "a Criteo-format TSV (data.path: label, 13 integer and 26 hex categorical fields), read once in "
+               "streamed batches into memory-mapped columns beside it: dense log(1 + x), categorical values hashed "
+               "into each field's vocab (0: missing); the last 10% of lines are the test split",
+               path="a Criteo-format .tsv file (label, 13 integer features, 26 categorical, tab-separated)",
+               named_columns=True, columns=CLICK_COLUMNS),
 )})
 
 

@@ -211,7 +211,7 @@ CASES = [
                                                  "[N, 10, 4, 4]; reduce the extra axes"),
     ("npz_without_path.yaml", 6, 12, "dataset npz reads your files: add data.path, an .npz file holding x_train"),
     ("path_on_cifar10.yaml", 8, 9, "data.path is where datasets npy, npz, image_folder, text_classification, "
-                                      "parallel_text find their files"),
+                                      "parallel_text, criteo find their files"),
     ("image_folder_two_channels.yaml", 7, 12, "with 1 (grayscale) or 3 (RGB) channels; input.shape is [N, 2, 16, 16]"),
     # --- datasets that name their columns (data.columns), text and its tokenizer ---
     ("columns_unknown_column.yaml", 10, 13, "dataset planted_tokens has no column 'input_id'; did you mean "

@@ -284,7 +284,7 @@ def test_the_cli_dataset_flag_gets_the_same_message():
     assert str(info.value) == ("unknown dataset 'mnsit'; did you mean 'mnist'?; "
                                "valid datasets: digits, mnist, fashion_mnist, cifar10, shapes, glyphs, synthetic, npy, "
                                "npz, image_folder, planted_tokens, reverse, synthetic_speech, text_classification, "
-                               "ag_news, parallel_text")
+                               "ag_news, parallel_text, planted_ratings, planted_clicks, movielens, criteo")
 
 
 @pytest.mark.parametrize("kind", list(TABLES))
@@ -342,6 +342,8 @@ def test_every_table_key_is_reached_and_is_not_already_a_dslc_name(kind):
 
 def test_the_json_schema_still_lists_datasets_and_metrics():
     defs = json_schema()["$defs"]
-    assert defs["DataSpec"]["properties"]["dataset"]["enum"] == list(dsl.DATASETS)
+    bare, keyed = defs["DataSpec"]["properties"]["dataset"]["anyOf"]  # digits, or {movielens: {variant: 1m}}
+    assert bare["enum"] == keyed["propertyNames"]["enum"] == list(dsl.DATASETS)
+    assert keyed["maxProperties"] == 1
     as_list, per_output = defs["TrainSpec"]["properties"]["metrics"]["anyOf"]
     assert as_list["items"]["enum"] == per_output["additionalProperties"]["items"]["enum"] == list(dsl.METRICS)

@@ -26,6 +26,7 @@ from .columns import feeds_of, fit
 from .draws import draw_columns
 from .folders import image_folder
 from .glyphs import glyphs
+from .recommenders import RECOMMENDERS, recommender
 from .sequences import planted_tokens, reverse
 from .sources import (
     Source,
@@ -105,6 +106,8 @@ def _named(name: str, spec: Spec, graph: Graph, seed: int, data_dir: str | Path)
     feeds, data = feeds_of(spec, graph, name), spec.data
     if name in SEQUENCES:
         source = SEQUENCES[name](feeds, seed, data.train_size if data else None, data.test_size if data else None)
+    elif name in RECOMMENDERS:
+        source = recommender(name, spec, feeds, seed, data_dir)
     elif name == "parallel_text":
         source = parallel_text(spec, feeds)
     else:
