@@ -59,7 +59,8 @@ def test_every_metric_is_lowered_by_both_backends_or_computed_from_the_split():
 def test_datasets():
     assert set(dsl.DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "shapes", "glyphs", "synthetic", "npy",
                                  "npz", "image_folder", "planted_tokens", "reverse", "synthetic_speech",
-                                 "text_classification", "ag_news", "parallel_text"}
+                                 "text_classification", "ag_news", "parallel_text", "planted_ratings", "planted_clicks",
+                                 "movielens", "criteo"}
 
 
 def test_stochastic_ops_declare_valid_deterministic_arguments():
