@@ -293,9 +293,11 @@ class PlantedRatingsParams(Params):
 
 
 class PlantedClicksParams(Params):
-    """``planted_clicks``' FM logit: latent vectors of ``rank`` numbers per categorical id."""
+    """``planted_clicks``' FM logit: latent vectors of ``rank`` numbers per categorical id; with ``ids``, each field
+    draws among its first ``ids`` ids at most (a real log's head of a hashed table: enough clicks per id to learn)."""
 
     rank: PositiveInt = 4
+    ids: Annotated[int, Strict(), Field(ge=2)] | None = None
 
 
 class MovieLensParams(Params):

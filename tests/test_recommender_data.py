@@ -145,7 +145,7 @@ def test_dataset_arguments_are_validated_where_they_are_written():
     with pytest.raises(SpecSchemaError) as info:
         dsl.loads(text)
     assert (info.value.location.line, info.value.location.col) == (11, 35)
-    assert info.value.message == "unknown key 'rnak' for planted_clicks; did you mean 'rank'?; valid keys: rank"
+    assert info.value.message == "unknown key 'rnak' for planted_clicks; did you mean 'rank'?; valid keys: rank, ids"
 
 
 def test_options_of_another_dataset_are_its_defaults():

@@ -11,7 +11,12 @@ rank 4) give each of the three parts a variance near 1.1 (13 * 0.09, 26 * 0.04,
 325 * 4 * 0.178^4), so none dominates and a model must learn the interactions to
 come near the truth. Vocabularies are the ``sparse`` input's declared ``vocab`` (or
 the table reading it); without either, ``DEFAULT_VOCAB`` (4 to 100 ids a field,
-geometrically spaced: 1,070 ids in all).
+geometrically spaced: 1,070 ids in all). With ``ids``, each field draws among its
+first ``ids`` ids at most, so a spec sized for real Criteo (93,145 ids in its largest
+field) still gets a task with enough clicks per id to learn: with
+``specs/deepfm_criteo.yaml``'s vocab, DeepFM (JAX, Adam lr 3e-3, 4 epochs) reached a
+test AUC of 0.8397 against the truth's 0.8517 at 30 ids a field, but 0.7998 against
+0.8436 at 100.
 
 A model's ceiling is the truth's own AUC on the test split (``planted_auc``): 0.8329
 with the defaults (200,000 + 20,000 examples). An FM of dim 8 in plain torch (Adam
@@ -64,20 +69,20 @@ def click_world(vocab: tuple[int, ...], rank: int) -> ClickWorld:
     return ClickWorld(rng.normal(0, DENSE_STD, DENSE), first, latent)
 
 
-def click_vocab(feeds: Feeds) -> tuple[int, ...]:
-    """One vocab per field: the ``sparse`` input's, else ``DEFAULT_VOCAB``; 2 ids or more each."""
+def click_vocab(feeds: Feeds, most: int | None = None) -> tuple[int, ...]:
+    """The ids drawn per field: the ``sparse`` input's vocab (else ``DEFAULT_VOCAB``), at most ``most``."""
     vocab = feeds.vocab("sparse") or DEFAULT_VOCAB
     vocab = (vocab,) * FIELDS if isinstance(vocab, int) else tuple(vocab)
     if len(vocab) != FIELDS or min(vocab) < 2:
         raise DataError(f"dataset planted_clicks makes {FIELDS} categorical fields of 2 or more ids each; the "
                         f"sparse input's vocab is {list(vocab)}")
-    return vocab
+    return vocab if most is None else tuple(min(size, most) for size in vocab)
 
 
 def planted_clicks(params: PlantedClicksParams, feeds: Feeds, seed: int, train_size: int | None,
                    test_size: int | None) -> Source:
     """``dense`` float32 [N, 13], ``sparse`` int64 [N, 26], ``label`` float32 [N] of ``click_world``."""
-    vocab = click_vocab(feeds)
+    vocab = click_vocab(feeds, params.ids)
     world = click_world(vocab, params.rank)
     return splits(lambda rng, count: _draw(world, vocab, rng, count), seed, 0xC11C,
                   train_size or SIZES[0], test_size or SIZES[1])
