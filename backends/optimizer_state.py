@@ -9,7 +9,9 @@ canonical (torch) layout, so it moves between targets like the weights do:
 - ``optimizer.<weight>.<entry>``: torch's per-parameter entries. sgd with momentum:
   ``momentum_buffer`` (absent before the first step, as in torch, where a missing
   buffer and a zero one give the same first step: buf = g); adam and adamw: ``step``
-  (float32, 0-d, as torch stores it), ``exp_avg``, ``exp_avg_sq``.
+  (float32, 0-d, as torch stores it), ``exp_avg``, ``exp_avg_sq``; sparse_adam: the
+  same three for every weight, SparseAdam's on the sparse tables (whose ``step``
+  torch keeps as a Python int, stored here as float32 like Adam's).
 - ``optimizer.step``: the optimizer steps taken (int64, 0-d); sgd has no per-weight
   step, and dropout's per-step randomness is derived from it.
 
@@ -27,7 +29,7 @@ PREFIX = "optimizer."
 STEP = "optimizer.step"
 
 ENTRIES = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq"),
-           "adamw": ("step", "exp_avg", "exp_avg_sq")}
+           "adamw": ("step", "exp_avg", "exp_avg_sq"), "sparse_adam": ("step", "exp_avg", "exp_avg_sq")}
 """Optimizer name -> torch's per-parameter state entries, in torch's order."""
 
 OptimizerState = dict[str, np.ndarray]
@@ -40,6 +42,11 @@ def entry_key(weight: str, entry: str) -> str:
 def trainable_names(graph: Graph) -> list[str]:
     """The weights an optimizer updates, in state-dict order (buffers excluded)."""
     return [key for key, weight in graph.state_dict_spec().items() if weight.trainable]
+
+
+def sparse_names(graph: Graph) -> set[str]:
+    """The weights with sparse gradients (``Weight.sparse``: tables of embeddings with ``sparse: true``)."""
+    return {key for key, weight in graph.state_dict_spec().items() if weight.sparse}
 
 
 def step_array(step: int) -> np.ndarray:

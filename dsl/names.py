@@ -223,6 +223,7 @@ OPTIMIZER_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Adam": Alias("adam", "Keras and torch"),
     "AdamW": Alias("adamw", "Keras and torch", "weight_decay defaults to 0.01 (torch's; Keras's is 0.004)"),
     "optax.adamw": Alias("adamw", "optax", "weight_decay defaults to 0.01 (torch's), not optax's 1e-4"),
+    "SparseAdam": Alias("sparse_adam", "torch", "it pairs SparseAdam on the sparse embeddings with Adam on the rest"),
     "RMSprop": Planned("rmsprop", "Keras, torch and optax"),
     "Adagrad": Planned("adagrad", "Keras, torch and optax"),
 })

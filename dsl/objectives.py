@@ -43,7 +43,7 @@ from .graph import Graph
 from .schema import ChoiceSpec, Spec
 from .targets import class_count
 from .tensors import TensorType, format_shape
-from .training import LOSSES, METRICS
+from .training import LOSSES, METRICS, SPARSE_OPTIMIZERS
 
 DEFAULT_GAN_LOSS = ChoiceSpec("bce_with_logits", LOSSES["bce_with_logits"].params())
 
@@ -114,6 +114,8 @@ def resolve_objective(spec: Spec, graph: Graph) -> Objective:
     resolve = {"supervised": _supervised, "reconstruction": _reconstruction, "gan": _gan}[train.objective.name]
     objective = resolve(spec, graph)
     _check_optimizers(spec, graph, objective)
+    for model in dict.fromkeys(objective.phases):
+        _check_sparse(spec, graph.submodel(model), model)
     return objective
 
 
@@ -311,3 +313,32 @@ def _check_optimizers(spec: Spec, graph: Graph, objective: Objective) -> None:
         if model not in given:
             raise SpecSchemaError(f"train.optimizer has no entry for model '{model}'; give one per model "
                                   f"({', '.join(trained)}) or one for all", _where(spec, "optimizer", key=True))
+
+
+def _check_sparse(spec: Spec, graph: Graph, model: str) -> None:
+    """A model's optimizer takes its sparse tables' gradients, and ``sparse_adam`` has a table to be lazy on:
+    torch raises on the first mismatch (Adam on a sparse gradient), or trains plain Adam under the other's name."""
+    optimizer = spec.train.optimizer_for(model)
+    tables = [n for n in graph.nodes if any(w.sparse for w in n.weights.values())]
+    if optimizer.name == "sparse_adam" and not tables:
+        raise SpecSchemaError(f"optimizer sparse_adam updates the looked-up rows of sparse embedding tables, and "
+                              f"{f'model {model}' if model else 'this model'} has none: set sparse: true on an "
+                              f"embedding, or use adam", _where(spec, *_optimizer_path(spec, model)))
+    problem = _sparse_problem(optimizer)
+    if tables and problem:
+        node = tables[0]
+        raise SpecSchemaError(f"{node.name} has sparse: true, and optimizer {optimizer.name} {problem}; use "
+                              f"optimizer sparse_adam (lazy Adam on the looked-up rows, Adam on the rest) or plain "
+                              f"sgd, or sparse: false", spec.source.locate(node.path + ("sparse",)))
+
+
+def _optimizer_path(spec: Spec, model: str) -> tuple[str, ...]:
+    return ("optimizer", model) if isinstance(spec.train.optimizer, dict) else ("optimizer",)
+
+
+def _sparse_problem(optimizer: ChoiceSpec) -> str | None:
+    """Why ``optimizer`` cannot take a sparse gradient as torch gives it, or None when it can."""
+    if optimizer.name not in SPARSE_OPTIMIZERS:
+        return "cannot take its sparse gradient (torch raises)"
+    moving = [k for k in ("momentum", "weight_decay") if getattr(optimizer.params, k, 0)]
+    return f"with {' and '.join(moving)} cannot take its sparse gradient" if moving else None

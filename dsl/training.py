@@ -92,6 +92,18 @@ class AdamWParams(AdamParams):
     weight_decay: NonNegativeFloat = 0.01
 
 
+class SparseAdamParams(Params):
+    """torch's ``SparseAdam`` on the tables of embeddings with ``sparse: true`` and ``Adam`` (same lr, betas, eps)
+    on every other weight: the pairing torch users write, as SparseAdam refuses dense gradients and Adam sparse
+    ones. Neither decays weights. A table's step is lazy: only the rows the batch looked up (ids other than
+    ``padding_idx``, zero gradient or not) update their moments and move; the step count and bias correction are
+    global, and SparseAdam's ``eps`` is added to the uncorrected ``sqrt(v)`` (docs/PARITY.md §20)."""
+
+    lr: PositiveFloat = 1e-3
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+
+
 LOSSES = MappingProxyType({
     "cross_entropy": LossDef("cross_entropy", CrossEntropyParams, "classes",
                              "Softmax cross-entropy of logits against class ids (torch.nn.CrossEntropyLoss): class "
@@ -110,8 +122,17 @@ OPTIMIZERS = MappingProxyType({
     "sgd": SgdParams,
     "adam": AdamParams,
     "adamw": AdamWParams,
+    "sparse_adam": SparseAdamParams,
 })
-"""Optimizer name -> parameter schema. Semantics are torch.optim's; see docs/PARITY.md §13."""
+"""Optimizer name -> parameter schema. Semantics are torch.optim's; see docs/PARITY.md §13 (§20: sparse_adam)."""
+
+SPARSE_OPTIMIZERS = MappingProxyType({
+    "sparse_adam": "lazy Adam on the rows a batch looked up",
+    "sgd": "plain SGD, with momentum 0 and weight_decay 0: the same step as a dense gradient's",
+})
+"""The optimizers that take an embedding's sparse gradient, and what they do with it. torch's Adam and AdamW
+raise on one; so does its SGD with weight decay (``add(sparse, dense)``) or fused (dslc's SGD steps sparse tables
+unfused), and with momentum it keeps a sparse buffer, which has no canonical form here."""
 
 @dataclass(frozen=True)
 class MetricDef:

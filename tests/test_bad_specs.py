@@ -292,6 +292,12 @@ CASES = [
                                                        "one per model (discriminator, generator) or one for all"),
     ("objective_optimizer_mapping_one_model.yaml", 7, 3, "train.optimizer is a mapping by model, but this spec has "
                                                          "one model: give one optimizer"),
+    ("sparse_embedding_with_adam.yaml", 5, 63, "user_table has sparse: true, and optimizer adam cannot take its "
+                                               "sparse gradient (torch raises); use optimizer sparse_adam"),
+    ("sparse_embedding_with_sgd_momentum.yaml", 6, 25, "embedding_1 has sparse: true, and optimizer sgd with "
+                                                       "momentum cannot take its sparse gradient"),
+    ("sparse_adam_without_sparse_embedding.yaml", 10, 14, "optimizer sparse_adam updates the looked-up rows of sparse "
+                                                          "embedding tables, and this model has none"),
     ("objective_reconstruction_shape.yaml", 8, 14, "objective reconstruction: the output [N, 8] must have the "
                                                    "input's shape [N, 16]"),
     ("objective_reconstruction_cross_entropy.yaml", 9, 9, "objective reconstruction compares the output with the "

@@ -31,7 +31,8 @@ def test_every_op_has_examples_and_a_doc():
 
 def test_every_loss_and_optimizer_is_lowered_by_both_backends():
     assert set(dsl.LOSSES) == set(TORCH_LOSSES) == set(JAX_LOSSES) == {"cross_entropy", "ctc", "mse", "bce_with_logits"}
-    assert set(dsl.OPTIMIZERS) == set(TORCH_OPTIMIZERS) == set(JAX_OPTIMIZERS) == {"sgd", "adam", "adamw"}
+    assert set(dsl.OPTIMIZERS) == set(TORCH_OPTIMIZERS) == set(JAX_OPTIMIZERS) == {"sgd", "adam", "adamw",
+                                                                                  "sparse_adam"}
 
 
 def test_every_objective_is_lowered_by_both_backends():

@@ -45,7 +45,7 @@ def run_torch(graph, state, xs, cotangent, dtype, passes=True, train=False):
     xs_t = tuple(torch.from_numpy(x).requires_grad_(x.dtype.kind == "f") for x in _tuple(xs))
     out = module(*xs_t)
     (out * torch.from_numpy(cotangent)).sum().backward()
-    grads = {k: p.grad.numpy() for k, p in module.named_parameters()}
+    grads = {k: p.grad.to_dense().numpy() for k, p in module.named_parameters()}  # sparse: true tables densified
     return out.detach().numpy(), tuple(_input_grad(x) for x in xs_t), grads, export_state(module)
 
 

@@ -15,8 +15,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from flax.traverse_util import flatten_dict, unflatten_dict
 
 from dsl.schema import ChoiceSpec
+
+from ..optimizer_state import sparse_names
+from .ops.base import TOUCHED
 
 
 def _per_example(losses):
@@ -110,16 +114,63 @@ def _with_l2(p, transform):
     return optax.chain(optax.add_decayed_weights(p.weight_decay), transform) if p.weight_decay else transform
 
 
+def sparse_adam(p) -> optax.GradientTransformationExtraArgs:
+    """torch's ``SparseAdam`` on the tables whose looked-up rows the step passes, optax's Adam on the other weights.
+
+    ``update(grads, state, params, touched_rows=...)`` takes the ``TOUCHED`` tree: a
+    [V] mask per sparse table, at the table's path in the params. The state is
+    ``adam``'s (one ``count``, ``mu``, ``nu``), so it converts to torch's entries the
+    same way. The update is a masked dense one, not sparse in memory: every row of a
+    table is computed and the untouched ones keep their moments and weights.
+    """
+    adam = optax.scale_by_adam(p.betas[0], p.betas[1], p.eps)
+
+    def update(grads, state, params=None, *, touched_rows=None, **extra_args):
+        steps, new = adam.update(grads, state)
+        updates, mu, nu = (_flat(t) for t in (jax.tree.map(lambda u: -p.lr * u, steps), new.mu, new.nu))
+        g, m, v = (_flat(t) for t in (grads, state.mu, state.nu))
+        for path, rows in _flat(touched_rows or {}).items():
+            updates[path], mu[path], nu[path] = lazy_adam(p, g[path], m[path], v[path], rows, new.count)
+        return unflatten_dict(updates), new._replace(mu=unflatten_dict(mu), nu=unflatten_dict(nu))
+
+    return optax.GradientTransformationExtraArgs(adam.init, update)
+
+
+def _flat(tree) -> dict:
+    return flatten_dict(tree, keep_empty_nodes=True)
+
+
+def lazy_adam(p, g, m, v, rows, count):
+    """``torch.optim.SparseAdam``'s step on the rows ``rows`` marks, in its order of operations; the other rows keep
+    their moments and weights. ``m``, ``v`` are the moments before the step, ``count`` the steps including it.
+
+    Unlike Adam's, the step is ``lr·√(1-β2^t)/(1-β1^t) · m/(√v + eps)``: eps is added
+    to the uncorrected ``√v``, so it weighs 1/√(1-β2^t) times less than Adam's (31.6
+    times at the first step with β2 0.999).
+    """
+    b1, b2 = p.betas
+    t = count.astype(g.dtype)
+    m_new = m + (g - m) * (1 - b1)
+    v_new = v + (g * g - v) * (1 - b2)
+    step_size = p.lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    keep = rows.reshape(rows.shape + (1,) * (g.ndim - 1))
+    return (jnp.where(keep, -step_size * (m_new / (jnp.sqrt(v_new) + p.eps)), 0),
+            jnp.where(keep, m_new, m), jnp.where(keep, v_new, v))
+
+
 JAX_OPTIMIZERS = {
     "sgd": lambda p: _with_l2(p, optax.sgd(p.lr, momentum=p.momentum or None, nesterov=p.nesterov)),
     "adam": lambda p: _with_l2(p, optax.adam(p.lr, b1=p.betas[0], b2=p.betas[1], eps=p.eps)),
     "adamw": lambda p: optax.adamw(p.lr, b1=p.betas[0], b2=p.betas[1], eps=p.eps, weight_decay=p.weight_decay),
+    "sparse_adam": sparse_adam,
 }
+"""Optimizer name -> (params -> transformation). Plain sgd needs nothing for a sparse table: its step on a row
+whose gradient is zero is zero, as torch's on a row its sparse gradient lacks."""
 
 
-
-def make_optimizer(optimizer: ChoiceSpec) -> optax.GradientTransformation:
-    return JAX_OPTIMIZERS[optimizer.name](optimizer.params)
+def make_optimizer(optimizer: ChoiceSpec) -> optax.GradientTransformationExtraArgs:
+    """The optimizer, taking the step's ``touched_rows`` (only ``sparse_adam`` reads them)."""
+    return optax.with_extra_args_support(JAX_OPTIMIZERS[optimizer.name](optimizer.params))
 
 
 def _predicted(loss: ChoiceSpec, out, y):
@@ -191,28 +242,39 @@ def make_apply(models: dict):
 
     ``models`` are the Flax modules by model name; each reads its own part of the
     variables (its names are prefixed by its model's) and, in training mode, writes
-    back its part of the model state (BatchNorm's running statistics).
+    back its part of the model state (BatchNorm's running statistics). A model with
+    sparse tables also writes the rows they looked up (``TOUCHED``, OR-ed over the
+    calls until the train step takes it out: one phase's calls), for its optimizer.
     """
+    sparse = {m for m, module in models.items() if sparse_names(module.graph)}
+
     def apply(model, params, model_state, inputs, train, rng):
         wrap = (lambda x: {model: x}) if model else (lambda x: x)
         collections = {c: wrap(sub(v, model)) for c, v in model_state.items() if not model or model in v}
         variables = {"params": wrap(sub(params, model)), **collections}
         if not train:
             return models[model].apply(variables, *inputs, train=False), model_state
-        if not collections:
+        mutable = list(collections) + ([TOUCHED] if model in sparse and TOUCHED not in collections else [])
+        if not mutable:
             return models[model].apply(variables, *inputs, train=True, rngs={"dropout": rng}), model_state
-        out, updated = models[model].apply(variables, *inputs, train=True, rngs={"dropout": rng},
-                                           mutable=list(collections))
-        return out, {c: put_sub(v, model, sub(updated[c], model)) if c in updated else v
-                     for c, v in model_state.items()}
+        out, updated = models[model].apply(variables, *inputs, train=True, rngs={"dropout": rng}, mutable=mutable)
+        return out, {**model_state, **{c: put_sub(model_state.get(c, {}), model, sub(v, model))
+                                       for c, v in updated.items()}}
 
     return apply
+
+
+def take_touched(model_state: dict, model: str) -> tuple[dict, dict]:
+    """The model state without ``TOUCHED``, and the rows ``model``'s sparse tables looked up ({} when none)."""
+    touched = model_state.get(TOUCHED, {})
+    return {c: v for c, v in model_state.items() if c != TOUCHED}, touched.get(model, {}) if model else touched
 
 
 def make_steps(phases, evaluate, txs: dict):
     """The pure train step (every phase of the objective on one batch), a loop of them, the eval step."""
 
     def train_step(state: TrainState, data, index):
+        """Each phase's optimizer gets the rows its sparse tables looked up in that phase (``take_touched``)."""
         batch = {k: v[index] for k, v in data.items()}
         rng = jax.random.fold_in(state.key, state.step)
         params, model_state, opt_state, metrics = state.params, state.model_state, dict(state.opt_state), {}
@@ -222,7 +284,8 @@ def make_steps(phases, evaluate, txs: dict):
 
             part = sub(params, model)
             (_, (sums, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(part)
-            updates, opt_state[model] = txs[model].update(grads, opt_state[model], part)
+            model_state, touched = take_touched(model_state, model)
+            updates, opt_state[model] = txs[model].update(grads, opt_state[model], part, touched_rows=touched)
             params = put_sub(params, model, optax.apply_updates(part, updates))
             metrics.update(sums)
         return state._replace(params=params, model_state=model_state, opt_state=opt_state,

@@ -32,12 +32,13 @@ from ..optimizer_state import (
     entries_of,
     entry_key,
     of_model,
+    sparse_names,
     step_array,
 )
 from ..weights import StateDict
 from .module import DTYPES, build_models, build_module, export_state, load_state
 from .objectives import TORCH_OBJECTIVES
-from .training import make_optimizer
+from .training import entry_array, load_entries, make_optimizer
 
 
 class TorchTarget:
@@ -71,7 +72,8 @@ class TorchTarget:
         return {k: p for k, p in self.module.named_parameters() if not model or k.startswith(model + ".")}
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {m: make_optimizer(self.train.optimizer_for(m), self._parameters(m).values())
+        sparse = sparse_names(self.graph)
+        return {m: make_optimizer(self.train.optimizer_for(m), self._parameters(m), sparse)
                 for m in dict.fromkeys(m for m, _ in self.phases)}
 
     def export_optimizer_state(self) -> OptimizerState:
@@ -81,7 +83,7 @@ class TorchTarget:
             for name, param in self._parameters(model).items():
                 for entry, value in optimizer.state.get(param, {}).items():
                     if value is not None:
-                        state[entry_key(name, entry)] = np.array(value.detach().cpu().numpy(), order="C")
+                        state[entry_key(name, entry)] = entry_array(value)
         return state
 
     def load_optimizer_state(self, state: OptimizerState) -> None:
@@ -95,12 +97,9 @@ class TorchTarget:
         for model, optimizer in self.optimizers.items():
             name = self.train.optimizer_for(model).name
             check_optimizer_state(self.graph.submodel(model), name, of_model(state, model))
-            saved = optimizer.state_dict()
-            params = self._parameters(model)
-            ids = {id(p): i for i, p in enumerate(optimizer.param_groups[0]["params"])}
-            saved["state"] = {ids[id(params[w])]: {e: torch.from_numpy(np.array(v)) for e, v in entries.items()}
-                              for w in params if (entries := entries_of(state, w, name))}
-            optimizer.load_state_dict(saved)
+            load_entries(optimizer, {p: {e: torch.from_numpy(np.array(v)) for e, v in entries.items()}
+                                     for w, p in self._parameters(model).items()
+                                     if (entries := entries_of(state, w, name))})
         self.steps = int(state[STEP])
 
     def export_state(self) -> StateDict:
@@ -200,7 +199,7 @@ class TorchTarget:
                 self.module.zero_grad(set_to_none=True)
                 loss, _ = step(batch)
             loss.backward()
-        grads = {k: np.array(p.grad.cpu().numpy(), order="C") for k, p in self._parameters(model).items()}
+        grads = {k: np.array(_dense(p.grad).cpu().numpy(), order="C") for k, p in self._parameters(model).items()}
         return loss.item(), grads
 
     @contextlib.contextmanager
@@ -217,6 +216,11 @@ class TorchTarget:
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         """Float arrays in the model's dtype; integer and bool arrays keep theirs (ids, masks, class ids)."""
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype if a.dtype.kind == "f" else None)
+
+
+def _dense(grad: torch.Tensor) -> torch.Tensor:
+    """A sparse table's gradient as the dense one it stands for (duplicate rows summed), as JAX computes it."""
+    return grad.to_dense() if grad.is_sparse else grad
 
 
 def _all_rows(batch: dict[str, np.ndarray]) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -87,25 +88,84 @@ TORCH_LOSSES = {
 
 
 def _adam(cls):
-    def make(parameters, p):
-        return cls(parameters, lr=p.lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay, fused=True)
+    def make(parameters, sparse, p):
+        return cls(parameters.values(), lr=p.lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay, fused=True)
 
     return make
 
 
+def _sgd(parameters, sparse, p):
+    """torch's SGD; unfused where a table has sparse gradients, which the fused kernel refuses (plain SGD's step
+    is the same either way: p - lr·g)."""
+    return torch.optim.SGD(parameters.values(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov,
+                           weight_decay=p.weight_decay, fused=not sparse & parameters.keys())
+
+
+class SparseAdam:
+    """torch's ``SparseAdam`` on the sparse tables and fused ``Adam`` on every other weight, stepped as one.
+
+    The pairing torch users write (SparseAdam refuses dense gradients, Adam sparse
+    ones), with what the target uses of an optimizer: ``state`` by parameter,
+    ``zero_grad``, ``step``, and ``parts`` for loading state (``load_entries``).
+    """
+
+    def __init__(self, parameters: dict, sparse: set[str], p):
+        tables = [w for k, w in parameters.items() if k in sparse]
+        rest = [w for k, w in parameters.items() if k not in sparse]
+        self.parts = [torch.optim.SparseAdam(tables, lr=p.lr, betas=p.betas, eps=p.eps)]
+        if rest:
+            self.parts.append(torch.optim.Adam(rest, lr=p.lr, betas=p.betas, eps=p.eps, fused=True))
+
+    @property
+    def state(self) -> dict:
+        """Each parameter's state, read from its part (a copy of the mapping: torch's are defaultdicts, which a
+        lookup would fill)."""
+        return {param: state for part in self.parts for param, state in part.state.items()}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+
 TORCH_OPTIMIZERS = {
-    "sgd": lambda parameters, p: torch.optim.SGD(parameters, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov,
-                                                 weight_decay=p.weight_decay, fused=True),
+    "sgd": _sgd,
     "adam": _adam(torch.optim.Adam),
     "adamw": _adam(torch.optim.AdamW),
+    "sparse_adam": SparseAdam,
 }
-"""Optimizer name -> (parameters, params -> optimizer). ``fused=True``: torch's fastest implementation,
-one kernel for all parameters (on CPU too), with the same update rule as the default one."""
+"""Optimizer name -> (parameters by weight name, the sparse tables' names, params) -> optimizer. ``fused=True``:
+torch's fastest implementation, one kernel for all parameters (on CPU too), with the same update rule as the
+default one."""
 
 
+def make_optimizer(optimizer: ChoiceSpec, parameters: dict[str, torch.nn.Parameter], sparse: set[str]):
+    """``sparse``: the weights whose gradients are sparse (``Weight.sparse``: embeddings with ``sparse: true``)."""
+    return TORCH_OPTIMIZERS[optimizer.name](parameters, sparse, optimizer.params)
 
-def make_optimizer(optimizer: ChoiceSpec, parameters):
-    return TORCH_OPTIMIZERS[optimizer.name](parameters, optimizer.params)
+
+def load_entries(optimizer, entries: dict[torch.nn.Parameter, dict[str, torch.Tensor]]) -> None:
+    """Sets each parameter's state through ``load_state_dict``, torch's own path: it casts the entries to the
+    parameter's dtype and device and puts a fused kernel's ``step`` where it reads it (float32, on the device)."""
+    for part in getattr(optimizer, "parts", (optimizer,)):
+        saved = part.state_dict()
+        ids = {id(p): i for i, p in enumerate(part.param_groups[0]["params"])}
+        saved["state"] = {ids[id(p)]: e for p, e in entries.items() if id(p) in ids}
+        part.load_state_dict(saved)
+        if isinstance(part, torch.optim.SparseAdam):
+            for state in part.state.values():  # its own type, a Python int: the bias correction is then in double
+                state["step"] = int(state["step"])
+
+
+def entry_array(value) -> np.ndarray:
+    """One state entry as the canonical array: a tensor's values, or SparseAdam's int ``step`` as float32 (Adam's
+    type, so the two optimizers' states read alike)."""
+    if isinstance(value, torch.Tensor):
+        return np.array(value.detach().cpu().numpy(), order="C")
+    return np.array(value, np.float32)
 
 
 def _predicted(loss: ChoiceSpec, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -82,6 +82,10 @@ class Weight:
     forward pass in training mode, never by the optimizer, and does not count as a
     parameter. ``dtype`` is ``FLOAT`` (the model's float dtype) or a fixed dtype:
     torch keeps ``num_batches_tracked`` in int64 whatever the model's dtype.
+
+    ``sparse`` marks a table whose gradient holds only the rows a batch looked up
+    (torch's ``nn.Embedding(sparse=True)``): only some optimizers take it, and
+    ``sparse_adam`` updates just those rows (``dsl/objectives.py`` checks the pairing).
     """
 
     shape: tuple[int, ...]
@@ -89,6 +93,7 @@ class Weight:
     kind: Literal["parameter", "buffer"] = "parameter"
     dtype: str = FLOAT
     zero_rows: tuple[int, ...] = ()
+    sparse: bool = False
 
     @property
     def trainable(self) -> bool:

@@ -16,6 +16,11 @@ per id (an ``nn.Embedding(num, 1)`` read without its last axis), starting at zer
 bias does; over fields it takes ``vocab_sizes`` and offsets as ``field_embedding``.
 Their sizes default to the input's declared ``vocab:``, and a table smaller than a
 declared vocab is an error: the ids past it would have no row.
+
+``sparse: true`` is torch's ``nn.Embedding(sparse=True)``: the table's gradient holds
+only the rows the batch looked up (duplicates summed, ``padding_idx`` left out), and
+the optimizer must take such a gradient: ``sparse_adam`` (lazy Adam on those rows),
+or plain ``sgd`` (docs/PARITY.md §20).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ..tensors import TensorType, format_shape
-from ..types import Int, Params, PositiveInt
+from ..types import Bool, Int, Params, PositiveInt
 from .base import Constant, Example, Normal, OpDef, ShapeError, Weight
 
 Sizes = Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=4096)]
@@ -35,6 +40,7 @@ class EmbeddingParams(Params):
     num_embeddings: PositiveInt
     embedding_dim: PositiveInt
     padding_idx: Int | None = None
+    sparse: Bool = False
 
 
 def _require_ids(ids: TensorType) -> None:
@@ -68,7 +74,7 @@ def _infer_embedding(p: EmbeddingParams, ids: TensorType) -> tuple[EmbeddingPara
 
 def _embedding_weights(p: EmbeddingParams) -> dict[str, Weight]:
     zero = () if p.padding_idx is None else (p.padding_idx,)
-    return {"weight": Weight((p.num_embeddings, p.embedding_dim), Normal(1.0), zero_rows=zero)}
+    return {"weight": Weight((p.num_embeddings, p.embedding_dim), Normal(1.0), zero_rows=zero, sparse=p.sparse)}
 
 
 class FieldEmbeddingParams(Params):
@@ -138,12 +144,14 @@ OPS = (
         weights=_embedding_weights,
         id_bound=lambda p: p.num_embeddings,
         doc="Rows of a (num_embeddings, embedding_dim) table for integer ids (torch.nn.Embedding); padding_idx "
-            "stays zero and gets no gradient.",
+            "stays zero and gets no gradient; sparse: true gives the table a gradient of the looked-up rows only, "
+            "for optimizer sparse_adam.",
         examples=(
             Example((5,), {"num_embeddings": 11, "embedding_dim": 4}, "int64", 11),
             Example((3, 2), {"num_embeddings": 6, "embedding_dim": 3, "padding_idx": 0}, "int64", 6),
             Example((4,), {"num_embeddings": 7, "embedding_dim": 2, "padding_idx": -1}, "int32", 7),
             Example((), {"num_embeddings": 9, "embedding_dim": 3}, "int64", vocab=8),
+            Example((3, 2), {"num_embeddings": 9, "embedding_dim": 3, "padding_idx": 1, "sparse": True}, "int64", 5),
         ),
     ),
     OpDef(

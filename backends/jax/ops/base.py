@@ -20,6 +20,13 @@ Layout = Literal["channels_first", "channels_last", "any", "features"]
 Canonical = dict[str, np.ndarray]  # one layer's state-dict entries by suffix: {"weight": ..., "bias": ...}
 FlaxVars = dict[str, dict[str, np.ndarray]]  # one layer's Flax variables by collection: {"params": {"kernel": ...}}
 
+TOUCHED = "touched_rows"
+"""The Flax collection where a sparse table reports, in a training step, the rows the step looked up: a bool [V]
+mask under the table's own path and name (``{'user': {'embedding': mask}}`` beside ``params``' table), which the
+train step hands to the optimizer (``sparse_adam``). JAX's gradient of a gather is dense, zero on the rows not
+looked up but also on looked-up rows whose gradient sums to 0, so which rows torch's sparse gradient would hold
+can only come from the ids."""
+
 
 def no_weights_to_flax(canonical: Canonical, received) -> FlaxVars:
     return {}

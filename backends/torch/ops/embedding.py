@@ -8,7 +8,7 @@ from dsl import Node
 
 def embedding(node: Node) -> nn.Module:
     p = node.params
-    return nn.Embedding(p.num_embeddings, p.embedding_dim, padding_idx=p.padding_idx)
+    return nn.Embedding(p.num_embeddings, p.embedding_dim, padding_idx=p.padding_idx, sparse=p.sparse)
 
 
 def field_offsets(sizes: tuple[int, ...] | None) -> torch.Tensor | None:
