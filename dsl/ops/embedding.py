@@ -17,7 +17,7 @@ bias does; over fields it takes ``vocab_sizes`` and offsets as ``field_embedding
 Their sizes default to the input's declared ``vocab:``, and a table smaller than a
 declared vocab is an error: the ids past it would have no row.
 
-``sparse: true`` is torch's ``nn.Embedding(sparse=True)``: the table's gradient holds
+``sparse: true`` (on any of the three) is torch's ``nn.Embedding(sparse=True)``: the table's gradient holds
 only the rows the batch looked up (duplicates summed, ``padding_idx`` left out), and
 the optimizer must take such a gradient: ``sparse_adam`` (lazy Adam on those rows),
 or plain ``sgd`` (docs/PARITY.md §20).
@@ -80,11 +80,13 @@ def _embedding_weights(p: EmbeddingParams) -> dict[str, Weight]:
 class FieldEmbeddingParams(Params):
     vocab_sizes: Sizes | None = None
     embedding_dim: PositiveInt
+    sparse: Bool = False
 
 
 class BiasParams(Params):
     num_embeddings: PositiveInt | None = None
     vocab_sizes: Sizes | None = None
+    sparse: Bool = False
 
 
 def field_sizes(sizes: tuple[int, ...] | None, ids: TensorType) -> tuple[int, ...]:
@@ -158,7 +160,7 @@ OPS = (
         name="field_embedding",
         params=FieldEmbeddingParams,
         infer=_infer_field_embedding,
-        weights=lambda p: {"weight": Weight((sum(p.vocab_sizes), p.embedding_dim), Normal(1.0))},
+        weights=lambda p: {"weight": Weight((sum(p.vocab_sizes), p.embedding_dim), Normal(1.0), sparse=p.sparse)},
         id_bound=lambda p: p.vocab_sizes,
         doc="One id per field [N, F] -> [N, F, embedding_dim] from ONE table of sum(vocab_sizes) rows, field f's "
             "ids offset by the sizes before it (pytorch-fm's FeaturesEmbedding); vocab_sizes default to the "
@@ -167,13 +169,14 @@ OPS = (
             Example((3,), {"vocab_sizes": [4, 7, 2], "embedding_dim": 5}, "int64", (4, 7, 2)),
             Example((2,), {"embedding_dim": 3}, "int32", vocab=(3, 6)),
             Example((4, 2), {"vocab_sizes": [5, 9], "embedding_dim": 2}, "int64", (5, 9), vocab=5),
+            Example((3,), {"vocab_sizes": [4, 2, 6], "embedding_dim": 2, "sparse": True}, "int64", (4, 2, 6)),
         ),
     ),
     OpDef(
         name="bias",
         params=BiasParams,
         infer=_infer_bias,
-        weights=lambda p: {"weight": Weight((bias_rows(p), 1), Constant(0.0))},
+        weights=lambda p: {"weight": Weight((bias_rows(p), 1), Constant(0.0), sparse=p.sparse)},
         id_bound=lambda p: p.num_embeddings if p.vocab_sizes is None else p.vocab_sizes,
         doc="A learned scalar per id: ids [N] or [N, F] -> floats of the same shape, from a (rows, 1) table "
             "(nn.Embedding(rows, 1) without its last axis) starting at 0; num_embeddings for one id space, "
@@ -184,6 +187,7 @@ OPS = (
             Example((3,), {"vocab_sizes": [2, 5, 3]}, "int64", (2, 5, 3)),
             Example((4,), {}, "int64", vocab=(3, 1, 4, 2)),
             Example((2, 3), {"num_embeddings": 8}, "int64", 8),
+            Example((3,), {"vocab_sizes": [3, 5, 2], "sparse": True}, "int64", (3, 5, 2)),
         ),
     ),
 )

@@ -50,31 +50,36 @@ def _embedding(node: Node, ids, *, train: bool):
 
 class FieldTable(nn.Module):
     """One table for every field: field f's id i reads row offsets[f] + i (torch's FieldEmbedding); the offsets are
-    a constant of the module, not a variable, as they are a non-persistent buffer in torch."""
+    a constant of the module, not a variable, as they are a non-persistent buffer in torch. A ``sparse`` table
+    reports the rows it looked up, offsets added, as ``Embedding`` does."""
 
     rows: int
     features: int
     sizes: tuple[int, ...] | None
     table_init: object = jax.nn.initializers.normal(1.0)
+    sparse: bool = False
 
     @nn.compact
     def __call__(self, ids):
         table = self.param("embedding", self.table_init, (self.rows, self.features))
         if self.sizes is not None:
             ids = ids + jnp.asarray([0, *itertools.accumulate(self.sizes)][:-1], ids.dtype)
+        if self.sparse:
+            self.sow(TOUCHED, "embedding", looked_up(ids, self.rows), reduce_fn=jnp.logical_or,
+                     init_fn=lambda: jnp.zeros(self.rows, bool))
         return jnp.take(table, ids, axis=0)
 
 
 def _field_embedding(node: Node, ids, *, train: bool):
     p = node.params
-    return FieldTable(sum(p.vocab_sizes), p.embedding_dim, p.vocab_sizes, name=node.local_name)(ids)
+    return FieldTable(sum(p.vocab_sizes), p.embedding_dim, p.vocab_sizes, sparse=p.sparse, name=node.local_name)(ids)
 
 
 def _bias(node: Node, ids, *, train: bool):
     """A (rows, 1) table of zeros read without its last axis (torch's nn.Embedding(rows, 1))."""
     p = node.params
     rows = p.num_embeddings if p.vocab_sizes is None else sum(p.vocab_sizes)
-    return FieldTable(rows, 1, p.vocab_sizes, jax.nn.initializers.zeros, name=node.local_name)(ids)[..., 0]
+    return FieldTable(rows, 1, p.vocab_sizes, jax.nn.initializers.zeros, p.sparse, name=node.local_name)(ids)[..., 0]
 
 
 def _table(apply) -> JaxOp:

@@ -178,7 +178,7 @@ def _lstm_gates(pre, c):
 def _lstm_forward(x, w_ih, w_hh, bias):
     """The layer, projecting every step's input at once, and what the backward pass reads (time first)."""
     n, t, _ = x.shape
-    xw = (x.reshape(n * t, -1) @ w_ih.T + bias).reshape(n, t, -1).swapaxes(0, 1)
+    xw = (x.swapaxes(0, 1).reshape(t * n, -1) @ w_ih.T + bias).reshape(t, n, -1)  # x is the narrower to transpose
     kernel = w_hh.T
 
     def step(carry, xw_t):

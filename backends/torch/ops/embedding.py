@@ -20,8 +20,8 @@ class FieldEmbedding(nn.Embedding):
     """nn.Embedding over all fields' ids at once: field f's id i reads row offsets[f] + i (pytorch-fm's
     FeaturesEmbedding). The offsets are a non-persistent buffer, so the state dict is nn.Embedding's ``weight``."""
 
-    def __init__(self, rows: int, dim: int, sizes: tuple[int, ...] | None):
-        super().__init__(rows, dim)
+    def __init__(self, rows: int, dim: int, sizes: tuple[int, ...] | None, sparse: bool = False):
+        super().__init__(rows, dim, sparse=sparse)
         self.register_buffer("offsets", field_offsets(sizes), persistent=False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -31,8 +31,8 @@ class FieldEmbedding(nn.Embedding):
 class Bias(FieldEmbedding):
     """A learned scalar per id: nn.Embedding(rows, 1), zeros, read without its last axis."""
 
-    def __init__(self, rows: int, sizes: tuple[int, ...] | None):
-        super().__init__(rows, 1, sizes)
+    def __init__(self, rows: int, sizes: tuple[int, ...] | None, sparse: bool = False):
+        super().__init__(rows, 1, sizes, sparse)
         nn.init.zeros_(self.weight)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -41,12 +41,12 @@ class Bias(FieldEmbedding):
 
 def field_embedding(node: Node) -> nn.Module:
     p = node.params
-    return FieldEmbedding(sum(p.vocab_sizes), p.embedding_dim, p.vocab_sizes)
+    return FieldEmbedding(sum(p.vocab_sizes), p.embedding_dim, p.vocab_sizes, p.sparse)
 
 
 def bias(node: Node) -> nn.Module:
     p = node.params
-    return Bias(p.num_embeddings if p.vocab_sizes is None else sum(p.vocab_sizes), p.vocab_sizes)
+    return Bias(p.num_embeddings if p.vocab_sizes is None else sum(p.vocab_sizes), p.vocab_sizes, p.sparse)
 
 
 LOWERINGS = {"embedding": embedding, "field_embedding": field_embedding, "bias": bias}
