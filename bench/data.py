@@ -14,6 +14,10 @@ Dense inputs of any shape are made the same way: the LSTM's frames (N, T, F) are
 ``planted_tokens`` task (``backends/data/sequences.py``), drawn here with the same
 rules: id 1 first (BERT's [CLS]), random filler ids, one class token, right-padded
 with 0 to a random length, a keep mask (1 on real tokens) and zero token types.
+Click models (DeepFM) get ``make_click_data``: the spec's ``planted_clicks`` task
+(``backends/data/clicks.py``) drawn with its rules: standard normal dense features,
+one uniform id below each field's declared vocab, and float32 0/1 labels drawn from
+the sigmoid of a fixed seeded factorization machine (``click_world``, rank 4).
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ NUM_CLASSES = 10
 class BenchData:
     images: np.ndarray | None  # uint8 (N, C, H, W); None for token data
     x: np.ndarray              # the model's first input: float32 (N, C, H, W) normalized to [-1, 1], or int64 ids
-    y: np.ndarray              # int64 (N,)
-    extra: dict = field(default_factory=dict)  # the model's further inputs by spec name (BERT's masks)
+    y: np.ndarray              # int64 class ids (N,), or float32 0/1 labels (N,) for one binary logit
+    extra: dict = field(default_factory=dict)  # the model's further inputs by spec name (BERT's masks, ids)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -66,8 +70,25 @@ def make_token_data(num_examples: int, seed: int, length: int, vocab: int, class
                                                         "attention_mask": mask.astype(np.int64)})
 
 
+@lru_cache(maxsize=2)
+def make_click_data(num_examples: int, seed: int, fields: tuple[int, ...]) -> BenchData:
+    """planted_clicks-shaped: ``x`` dense float32 (N, 13), ``extra['sparse']`` int64 (N, 26) with field f's ids
+    below ``fields[f]``, ``y`` float32 clicks drawn from the planted FM's probability (a teacher the model can
+    learn, so the loss falls; its world is fixed by the vocab, the examples by ``seed``)."""
+    from backends.data.clicks import DENSE, click_world
+
+    rng = np.random.default_rng([seed, 0xC11C])
+    dense = rng.standard_normal((num_examples, DENSE)).astype(np.float32)
+    sparse = np.stack([rng.integers(0, size, num_examples) for size in fields], axis=1)
+    chance = 1 / (1 + np.exp(-click_world(fields, 4).logit(dense, sparse)))
+    return BenchData(None, dense, (rng.random(num_examples) < chance).astype(np.float32), {"sparse": sparse})
+
+
 def model_data(model, num_examples: int, seed: int) -> BenchData:
-    """The data a ``bench.models.ModelDef`` trains on: tokens for a token model, else dense inputs."""
+    """The data a ``bench.models.ModelDef`` trains on: tokens for a token model, clicks for a click model,
+    else dense inputs."""
+    if model.fields:
+        return make_click_data(num_examples, seed, model.fields)
     if model.vocab:
         return make_token_data(num_examples, seed, model.shape[0], model.vocab, model.classes)
     return make_data(num_examples, seed, model.shape, model.classes)

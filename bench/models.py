@@ -1,7 +1,7 @@
 """The benchmarked models: their dslc spec, which hand-written references exist, and the
 settings every variant trains with.
 
-A model is named by a key (``mlp``, ``cnn``, ``resnet20``, ``bert``, ``lstm``) or by a spec path; a spec
+A model is named by a key (``mlp``, ``cnn``, ``resnet20``, ``bert``, ``lstm``, ``deepfm``) or by a spec path; a spec
 with no hand-written references here is benchmarked on dslc's two targets only (add
 its references to ``bench/references/`` and a row here to compare it).
 
@@ -52,14 +52,18 @@ class ModelDef(Entry):
     batch_size: int                # from the spec's train section
     optimizer: Optimizer           # from the spec's train section
     shape: tuple[int, ...]         # one example, channels first (the spec's first input)
-    classes: int                   # the spec's output features
+    classes: int                   # the spec's output features; 1 for one logit per example ([N], binary)
     vocab: int | None              # token models: the table size of the embedding reading the first input
+    fields: tuple[int, ...] | None  # click models: the per-field vocab of the categorical input
 
 
 _NO_KERAS = "no Keras ResNet-20 reference (optional; not written)"
 _NO_LOADER = "the article's pipeline reads single-channel (MNIST) images"
 _SEQUENCE_SKIPS = {"torch-dataloader": _NO_LOADER, "keras-jax": "no Keras sequence references (not written)",
                    "keras-torch": "no Keras sequence references (not written)"}
+_RECOMMENDER_SKIPS = {"torch-dataloader": "the article's pipeline reads images, not click logs",
+                      "keras-jax": "no Keras recommender references (not written)",
+                      "keras-torch": "no Keras recommender references (not written)"}
 
 MODELS = MappingProxyType({
     # 937 full batches of 64 = one MNIST epoch (60,000 examples, the last partial batch dropped).
@@ -78,6 +82,11 @@ MODELS = MappingProxyType({
     # A 2-layer LSTM(40 -> 128) over 50 frames, batch 64, Adam.
     "lstm": Entry("specs/lstm_classifier.yaml", "lstm", steps=20, smoke_steps=2, examples=4096,
                   skipped=MappingProxyType(_SEQUENCE_SKIPS)),
+    # DeepFM over 13 dense features and 26 categorical fields (224,556 ids), batch 1024, Adam. 65,536
+    # planted_clicks-shaped examples are 64 batches. 25 steps (one of dslc JAX's multi-step calls): ~2 s for
+    # the JAX variants (~70 ms a step) and ~5-10 s for the torch ones (~0.2-0.4 s a step) on a 2-core CPU.
+    "deepfm": Entry("specs/deepfm_criteo.yaml", "deepfm", steps=25, smoke_steps=2, examples=65536,
+                    skipped=MappingProxyType(_RECOMMENDER_SKIPS)),
 })
 
 
@@ -102,7 +111,13 @@ def _define(key: str, entry: Entry) -> ModelDef:
         listed["skipped"] = MappingProxyType({"hf-torch": "no Hugging Face model", **entry.skipped})
     return ModelDef(**listed, key=key, batch_size=spec.train.batch_size,
                     optimizer=Optimizer(optimizer.name, MappingProxyType(optimizer.params.model_dump())),
-                    shape=tuple(input_type.shape), classes=int(graph.output_type.shape[0]), vocab=_vocab(graph))
+                    shape=tuple(input_type.shape), classes=_classes(graph), vocab=_vocab(graph), fields=_fields(graph))
+
+
+def _classes(graph) -> int:
+    """The output's features: class logits [N, C], or 1 for one binary logit per example [N]."""
+    shape = graph.output_type.shape
+    return int(shape[0]) if shape else 1
 
 
 def _vocab(graph) -> int | None:
@@ -110,6 +125,12 @@ def _vocab(graph) -> int | None:
     first = graph.inputs[0][0]
     tables = [n.params.num_embeddings for n in graph.nodes if n.op == "embedding" and first in n.inputs]
     return tables[0] if tables else None
+
+
+def _fields(graph) -> tuple[int, ...] | None:
+    """The per-field vocab of an input that declares one (a click model's categorical fields), if any."""
+    declared = [t.vocab for _, t in graph.inputs if isinstance(t.vocab, tuple)]
+    return declared[0] if declared else None
 
 
 @lru_cache(maxsize=8)

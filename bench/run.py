@@ -1,6 +1,6 @@
 """Runs the benchmark: dslc's two targets against hand-written references, interleaved.
 
-    python -m bench.run [--models mlp,cnn,resnet20,bert,lstm] [--repeats 5] [--steps N] [--smoke]
+    python -m bench.run [--models mlp,cnn,resnet20,bert,lstm,deepfm] [--repeats 5] [--steps N] [--smoke]
                         [--out bench/results/latest.json]
 
 For each model every variant is set up once (build, same initial weights, compile,
@@ -42,6 +42,8 @@ CHECKS = [
     ("dslc JAX / hand-written Flax", "dslc-jax", "flax-ref", 0.97, None),
     ("dslc torch / hand-written torch (sequence issue)", "dslc-torch", "torch-ref", 1.0, {"bert", "lstm"}),
     ("dslc JAX / hand-written Flax (sequence issue)", "dslc-jax", "flax-ref", 1.0, {"bert", "lstm"}),
+    ("dslc torch / hand-written torch (recommender issue)", "dslc-torch", "torch-ref", 1.0, {"deepfm"}),
+    ("dslc JAX / hand-written Flax (recommender issue)", "dslc-jax", "flax-ref", 1.0, {"deepfm"}),
     ("dslc torch / transformers' BertForSequenceClassification", "dslc-torch", "hf-torch", 1.0, None),
     ("dslc JAX / Keras 3 (JAX)", "dslc-jax", "keras-jax", 1.2, {"mlp"}),
     ("dslc JAX / hand-written torch", "dslc-jax", "torch-ref", 1.5, {"cnn"}),

@@ -5,8 +5,8 @@ same canonical weights over the same index batches, each step's loss of torch-re
 flax-ref and both dslc targets agree (to 1e-6 relative: torch-ref sums its losses in a
 float32 tensor; the others agree to ~1e-12), with each model's spec optimizer
 (Adam for mlp, cnn and the LSTM; SGD with momentum and torch's coupled weight decay
-for ResNet-20; AdamW for BERT). BERT is also checked against transformers' own
-``BertForSequenceClassification`` (hf-torch; its float64 losses equal the
+for ResNet-20; AdamW for BERT; Adam and binary cross-entropy for DeepFM). BERT is
+also checked against transformers' own ``BertForSequenceClassification`` (hf-torch; its float64 losses equal the
 hand-written torch model's exactly). BERT's dropout is turned off for the
 comparison (each framework draws its own masks): the references are built with
 ``dropout=0.0`` and dslc's graph is ``backends.parity.deterministic``'s, the one
@@ -14,6 +14,10 @@ comparison (each framework draws its own masks): the references are built with
 ResNet-20's losses drift apart within a few steps at lr 0.1 (float32 against float64
 of one implementation does too; see bench/README.md), so the bench's loss column
 cannot show this for it.
+
+DeepFM is also checked in float32 and evaluation mode, the precision the bench runs:
+each reference's logits and loss against dslc's lowering on the same framework, from
+weights whose tables are scaled up so that every term of the logit counts.
 """
 
 import numpy as np
@@ -31,7 +35,12 @@ EXAMPLES, BATCH, STEPS = 64, 16, 3
 
 
 def _no_dropout(model) -> dict:
-    return {"dropout": 0.0} if model.reference == "bert" else {}
+    return {"dropout": 0.0} if model.reference in ("bert", "deepfm") else {}
+
+
+def _double(t):
+    """float64 for float tensors (inputs, 0/1 labels); ids and class ids keep their integer dtype."""
+    return t.double() if t.is_floating_point() else t
 
 
 def _torch_ref(model, state, data, batches, hf=False):
@@ -39,8 +48,8 @@ def _torch_ref(model, state, data, batches, hf=False):
 
     module, optimizer = torch_ref.build(model.reference, state, model.optimizer, hf=hf, **_no_dropout(model))
     module.double()  # in place: the optimizer keeps the same parameters
-    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-    x = (x, *map(torch.from_numpy, data.extra.values())) if data.extra else x.double()
+    x, y = _double(torch.from_numpy(data.x)), _double(torch.from_numpy(data.y))
+    x = (x, *map(torch.from_numpy, data.extra.values())) if data.extra else x
     return [torch_ref.train_in_memory(module, optimizer, x, y, [b])[0] for b in batches]
 
 
@@ -62,7 +71,8 @@ def _dslc(target, model, state, data, batches):
     return [float(t.train_steps(columns, [b])["loss"]) / len(b) for b in batches]
 
 
-@pytest.mark.parametrize("key", ["mlp", "cnn", "lstm", "bert", pytest.param("resnet20", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("key", ["mlp", "cnn", "lstm", "bert", "deepfm",
+                                 pytest.param("resnet20", marks=pytest.mark.slow)])
 def test_references_train_as_dslc(key):
     model = resolve(key)
     state = init_weights(load(model)[1], 0)
@@ -77,3 +87,54 @@ def test_references_train_as_dslc(key):
     for name, train in others:
         losses = train(model, state, data, batches)
         np.testing.assert_allclose(losses, expected, rtol=1e-6, err_msg=f"{key}: {name} against torch-ref")
+
+
+def _deepfm_state() -> dict:
+    """DeepFM's canonical weights with its two tables drawn at a scale where they matter: at init the first-order
+    table is zeros and the embeddings' xavier std is 0.003, so a reference that dropped a term or misplaced a
+    field's offset would still match dslc's logits."""
+    state = init_weights(load(resolve("deepfm"))[1], 0)
+    rng = np.random.default_rng(1)
+    for name, std in (("field_bias.weight", 0.5), ("embeddings.weight", 0.3)):
+        state[name] = rng.normal(0, std, state[name].shape).astype(np.float32)
+    return state
+
+
+def _torch_outputs(model, state, x, y) -> tuple[np.ndarray, float]:
+    """torch-ref's logits and mean loss in evaluation mode, float32."""
+    import torch
+
+    module, _ = torch_ref.build("deepfm", state, model.optimizer)
+    with torch.no_grad():
+        logits = module.eval()(*map(torch.from_numpy, x))
+        return logits.numpy(), float(torch_ref._loss(logits, torch.from_numpy(y)))
+
+
+def _flax_outputs(model, state, x, y) -> tuple[np.ndarray, float]:
+    """flax-ref's logits and mean loss in evaluation mode (``train=False``), float32."""
+    import jax.numpy as jnp
+
+    params, _ = flax_ref.params_from_torch("deepfm", state)
+    logits = flax_ref.DeepFM().apply({"params": params}, *flax_ref.model_inputs(x, jnp.float32), train=False)
+    return np.asarray(logits), float(flax_ref._loss(logits, jnp.asarray(y)))
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_deepfm_references_compute_dslc_logits(target):
+    """torch-ref against dslc's torch lowering, flax-ref against its JAX one, in float32 and evaluation mode:
+    logits within 1e-5 of the largest |logit| (parity's float32 output tolerance; measured: identical), the
+    mean binary cross-entropy to 1e-6 relative. dslc's graph is ``deterministic``'s (dropout p = 0): the JAX
+    target's ``loss_and_grads`` applies dropout even with ``train=False`` (its loss was 1.4e-4 off)."""
+    model = resolve("deepfm")
+    spec, graph = load(model)
+    graph = deterministic(graph)[0]
+    state, data = _deepfm_state(), model_data(model, 256, 0)
+    x = (data.x, data.extra["sparse"])
+    logits, loss = {"torch": _torch_outputs, "jax": _flax_outputs}[target](model, state, x, data.y)
+    dslc = make_target(target, graph, spec.train, seed=0, objective=resolve_objective(spec, graph))
+    dslc.load_state(state)
+    expected = np.asarray(dslc.forward(x)[0])
+    assert np.abs(expected).max() > 5  # every term counts: the tables' scale reaches the logits
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    batch = {"dense": data.x, "sparse": data.extra["sparse"], "logit": data.y}
+    np.testing.assert_allclose(loss, dslc.loss_and_grads(batch, train=False)[0], rtol=1e-6)

@@ -22,6 +22,13 @@
   ``dropout`` rng folded with the step (``nn.Embed`` has no ``padding_idx``: the padding
   row's gradient is zero anyway, as padded keys get zero attention and the pooler
   reads token 0).
+* DeepFM is linen ``nn.Embed`` tables over all fields' ids, field f's id i at row
+  ``offsets[f] + i`` (a constant, as pytorch-fm's offsets), ``nn.Dense`` for the dense
+  features' linear and the MLP, dropout from the ``dropout`` rng as BERT's; module
+  names are the spec's (``field_bias``, ``embeddings``, ``mlp/0`` ... ``mlp/9``), so the
+  canonical weights convert by name. One logit per example: the loss is
+  ``optax.sigmoid_binary_cross_entropy`` on float 0/1 labels, and a prediction is
+  correct when ``(logit > 0) == label``.
 * The state is ``flax.training.train_state.TrainState`` (plus ``batch_stats``) with the
   spec's optimizer in optax: ``optax.adam(lr)``, or for SGD with torch's coupled
   weight decay ``optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum))``
@@ -283,7 +290,45 @@ class Bert(nn.Module):
         return nn.Dense(self.c["num_labels"], name="classifier")(pooled)
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20, "lstm": LSTMClassifier, "bert": Bert}
+CRITEO_FIELDS = (1460, 583, 10131, 2202, 305, 24, 12517, 633, 3, 93145, 5683, 8351, 3194, 27, 14992, 5461, 10,
+                 5652, 2173, 4, 7046, 18, 15, 28656, 105, 22166)
+
+
+class DeepMLP(nn.Module):
+    """400-400-400 ReLU with dropout, then one logit; Dense layers named by their torch ``nn.Sequential`` index."""
+
+    hidden: int
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for index in (0, 3, 6):
+            x = nn.relu(nn.Dense(self.hidden, name=str(index))(x))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(1, name="9")(x)
+
+
+class DeepFM(nn.Module):
+    """Guo et al.'s DeepFM: per-id first-order weights plus a Dense of the dense features, the FM's pairwise term
+    over the field embeddings, and an MLP over [embeddings, dense]; one logit per example."""
+
+    fields: tuple[int, ...] = CRITEO_FIELDS
+    dim: int = 10
+    hidden: int = 400
+    dropout: float = 0.2
+
+    @nn.compact
+    def __call__(self, dense, sparse, train: bool = True):
+        ids = sparse + jnp.asarray(np.cumsum((0, *self.fields[:-1])), sparse.dtype)
+        v = nn.Embed(sum(self.fields), self.dim, name="embeddings")(ids)
+        first = nn.Embed(sum(self.fields), 1, name="field_bias")(ids).sum(1) + nn.Dense(1, name="dense_linear")(dense)
+        fm = 0.5 * (v.sum(1) ** 2 - (v ** 2).sum(1)).sum(1, keepdims=True)
+        deep = DeepMLP(self.hidden, self.dropout, name="mlp")(jnp.concatenate([v.reshape(len(v), -1), dense], 1),
+                                                             train)
+        return (first + fm + deep)[:, 0]
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20, "lstm": LSTMClassifier, "bert": Bert, "deepfm": DeepFM}
 
 
 class TrainState(train_state.TrainState):
@@ -295,8 +340,9 @@ def params_from_torch(model: str, state: dict[str, np.ndarray], dtype=jnp.float3
     """Canonical (torch) weights -> this module's (params, batch_stats): kernels transposed, NHWC flatten order."""
     if model == "resnet20":
         return tuple(_cast(tree, dtype) for tree in _resnet_from_torch(state))
-    if model in ("bert", "lstm"):
-        return _cast((_bert_from_torch if model == "bert" else _lstm_from_torch)(state), dtype), None
+    if model in ("bert", "lstm", "deepfm"):
+        convert = {"bert": _bert_from_torch, "lstm": _lstm_from_torch, "deepfm": _deepfm_from_torch}[model]
+        return _cast(convert(state), dtype), None
     params = {"fc2": {"kernel": state["fc2.weight"].T, "bias": state["fc2.bias"]}}
     fc1 = state["fc1.weight"]  # (128, C*H*W) in torch's (C, H, W) flatten order
     if model == "cnn":
@@ -373,6 +419,18 @@ def _lstm_from_torch(state: dict[str, np.ndarray]) -> dict:
     return _nest(flat)
 
 
+def _deepfm_from_torch(state: dict[str, np.ndarray]) -> dict:
+    """Same names (``mlp.3.weight`` -> ``mlp/3/kernel``, transposed); the two tables' ``weight`` -> ``embedding``."""
+    flat = {}
+    for key, value in state.items():
+        *path, name = key.split(".")
+        if path[0] in ("field_bias", "embeddings"):
+            flat[(*path, "embedding")] = value
+        else:
+            flat[(*path, "kernel" if name == "weight" else "bias")] = value.T if name == "weight" else value
+    return _nest(flat)
+
+
 def _cast(tree, dtype):
     return jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
 
@@ -411,8 +469,20 @@ def _loss_and_metrics(state, params, inputs, labels):
         logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, *inputs, train=True,
                                          mutable=["batch_stats"])
         batch_stats = updates["batch_stats"]
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, ((logits.argmax(-1) == labels).sum(), batch_stats)
+    return _loss(logits, labels), (_hits(logits, labels), batch_stats)
+
+
+def _loss(logits, labels):
+    """Cross-entropy over class logits [N, C]; binary cross-entropy for one logit per example [N]."""
+    if logits.ndim == 1:
+        return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def _hits(logits, labels):
+    """Correct predictions: the argmax against class ids, or the logit's sign against 0/1 labels."""
+    predicted = (logits > 0).astype(labels.dtype) if logits.ndim == 1 else logits.argmax(-1)
+    return (predicted == labels).sum()
 
 
 def _update(state, inputs, labels):
@@ -451,7 +521,7 @@ class Trainer:
         """``inputs``: the bench's (images NCHW, frames, or a tuple of BERT's three); ``dtype``: of the weights,
         the float inputs and the computation (float64 in the parity test); ``kwargs`` go to the model."""
         self.mode, self.state = mode, create_state(model, state, optimizer, dtype, **kwargs)
-        x, labels = model_inputs(inputs, dtype), labels.astype(np.int32)
+        x, labels = model_inputs(inputs, dtype), labels.astype(np.int32 if labels.dtype.kind == "i" else dtype)
         if mode == "device":
             self.x, self.y = jax.device_put(x), jax.device_put(labels)
         else:

@@ -18,6 +18,16 @@ additive mask ``(1 - attention_mask) * finfo.min`` (transformers' ``sdpa`` path)
 ``HFBert`` is transformers' own model, the ``hf-torch`` variant. ``LSTMClassifier``
 is ``nn.LSTM(batch_first=True)`` + ``nn.Linear`` on the last layer's ``h_n``.
 
+``DeepFM`` is written as pytorch-fm writes it (``FeaturesLinear``, ``FeaturesEmbedding``,
+``FactorizationMachine``, ``MultiLayerPerceptron``): ``nn.Embedding`` tables over all
+fields' ids at once, field f's id i at row ``offsets[f] + i`` (a non-persistent buffer),
+the FM term as ``0.5 * (square_of_sum - sum_of_square)``, the MLP an ``nn.Sequential``;
+its attributes carry the spec's node names, so the canonical weights load strictly.
+A model with one logit per example ([N]) trains with
+``F.binary_cross_entropy_with_logits`` (``nn.BCEWithLogitsLoss``'s function) on float
+0/1 labels and counts ``(logit > 0) == label`` as correct; class logits [N, C] with
+``F.cross_entropy`` and the argmax.
+
 ``train_in_memory`` reads index batches from tensors already in memory, in the same
 order dslc is given; a model with several inputs (BERT's ids, token types and mask)
 gets them as a tuple, in the spec's order. ``DataLoaderPipeline`` is the article's way: a ``Dataset`` over
@@ -259,7 +269,38 @@ class HFBert(nn.Module):
         return self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask).logits
 
 
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20, "lstm": LSTMClassifier, "bert": Bert}
+CRITEO_FIELDS = (1460, 583, 10131, 2202, 305, 24, 12517, 633, 3, 93145, 5683, 8351, 3194, 27, 14992, 5461, 10,
+                 5652, 2173, 4, 7046, 18, 15, 28656, 105, 22166)
+"""specs/deepfm_criteo.yaml's per-field vocab of its ``sparse`` input."""
+
+
+class DeepFM(nn.Module):
+    """Guo et al.'s DeepFM as pytorch-fm writes it: first-order weights per id plus a linear of the dense
+    features, the FM's pairwise term over the field embeddings, and an MLP over [embeddings, dense]."""
+
+    def __init__(self, fields: tuple[int, ...] = CRITEO_FIELDS, dense: int = 13, dim: int = 10,
+                 hidden: int = 400, dropout: float = 0.2):
+        super().__init__()
+        self.register_buffer("offsets", torch.tensor((0, *itertools.accumulate(fields))[:-1]), persistent=False)
+        self.field_bias = nn.Embedding(sum(fields), 1)  # pytorch-fm's FeaturesLinear.fc
+        self.dense_linear = nn.Linear(dense, 1)           # its bias is the global w_0
+        self.embeddings = nn.Embedding(sum(fields), dim)  # pytorch-fm's FeaturesEmbedding
+        layers, width = [], len(fields) * dim + dense
+        for _ in range(3):
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        self.mlp = nn.Sequential(*layers, nn.Linear(hidden, 1))
+
+    def forward(self, dense, sparse):
+        ids = sparse + self.offsets
+        v = self.embeddings(ids)
+        first = self.field_bias(ids).sum(1) + self.dense_linear(dense)
+        fm = 0.5 * (v.sum(1) ** 2 - (v ** 2).sum(1)).sum(1, keepdim=True)
+        deep = self.mlp(torch.cat([v.flatten(1), dense], 1))
+        return (first + fm + deep).squeeze(1)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet20": ResNet20, "lstm": LSTMClassifier, "bert": Bert, "deepfm": DeepFM}
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 """The spec's optimizer name -> torch.optim class; dslc's argument names are these classes' own."""
 
@@ -293,13 +334,26 @@ def _train(module: nn.Module, optimizer, pairs) -> tuple[float, float, int]:
     for inputs, targets in pairs:
         optimizer.zero_grad(set_to_none=True)
         logits = module(*inputs) if isinstance(inputs, tuple) else module(inputs)
-        loss = F.cross_entropy(logits, targets)
+        loss = _loss(logits, targets)
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(targets)
-        correct += (logits.detach().argmax(1) == targets).sum()
+        correct += _hits(logits.detach(), targets)
         seen += len(targets)
     return float(loss_sum) / seen, float(correct) / seen, seen
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over class logits [N, C]; binary cross-entropy for one logit per example [N]."""
+    if logits.ndim == 1:
+        return F.binary_cross_entropy_with_logits(logits, targets)
+    return F.cross_entropy(logits, targets)
+
+
+def _hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Correct predictions: the argmax against class ids, or the logit's sign against 0/1 labels."""
+    predicted = (logits > 0).to(targets.dtype) if logits.ndim == 1 else logits.argmax(1)
+    return (predicted == targets).sum()
 
 
 class ImageDataset(torch.utils.data.Dataset):
