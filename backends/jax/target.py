@@ -254,12 +254,17 @@ class JaxTarget:
 
     def loss_and_grads(self, batch: dict[str, np.ndarray], phase: int = 0, train: bool = True):
         """The mean loss of step ``phase`` of the objective on ``batch`` and the gradients of the weights that
-        step updates, after the earlier phases ran without updating anything (see the torch target)."""
+        step updates, after the earlier phases ran without updating anything (see the torch target). With
+        ``train=False`` the model runs in evaluation mode (no dropout, BatchNorm's running statistics), as the
+        torch target's ``module.train(False)``."""
         batch, rng = self.put(batch), self.state.key
         model_state = self.state.model_state
-        for model, step in self.phases[:phase]:
+        phases = self.phases
+        if not train:
+            phases, _ = JAX_OBJECTIVES[self.objective.name](self.objective, _evaluating(self.apply))
+        for model, step in phases[:phase]:
             _, (_, model_state) = step(self.state.params, model_state, batch, rng)
-        model, step = self.phases[phase]
+        model, step = phases[phase]
 
         def objective(part):
             return step(put_sub(self.state.params, model, part), model_state, batch, rng)[0]
@@ -267,6 +272,14 @@ class JaxTarget:
         loss, grads = jax.value_and_grad(objective)(sub(self.state.params, model))
         grads = state_from_variables(self.graph, {"params": put_sub(self.state.params, model, grads)})
         return float(loss), {w: grads[w] for w in trainable_names(self.graph.submodel(model))}
+
+
+def _evaluating(apply):
+    """``apply`` always in evaluation mode, whatever mode the objective asks for."""
+    def evaluating(model, params, model_state, inputs, train, rng):
+        return apply(model, params, model_state, inputs, False, rng)
+
+    return evaluating
 
 
 def _shaped(target: JaxTarget, data, size: int, kind: str | int | None = None):
