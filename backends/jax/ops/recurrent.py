@@ -17,6 +17,11 @@ axis alone, or transposing alone, changed nothing: XLA runs the stacked [D, N, .
 einsum as a batched matmul, slower than a plain one. A one-direction LSTM layer has
 its own backward pass (``lstm_layer``: weight gradients as three products after the
 reverse scan, not accumulated inside it), and there projecting every input up front wins.
+Measured and dropped (2-layer LSTM(40 -> 128), T 50, N 64): saving fewer arrays from
+the forward scan (15 -> 20-23 ms a layer), one fused gate kernel through tanh(x) =
+2·sigmoid(2x) − 1, scan unrolling, and a wavefront running all layers in one scan of
+T + L − 1 steps (the bench at 0.75x: per-iteration overhead is under 3% of the step,
+and the upper layers' input projections move into the loop).
 Two directions run in one scan, over weights stacked on a leading axis, the
 backward one reading time reversed: half the sequential steps of two scans, and
 half the compilations.
