@@ -65,8 +65,10 @@ def generated_moments_gap(path, weights, seed=0) -> float:
     return float(np.linalg.norm(fake.mean(0) - real.mean(0)) + np.linalg.norm(fake.std(0) - real.std(0)))
 
 
-@pytest.mark.parametrize("target", ["torch", "jax"])
+@pytest.mark.parametrize("target", [pytest.param("torch", marks=pytest.mark.slow), "jax"])
 def test_gan_generates_digit_like_images_on_both_targets(tmp_path, target):
+    """40 epochs of the digits GAN. torch's run (35-68 s here) is under ``-m slow``: CI trains a torch GAN to the
+    end through tests/test_zoo.py's dcgan_digits, and checks both GAN phases on both targets below."""
     path = "specs/gan_digits.yaml"
     spec, graph = dsl.load(REPO / path)
     lines = run(path, target, tmp_path / "r", epochs=40)

@@ -68,7 +68,8 @@ def _records(out) -> list[dict]:
             for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("spec", [SPEC, "specs/gan_digits.yaml"], ids=["mlp", "gan"])
+@pytest.mark.parametrize("spec", [SPEC, pytest.param("specs/gan_digits.yaml", marks=pytest.mark.slow)],
+                         ids=["mlp", "gan"])  # the GAN's two optimizers (12-18 s a target here): -m slow
 @pytest.mark.parametrize("target", ["torch", "jax"])
 def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, target, spec):
     """The GAN adds two models with an optimizer each, two steps per batch and noise drawn per epoch."""

@@ -204,7 +204,7 @@ def test_looked_up_leaves_out_padding_as_torchs_sparse_gradient_does():
     assert rows.tolist() == [False, True, True, False, False, True, False]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", [pytest.param("float32", marks=pytest.mark.slow), "float64"])  # 9 s: -m slow
 def test_dslc_check_passes(dtype):
     """``dslc check`` on the sparse spec: gradients (torch's sparse one densified), 5 steps synced from torch's
     state each step, at the check's own tolerances."""

@@ -10,7 +10,7 @@ from flax import linen as nn
 from backends.jax import threefry
 from backends.jax.ops.dropout import Dropout
 
-SHAPES = [(7,), (3, 5), (32, 2, 16, 16), (2, 3, 4, 5, 6)]
+SHAPES = [(7,), (32, 2, 16, 16), (2, 3, 4, 5, 6)]
 
 
 @pytest.fixture(params=[False, True], ids=["float32", "float64"])
@@ -31,7 +31,7 @@ def test_bits_are_jax_random_bits(shape, seed):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("p", [0.1, 0.9])
 def test_bernoulli_is_jax_random_bernoulli(x64, shape, p):
     key = jax.random.fold_in(jax.random.key(3), len(shape))
     ours = jax.jit(threefry.bernoulli, static_argnums=(1, 2))(key, p, shape)
