@@ -26,14 +26,16 @@ cost is its 60 time steps (torch's per-step LSTM kernels, JAX's compiles), not i
 
 
 HEAVY = {"specs/resnet18.yaml", "specs/resnet20_cifar.yaml", "specs/dcgan_mnist.yaml", "specs/bert_tiny_hf.yaml",
-         "specs/lstm_speech_ctc.yaml", "specs/transformer_translate.yaml", "specs/deepfm_criteo.yaml"}
+         "specs/lstm_speech_ctc.yaml", "specs/transformer_translate.yaml", "specs/deepfm_criteo.yaml",
+         "specs/unet_small.yaml", "specs/digits_gated_mini.yaml"}
 """Checked under ``pytest -m slow`` in both dtypes (40-260 s each here; lstm_speech_ctc at batch 4: float32 38 s,
 23 s of CPU, with one thread each; float64 37 s, both on a loaded machine). transformer_translate: 86 s (float32)
 and 73 s (float64) at load average 7 whatever the batch (4 or 32): 49 s of a 92 s profile is XLA compiling JAX's
 eager probes (``JaxTarget.loss_and_grads`` and ``forward`` run op by op: 413 compilations), not computing.
 deepfm_criteo: 40 s (float32) and 22 s (float64) on a shared 2-core CPU, its 2.9M parameters (two tables of
 224,556 rows) compared weight by weight; tests/test_recommender.py pins its keys and counts in CI, and every op
-it uses is in tests/test_op_parity.py."""
+it uses is in tests/test_op_parity.py. unet_small (25 s) and digits_gated_mini (20 s) in float32 joined them to keep
+CI under 20 minutes; their ops are in tests/test_op_parity.py in both dtypes."""
 HEAVY_FLOAT64 = {"specs/dcgan_digits.yaml", "specs/unet_small.yaml", "specs/digits_bn_cnn.yaml",
                  "specs/resnet_tiny.yaml", "specs/digits_gated_mini.yaml", "specs/mf_movielens.yaml"}
 """Their float64 checks (14-19 s each here; mf_movielens 14 s, as its float32 one) run under ``pytest -m slow``;
