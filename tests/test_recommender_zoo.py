@@ -39,9 +39,9 @@ def smaller(path: str, train_size: int, test_size: int):
 
 
 def truth_auc(spec, graph) -> float:
-    """The planted logit's AUC on the spec's test split: the ceiling."""
-    test = load_dataset(spec, graph).test
-    world = click_world(click_vocab(feeds_of(spec, graph, "planted_clicks"), 30), 4)
+    """The planted logit's AUC on the spec's test split: the ceiling (the world of the spec's own arguments)."""
+    test, options = load_dataset(spec, graph).test, spec.data.options("planted_clicks")
+    world = click_world(click_vocab(feeds_of(spec, graph, "planted_clicks"), options.ids), options.rank)
     return planted_auc(world, Split({"dense": test["dense"], "sparse": test["sparse"], "label": test["logit"]}))
 
 
