@@ -36,6 +36,7 @@ from .runs import plan_run_dir, start_run_dir
 from .split_metrics import split_metrics
 from .target import Target, make_target
 from .weights import init_weights, save_weights, write_atomic
+from .world import World
 
 EVAL_BATCH_SIZE = 1000
 CHECKPOINT_SECONDS = 30.0
@@ -62,6 +63,7 @@ class TrainOptions:
     checkpoint_every: int | None = None  # steps between checkpoints; None: every CHECKPOINT_SECONDS of training
     spec_path: Path | None = None  # recorded in the checkpoint, with the spec's text, for --resume
     spec_text: str | None = None
+    world: World = field(default_factory=World)  # this process among a data-parallel run's; rank 0 writes
 
 
 def resolve_train_spec(spec: Spec, options: TrainOptions):

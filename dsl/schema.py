@@ -277,6 +277,12 @@ class TrainSpec(Params):
     batch_size: PositiveInt = 32
     epochs: PositiveInt = 1
     metrics: Metrics = []
+    precision: Literal["float32", "bf16"] = "float32"
+    """``bf16``: mixed precision, bfloat16 compute with float32 weights and optimizer state (torch autocast, and
+    the same policy in JAX); ``--precision`` overrides it."""
+    sync_batch_norm: bool = False
+    """Data-parallel runs: BatchNorm statistics over the global batch (torch ``SyncBatchNorm``) instead of each
+    replica's shard (DDP's default, which the JAX target reproduces)."""
 
     def loss_for(self, output: str) -> ChoiceSpec | None:
         return self.loss.get(output) if isinstance(self.loss, dict) else self.loss
