@@ -404,8 +404,16 @@ def main(argv=None) -> int:
     parser.add_argument("--epoch", action=argparse.BooleanOptionalAction, default=None,
                         help="time `dslc train specs/mnist_mlp.yaml` against the DataLoader epoch (default: on "
                              "when mlp is benchmarked, off with --smoke)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"),
+                        help="GPU mode: dslc's --device, and the torch references' device (default: dslc auto, "
+                             "references on the CPU; JAX's default device for the Flax reference)")
+    parser.add_argument("--precision", choices=("float32", "bf16"), default="float32",
+                        help="bf16: dslc's train.precision and torch autocast in the torch references")
     parser.add_argument("--out", type=Path, help=f"JSON result file (default {DEFAULT_OUT}; {SMOKE_OUT} with --smoke)")
     args = parser.parse_args(argv)
+    from . import variants
+
+    variants.PLACEMENT = variants.Placement(args.device, args.precision)
 
     from rich.console import Console
 
@@ -423,7 +431,8 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     report = {"command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
-              "smoke": args.smoke, "environment": environment(), "models": []}
+              "smoke": args.smoke, "environment": environment(), "device": args.device or "default",
+              "precision": args.precision, "models": []}
     idle = OtherCpu()
     idle.start()
     time.sleep(1.0)

@@ -37,6 +37,26 @@ FRAMEWORK = {"dslc-torch": "torch", "dslc-jax": "jax", "torch-ref": "torch", "hf
 WARMUP_STEPS = 64  # at most; enough to run a multi-step compiled call (dslc JAX: 25 steps) and single steps
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what precision every variant trains (``--device``, ``--precision``): the GPU mode.
+
+    ``device``: None leaves each framework's default (dslc: ``auto``; the references: the
+    CPU for torch, JAX's default device); ``precision="bf16"``: dslc's ``train.precision``,
+    torch autocast in the torch references; the Flax reference has no bf16 variant.
+    """
+
+    device: str | None = None
+    precision: str = "float32"
+
+    def torch_device(self):
+        import torch
+
+        wanted = self.device or "cpu"
+        return torch.device("cuda" if wanted == "auto" and torch.cuda.is_available() else
+                            "cpu" if wanted == "auto" else wanted)
+
+
 @dataclass
 class RunResult:
     seconds: float
@@ -79,8 +99,8 @@ def _timed(fn) -> tuple[float, tuple]:
 class DslcVariant(Variant):
     """dslc's target, driven exactly as its training loop drives it (``train_steps`` + one sync)."""
 
-    def __init__(self, target: str):
-        self.name, self.target_name = f"dslc-{target}", target
+    def __init__(self, target: str, placement: Placement = Placement()):
+        self.name, self.target_name, self.placement = f"dslc-{target}", target, placement
 
     def imports(self):
         import importlib
@@ -91,8 +111,10 @@ class DslcVariant(Variant):
         from backends.target import make_target
         from dsl.objectives import resolve_objective
 
-        self.target = make_target(self.target_name, graph, spec.train, seed=0,
-                                  objective=resolve_objective(spec, graph))
+        where = {"device": self.placement.device} if self.placement.device else {}
+        train = spec.train.model_copy(update={"precision": self.placement.precision})
+        self.target = make_target(self.target_name, graph, train, seed=0, objective=resolve_objective(spec, graph),
+                                  **where)
         self.target.load_state(state)
         # columns named for the model: its inputs' names, and its output's for the labels
         self.data = self.target.put({graph.inputs[0][0]: data.x, **data.extra, graph.outputs[0][0]: data.y})
@@ -113,8 +135,8 @@ class DslcVariant(Variant):
 class TorchRefVariant(Variant):
     """The hand-written torch model (``torch-ref``), or transformers' own (``hf-torch``), same loop."""
 
-    def __init__(self, hf: bool = False):
-        self.hf, self.name = hf, "hf-torch" if hf else "torch-ref"
+    def __init__(self, hf: bool = False, placement: Placement = Placement()):
+        self.hf, self.name, self.placement = hf, "hf-torch" if hf else "torch-ref", placement
 
     def imports(self):
         import torch  # noqa: F401
@@ -132,11 +154,13 @@ class TorchRefVariant(Variant):
         self.x, self.y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         if data.extra:  # several inputs, in the spec's order
             self.x = (self.x, *map(torch.from_numpy, data.extra.values()))
+        self.module, self.x, self.y = torch_ref.place(self.module, self.x, self.y, self.placement.torch_device())
         warmup_s, _ = _timed(lambda: self._train(warmup))
         return {"compile_s": None, "warmup_s": warmup_s}
 
     def _train(self, batches):
-        return self.ref.train_in_memory(self.module, self.optimizer, self.x, self.y, batches)
+        return self.ref.train_in_memory(self.module, self.optimizer, self.x, self.y, batches,
+                                        bf16=self.placement.precision == "bf16")
 
     def run(self, batches, repeat):
         seconds, (loss, accuracy, seen) = _timed(lambda: self._train(batches))
@@ -168,8 +192,8 @@ class TorchDataLoaderVariant(Variant):
 
 
 class FlaxRefVariant(Variant):
-    def __init__(self, mode: str = "device"):
-        self.mode = mode
+    def __init__(self, mode: str = "device", placement: Placement = Placement()):
+        self.mode, self.placement = mode, placement
         self.name = "flax-ref" if mode == "device" else "flax-ref-host"
 
     def imports(self):
@@ -179,6 +203,8 @@ class FlaxRefVariant(Variant):
     def setup(self, model, spec, graph, data, state, warmup):
         from .references import flax_ref
 
+        if self.placement.precision != "float32":
+            raise NotImplementedError("no bf16 Flax reference (the hand-written Flax models are float32 only)")
         inputs = (data.x, *data.extra.values()) if data.extra else data.x
         self.trainer = flax_ref.Trainer(model.reference, inputs, data.y, state, model.optimizer, mode=self.mode,
                                         batch_size=model.batch_size)
@@ -287,16 +313,20 @@ class WorkerVariant(Variant):
         return {}
 
 
+PLACEMENT = Placement()
+"""The run's placement; ``bench.run`` sets it from ``--device`` and ``--precision`` before making variants."""
+
+
 def make_variant(name: str, *, in_process: bool = False) -> Variant:
     """The named variant; ``keras-*`` become worker proxies unless ``in_process`` (inside a worker)."""
     if name in DSLC:
-        return DslcVariant(name.split("-", 1)[1])
+        return DslcVariant(name.split("-", 1)[1], PLACEMENT)
     if name in ("torch-ref", "hf-torch"):
-        return TorchRefVariant(hf=name == "hf-torch")
+        return TorchRefVariant(hf=name == "hf-torch", placement=PLACEMENT)
     if name == "torch-dataloader":
         return TorchDataLoaderVariant()
     if name in ("flax-ref", "flax-ref-host"):
-        return FlaxRefVariant("device" if name == "flax-ref" else "host")
+        return FlaxRefVariant("device" if name == "flax-ref" else "host", PLACEMENT)
     if name in ("keras-jax", "keras-torch"):
         backend = name.split("-", 1)[1]
         return KerasVariant(backend) if in_process else WorkerVariant(name)
