@@ -82,7 +82,8 @@ def _first_failure(err) -> DslcError:
     message = failure.message.get("message", "") if isinstance(failure.message, dict) else str(failure.message)
     if message.startswith(_USER_ERROR):
         return UsageError(message[len(_USER_ERROR):])
-    return WorkerFailed(f"worker {rank} failed: {message or f'exit code {failure.exitcode}'}")
+    first = message.strip().splitlines()[0] if message.strip() else f"exit code {failure.exitcode}"
+    return WorkerFailed(f"worker {rank} failed: {first}")
 
 
 def run_worker(options, resume: bool = False, world: World | None = None) -> dict | None:
