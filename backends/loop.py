@@ -52,7 +52,7 @@ CHECKPOINT_SECONDS = 30.0
 """Default time between checkpoints (``--checkpoint-every`` not given)."""
 
 
-def _rank_zeros(value):
+def _one_process(value):
     """One process's ``TrainOptions.agree``: the value itself."""
     return value
 
@@ -78,7 +78,7 @@ class TrainOptions:
     spec_path: Path | None = None  # recorded in the checkpoint, with the spec's text, for --resume
     spec_text: str | None = None
     world: World = field(default_factory=World)  # this process among a data-parallel run's; rank 0 writes
-    agree: Callable[[Any], Any] = field(default=_rank_zeros, repr=False)  # rank 0's value on every rank
+    agree: Callable[[Any], Any] = field(default=_one_process, repr=False)  # rank 0's value on every rank
 
 
 def resolve_train_spec(spec: Spec, options: TrainOptions):
