@@ -85,21 +85,48 @@ def _train(args) -> None:
     import dsl
     from backends.loop import train
     from backends.progress import format_rate
+    from backends.world import World
 
     if args.resume is not None:
         spec, graph, options, checkpoint = _resume(args)
-        print(f"resuming {args.resume} at step {checkpoint.position.step:,} of {checkpoint.run.total_steps:,}",
-              flush=True)
+        if World.from_env().writes:
+            print(f"resuming {args.resume} at step {checkpoint.position.step:,} of {checkpoint.run.total_steps:,}",
+                  flush=True)
     else:
         if args.spec is None:
             args.parser.error("the following arguments are required: spec (or --resume RUN_DIR)")
         spec, graph = dsl.load(args.spec)
         options, checkpoint = _train_options(args), None
-    summary = train(spec, graph, options, resume=checkpoint)
+    summary = _train_parallel(args, options, checkpoint) if _parallel(args, options, checkpoint) else \
+        train(spec, graph, options, resume=checkpoint)
+    if summary is None:  # a data-parallel run's rank other than 0
+        return
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items(), key=lambda kv: "loss" in kv[0])
                       if k.startswith("test_"))
     print(f"{tests}  {format_rate(summary['train_samples_per_sec'])}  compile {summary['compile_seconds']:.1f}s  "
           f"wall {summary['wall_seconds']:.1f}s  -> {summary['out']}")
+
+
+def _parallel(args, options, checkpoint) -> bool:
+    """Whether this is a torch data-parallel run: --nproc N > 1 (a resumed run's own by default), or one
+    worker of an external torchrun (WORLD_SIZE > 1)."""
+    from backends.world import World
+    from dsl import UsageError
+
+    if args.nproc and options.target != "torch":
+        raise UsageError("--nproc applies to --target torch; a JAX run uses this host's devices (--devices N)")
+    if args.nproc and World.from_env().size > 1:
+        raise UsageError("--nproc under torchrun: torchrun starts the workers (--nproc-per-node)")
+    args.nproc = args.nproc or (checkpoint.run.world_size if checkpoint else 1)
+    return options.target == "torch" and (args.nproc > 1 or World.from_env().size > 1)
+
+
+def _train_parallel(args, options, checkpoint):
+    from backends.torch.distributed import launch, run_worker
+
+    if args.nproc > 1:
+        return launch(args.nproc, options, resume=checkpoint is not None, threads=args.threads)
+    return run_worker(options, resume=checkpoint is not None)
 
 
 def _train_options(args):
@@ -251,6 +278,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive, metavar="STEPS",
                        help="write the run's checkpoint every STEPS optimizer steps (default: every 30 s of "
                        "training), and always at the end of an epoch")
+    train.add_argument("--nproc", type=_positive, metavar="N", help="torch target: train data-parallel (DDP) in N "
+                       "worker processes on this host, rank 0 writing (default 1; --resume: the run's own)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its checkpoint, exactly where it stopped, with its "
                        "own spec and options (SPEC may be left out)")

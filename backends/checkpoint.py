@@ -56,6 +56,7 @@ class RunConfig:
     checkpoint_every: int | None = None
     train_examples: int = 0
     total_steps: int = 0
+    world_size: int = 1  # worker processes of a data-parallel run (--nproc)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,13 @@
 It is written once for every target. A target supplies the steps (see
 ``target.py``); the driver decides the batches (``data.batches``, from the seed
 only), so both targets see the same examples in the same order.
+
+In a data-parallel run (``TrainOptions.world``) every process runs this driver on the
+same global batches; the target takes its own share and returns global metric sums
+(``target.py``), so nothing here depends on the world but who writes: rank 0 alone
+makes the run folder and writes metrics, weights, checkpoints, vocabulary files and the
+summary, and shows progress. The run folder is decided on rank 0 and handed to the
+others through ``TrainOptions.agree`` (a broadcast the target's framework provides).
 """
 
 from __future__ import annotations
@@ -10,8 +17,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dsl import Graph, Spec
 from dsl.errors import SpecSchemaError, UsageError
@@ -43,6 +52,11 @@ CHECKPOINT_SECONDS = 30.0
 """Default time between checkpoints (``--checkpoint-every`` not given)."""
 
 
+def _one_process(value):
+    """One process's ``TrainOptions.agree``: the value itself."""
+    return value
+
+
 @dataclass
 class TrainOptions:
     """Command-line overrides of the spec's ``train`` section, and where things go."""
@@ -64,6 +78,7 @@ class TrainOptions:
     spec_path: Path | None = None  # recorded in the checkpoint, with the spec's text, for --resume
     spec_text: str | None = None
     world: World = field(default_factory=World)  # this process among a data-parallel run's; rank 0 writes
+    agree: Callable[[Any], Any] = field(default=_one_process, repr=False)  # rank 0's value on every rank
 
 
 def resolve_train_spec(spec: Spec, options: TrainOptions):
@@ -86,8 +101,8 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     recipe = resolve_train_spec(spec, options)
     if resume is not None:
         check_resumable(resume, options.out_dir)
-    out = Path(options.out_dir) if resume else plan_run_dir(options.out_dir, Path("runs") / f"{spec.name}-"
-                                                                         f"{options.target}", options.overwrite)
+    out = Path(options.out_dir) if resume else _run_dir(options, Path("runs") / f"{spec.name}-{options.target}")
+    writes = options.world.writes
     objective = resolve_objective(spec, graph)
     dataset = load_dataset(spec, graph, data_dir=options.data_dir, name=options.dataset, seed=options.seed)
     plan = _Plan.of(len(dataset.train), recipe.batch_size, recipe.epochs, options.max_steps)
@@ -95,7 +110,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     if resume is not None:
         _check_same_run(resume.run, run, out)
     target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
-                         objective=objective, **options.target_options)
+                         objective=objective, **_target_options(options))
     target.load_state(init_weights(graph, options.seed))
     train_data = target.put(epoch_split(dataset, objective, options.seed, 1))
     test_data = _put_test(target, objective, dataset, options.seed)
@@ -103,14 +118,14 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     sizes = [min(batch, len(dataset.train))] + ([len(dataset.train) % batch] if len(dataset.train) % batch else [])
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
     compile_seconds = target.compile(train_data, test_data, sizes, eval_size)
-    position = _restore(target, graph, resume, out) if resume else _start(out)
-    for file, data in dataset.files.items():  # what predict needs besides the weights: the run's vocabulary
+    position = _restore(target, graph, resume, out, writes) if resume else _start(out, writes)
+    for file, data in dataset.files.items() if writes else ():  # what predict needs besides the weights: vocabulary
         write_atomic(out / file, data)
     session = _Session(target, objective, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
-                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every), spec.name,
-                       wall_start - position.seconds)
+                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes), spec.name,
+                       wall_start - position.seconds, writes)
     record = {}
-    with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress) as progress:
+    with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress, shown=writes) as progress:
         for epoch in range(position.epochs_done + 1, plan.epochs + 1):
             record, position = session.epoch(epoch, position, progress)
     metrics = {k: v for k, v in record.items() if k.startswith(("train_", "test_")) and k != "train_samples_per_sec"}
@@ -120,8 +135,30 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
                "wall_seconds": time.perf_counter() - wall_start}
     if resume is not None:
         summary["resumed_at_step"] = resume.position.step
-    write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    if options.world.size > 1:
+        summary["world_size"] = options.world.size
+    if writes:
+        write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
+
+
+def _run_dir(options: TrainOptions, default: Path) -> Path:
+    """The new run's folder (``plan_run_dir``), decided on rank 0 and agreed by every rank, as is its refusal."""
+    planned = None
+    if options.world.writes:
+        try:
+            planned = plan_run_dir(options.out_dir, default, options.overwrite)
+        except UsageError as err:
+            planned = err
+    planned = options.agree(planned)
+    if isinstance(planned, UsageError):
+        raise UsageError(str(planned))
+    return planned
+
+
+def _target_options(options: TrainOptions) -> dict:
+    """The target's options; a data-parallel run's target gets this process's ``world``."""
+    return {**options.target_options, "world": options.world} if options.world.size > 1 else options.target_options
 
 
 @dataclass(frozen=True)
@@ -145,27 +182,35 @@ def _run_config(spec: Spec, options: TrainOptions, plan: _Plan, examples: int) -
                      spec_sha256(text) if text is not None else None, options.target, options.seed, options.epochs,
                      options.max_steps, options.batch_size, options.lr, options.dataset, str(options.data_dir),
                      tuple(options.disabled_passes), dict(options.target_options), options.checkpoint_every,
-                     examples, plan.total_steps)
+                     examples, plan.total_steps, options.world.size)
 
 
 def _check_same_run(saved: RunConfig, now: RunConfig, out: Path) -> None:
-    """The dataset a resumed run reads must be the size it was: the batch order depends on it."""
+    """The dataset a resumed run reads must be the size it was: the batch order depends on it; and the workers
+    as many (the shards, the dropout draws and the per-replica BatchNorm statistics depend on them)."""
+    if saved.world_size != now.world_size:
+        raise UsageError(f"--resume {out}: the run trained in {saved.world_size} worker process(es), this one has "
+                         f"{now.world_size}; resume with --nproc {saved.world_size}")
     if (saved.train_examples, saved.total_steps) != (now.train_examples, now.total_steps):
         raise UsageError(f"--resume {out}: the run trained on {saved.train_examples:,} examples "
                          f"({saved.total_steps:,} steps), the dataset now has {now.train_examples:,}; "
                          f"resume with the same data (--data-dir)")
 
 
-def _start(out: Path) -> Position:
-    start_run_dir(out)
-    (out / "metrics.jsonl").write_text("")
+def _start(out: Path, writes: bool = True) -> Position:
+    if writes:
+        start_run_dir(out)
+        (out / "metrics.jsonl").write_text("")
     return Position()
 
 
-def _restore(target: Target, graph: Graph, checkpoint: Checkpoint, out: Path) -> Position:
-    """Loads the checkpoint into the target, and drops metrics lines of epochs it did not finish."""
+def _restore(target: Target, graph: Graph, checkpoint: Checkpoint, out: Path, writes: bool = True) -> Position:
+    """Loads the checkpoint into the target, and (where this process writes) drops metrics lines of epochs it
+    did not finish."""
     target.load_state(checkpoint.weights(graph))
     target.load_optimizer_state(checkpoint.optimizer(graph))
+    if not writes:
+        return checkpoint.position
     done = checkpoint.position.epochs_done
     path = out / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
@@ -188,10 +233,12 @@ class _Checkpoints:
     ``every`` steps, on multiples of it; with ``every=None`` (the default) after
     ``CHECKPOINT_SECONDS`` of training, checked at the driver's chunks of 25 steps.
     Always at the end of an epoch. The seconds spent writing are kept out of throughput.
+    Only where ``writes`` (rank 0): writing is no collective, so a time-based checkpoint
+    that comes due on one rank only is fine.
     """
 
-    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None):
-        self.out, self.run, self.spec_text, self.every = out, run, spec_text, every
+    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True):
+        self.out, self.run, self.spec_text, self.every, self.writes = out, run, spec_text, every, writes
         self.last = time.perf_counter()
 
     def steps_to_next(self, step: int) -> int:
@@ -205,6 +252,8 @@ class _Checkpoints:
 
     def write(self, target: Target, position: Position) -> float:
         """Writes the checkpoint; returns the seconds it took."""
+        if not self.writes:
+            return 0.0
         start = time.perf_counter()
         save_checkpoint(self.out, target.export_state(), target.export_optimizer_state(), self.run, position,
                         self.spec_text)
@@ -234,6 +283,7 @@ class _Session:
     checkpoints: _Checkpoints
     spec_name: str
     clock_start: float  # perf_counter time the run would have started at, had it never stopped
+    writes: bool = True  # rank 0: writes metrics and weights
     timing: _Throughput = field(default_factory=lambda: _Throughput())
 
     def epoch(self, epoch: int, position: Position, progress: Progress) -> tuple[dict, Position]:
@@ -251,10 +301,11 @@ class _Session:
         train = epoch_metrics(self.objective, position.sums, seen)
         record = {"epoch": epoch, "steps": position.step, **{f"train_{k}": v for k, v in train.items()}, **test,
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        save_weights(self.out / "weights.safetensors", self.target.export_state(),
-                     {"spec": self.spec_name, "epoch": str(epoch)})
+        if self.writes:
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            save_weights(self.out / "weights.safetensors", self.target.export_state(),
+                         {"spec": self.spec_name, "epoch": str(epoch)})
         position = Position(position.step, epoch, seconds=self.seconds())
         self.checkpoints.write(self.target, position)
         progress.epoch_done(record)

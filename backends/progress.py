@@ -45,9 +45,10 @@ class Progress:
     chunk = 25
     refresh = 0.5
 
-    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool | None = None):
-        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
-        self.enabled = sys.stdout.isatty() if enabled is None else enabled
+    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool | None = None, shown: bool = True):
+        """``shown`` False: nothing at all, neither bar nor lines (a data-parallel run's ranks but 0)."""
+        self.epochs, self.steps_per_epoch, self.shown = epochs, steps_per_epoch, shown
+        self.enabled = shown and (sys.stdout.isatty() if enabled is None else enabled)
         self.bar = None
         self.last = 0.0
 
@@ -84,5 +85,5 @@ class Progress:
                 f"{format_rate(record['train_samples_per_sec'])}  {record['seconds']:.1f}s")
         if self.bar:
             self.bar.console.print(line, highlight=False, soft_wrap=True)
-        else:
+        elif self.shown:
             print(line, flush=True)
