@@ -56,6 +56,7 @@ class RunConfig:
     checkpoint_every: int | None = None
     train_examples: int = 0
     total_steps: int = 0
+    precision: str | None = None  # --precision, when given
 
 
 @dataclass(frozen=True)

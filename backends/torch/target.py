@@ -35,7 +35,9 @@ from ..optimizer_state import (
     sparse_names,
     step_array,
 )
+from ..precision import check_precision
 from ..weights import StateDict
+from .device import as_float, autocast, device_name, float_outputs, resolve_device
 from .module import DTYPES, build_models, build_module, export_state, load_state
 from .objectives import TORCH_OBJECTIVES
 from .training import entry_array, load_entries, make_optimizer
@@ -45,8 +47,10 @@ class TorchTarget:
     name = "torch"
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                 compile: bool = False, device: str | None = None, full_precision: bool = False,
-                 objective: Objective | None = None):
+                 compile: bool = False, device: str | None = "auto", full_precision: bool = False,
+                 objective: Objective | None = None, precision: str | None = None):
+        self.device = resolve_device(device)  # first: --device cuda without a GPU is refused before any work
+        self.bf16 = check_precision(precision or (train.precision if train else "float32"), dtype) == "bf16"
         torch.manual_seed(seed)
         self.seed, self.steps = seed, 0
         self.random = any(n.is_random for n in graph.nodes)
@@ -54,14 +58,19 @@ class TorchTarget:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         self.graph, self.train, self.dtype, self.objective = graph, train, DTYPES[dtype], objective
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = build_module(graph, dtype=dtype).to(self.device)
         self.generator = device_generator(self.device)
         models = build_models(graph, torch.compile(self.module) if compile else self.module)  # shares the weights
+        if self.bf16:  # losses and metric sums read float32 outputs (autocast computes losses in float32 anyway)
+            models = {m: float_outputs(model) for m, model in models.items()}
         self.compiled = compile
         self.phases, self._evaluate = TORCH_OBJECTIVES[objective.name](objective, models, self.dtype) \
             if objective else ([], None)
         self.optimizers: dict[str, torch.optim.Optimizer] | None = None
+
+    @property
+    def device_name(self) -> str:
+        return device_name(self.device)
 
     def load_state(self, state: StateDict) -> None:
         load_state(self.module, self.graph, state)
@@ -140,7 +149,8 @@ class TorchTarget:
             batch = {k: v[index] for k, v in data.items()}
             for model, step in self.phases:
                 optimizer = self.optimizers[model]
-                loss, metrics = step(batch)
+                with autocast(self.device, self.bf16):  # forward and loss; backward outside, as autocast advises
+                    loss, metrics = step(batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -159,7 +169,8 @@ class TorchTarget:
         for rows, weights in zip(index, mask):
             rows = torch.from_numpy(rows).to(self.device)
             weights = torch.from_numpy(weights).to(self.device, self.dtype)
-            _accumulate(sums, self._evaluate({k: v[rows] for k, v in data.items()}, weights))
+            with autocast(self.device, self.bf16):
+                _accumulate(sums, self._evaluate({k: v[rows] for k, v in data.items()}, weights))
         return sums
 
     @torch.no_grad()
@@ -167,8 +178,9 @@ class TorchTarget:
         self.module.eval()
         x = map_inputs(self._tensor, x)
         size = len(as_tuple(x)[0])
-        return join_outputs([map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(
-            map_inputs(lambda a: a[i:i + batch_size], x)))) for i in range(0, size, batch_size)])
+        with autocast(self.device, self.bf16):
+            return join_outputs([map_outputs(lambda t: as_float(t).cpu().numpy(), self.module(*as_tuple(
+                map_inputs(lambda a: a[i:i + batch_size], x)))) for i in range(0, size, batch_size)])
 
     @torch.no_grad()
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
@@ -176,13 +188,14 @@ class TorchTarget:
         captured = {}
         def keep(node, out):
             for value, tensor in zip(node.value_names, out if node.more else (out,)):
-                captured[value] = tensor.cpu().numpy().copy()
+                captured[value] = as_float(tensor).cpu().numpy().copy()
 
         hooks = [self.module.get_submodule(n.name).register_forward_hook(
             lambda mod, args, out, node=n: keep(node, out)) for n in self.graph.nodes] if capture else []
         try:
-            with self._buffers_kept():
-                out = map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(map_inputs(self._tensor, x))))
+            with self._buffers_kept(), autocast(self.device, self.bf16):
+                out = map_outputs(lambda t: as_float(t).cpu().numpy(),
+                                  self.module(*as_tuple(map_inputs(self._tensor, x))))
         finally:
             for hook in hooks:
                 hook.remove()
@@ -195,9 +208,10 @@ class TorchTarget:
         self.module.train(train)
         batch = self.put(batch)
         with self._buffers_kept():  # restored after backward, which reads the saved running statistics
-            for model, step in self.phases[:phase + 1]:
-                self.module.zero_grad(set_to_none=True)
-                loss, _ = step(batch)
+            with autocast(self.device, self.bf16):
+                for model, step in self.phases[:phase + 1]:
+                    self.module.zero_grad(set_to_none=True)
+                    loss, _ = step(batch)
             loss.backward()
         grads = {k: np.array(_dense(p.grad).cpu().numpy(), order="C") for k, p in self._parameters(model).items()}
         return loss.item(), grads
