@@ -24,7 +24,7 @@ MLP, CNN = "specs/digits_mlp.yaml", "specs/digits_cnn.yaml"
 EPOCHS = 4
 MARGIN = 0.02
 """bf16's test accuracy after ``EPOCHS`` epochs of digits_mlp is within this of float32's (360 test digits: one
-digit is 0.0028). Measured: see the README's mixed precision paragraph."""
+digit is 0.0028). Measured: 0.9444 for float32 and bf16 alike, on both targets."""
 
 
 @pytest.fixture(scope="module")
