@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
+DEVICES = ("cpu", "cuda", "auto")  # backends/precision.py's, here without importing the backends
+PRECISIONS = ("float32", "bf16")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
             from backends.threads import use_threads
 
             use_threads(args.threads)  # before torch or JAX is imported
+            _check_device(args)
         return args.run(args) or 0
     except DslcError as err:
         print(f"error: {err}" if not getattr(err, "location", None) else str(err), file=sys.stderr)
@@ -32,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _check_device(args) -> None:
+    """``--device cuda`` where the framework has no GPU: refused before a spec, weights or data are read."""
+    from backends.target import TARGETS, check_device
+
+    if getattr(args, "device", "auto") != "auto" and (args.verb == "check" or args.target):
+        for name in TARGETS if args.verb == "check" else (args.target,):
+            check_device(name, args.device)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -139,13 +151,13 @@ def _train_options(args):
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed or 0, out_dir=args.out,
                         overwrite=args.overwrite, data_dir=args.data_dir or Path("data"), dataset=args.dataset,
                         progress=args.progress, disabled_passes=args.no_optimize,
-                        target_options={"compile": True} if args.compile else {},
-                        checkpoint_every=args.checkpoint_every, spec_path=Path(args.spec),
+                        target_options={"device": args.device, **({"compile": True} if args.compile else {})},
+                        precision=args.precision, checkpoint_every=args.checkpoint_every, spec_path=Path(args.spec),
                         spec_text=Path(args.spec).read_bytes().decode())
 
 
 _RUN_FLAGS = ("target", "epochs", "max_steps", "batch_size", "lr", "seed", "out", "overwrite", "dataset",
-              "no_optimize", "compile")
+              "no_optimize", "compile", "precision")
 """``train`` flags that decide a run's numbers: a resumed run keeps the ones it started with."""
 
 
@@ -168,7 +180,7 @@ def _resume(args):
     options = TrainOptions(target=run.target, epochs=run.epochs, max_steps=run.max_steps, batch_size=run.batch_size,
                            lr=run.lr, seed=run.seed, out_dir=args.resume, data_dir=args.data_dir or Path(run.data_dir),
                            dataset=run.dataset, progress=args.progress, disabled_passes=run.disabled_passes,
-                           target_options=run.target_options,
+                           target_options={**run.target_options, "device": args.device}, precision=run.precision,
                            checkpoint_every=args.checkpoint_every or run.checkpoint_every,
                            spec_path=Path(args.spec or run.spec_path), spec_text=text)
     return spec, graph, options, read_checkpoint(args.resume, tensors=True)
@@ -181,7 +193,7 @@ def _eval(args) -> None:
 
     spec, graph = dsl.load(args.spec)
     result = evaluate(spec, graph, args.target, load_weights(args.weights, graph), data_dir=args.data_dir,
-                      dataset=args.dataset, batch_size=args.batch_size)
+                      dataset=args.dataset, batch_size=args.batch_size, device=args.device)
     print(json.dumps(result))
 
 
@@ -191,7 +203,7 @@ def _predict(args) -> None:
 
     spec, graph = dsl.load(args.spec)
     y = predict_file(spec, graph, args.target, args.weights, args.input, args.output, transformed=args.transformed,
-                     batch_size=args.batch_size, model=args.model)
+                     batch_size=args.batch_size, model=args.model, device=args.device)
     arrays = y.items() if isinstance(y, dict) else [("", y)]
     print(f"wrote {args.output}: " + ", ".join(f"{name} {list(a.shape)} {a.dtype}".strip() for name, a in arrays))
 
@@ -203,7 +215,7 @@ def _decode(args) -> None:
     spec, graph = dsl.load(args.spec)
     require_decode(spec)
     sequences = decode_file(spec, graph, args.target, args.weights, args.input, args.output,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, device=args.device)
     if args.output is None:
         print("\n".join(" ".join(map(str, s)) for s in sequences))
     else:
@@ -217,7 +229,7 @@ def _check(args) -> int:
 
     spec, graph = dsl.load(args.spec)
     report = check(spec, graph, dtype=args.dtype, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                   disabled_passes=args.no_optimize)
+                   disabled_passes=args.no_optimize, precision=args.precision, device=args.device)
     print_report(report)
     return 0 if report.ok else 1
 
@@ -231,7 +243,7 @@ def _sample(args) -> None:
     spec, graph = dsl.load(args.spec)
     generator_of(spec, graph)  # refuses a spec that is not a GAN before the weights are read
     images = sample_grid(spec, graph, args.target, load_weights(args.weights, graph), args.out, count=args.count,
-                         seed=args.seed, nrow=args.nrow)
+                         seed=args.seed, nrow=args.nrow, device=args.device)
     print(f"wrote {args.out}: {len(images)} images {list(images.shape[1:])} in a grid of {args.nrow} per row")
 
 
@@ -250,6 +262,9 @@ def _parser() -> argparse.ArgumentParser:
         if name in _COMPUTE_VERBS:
             p.add_argument("--threads", type=_positive, help="CPU threads for torch and XLA (default: the cores "
                            "this process may use; on a machine another process keeps busy, try 1)")
+            p.add_argument("--device", choices=DEVICES, default="auto",
+                           help="cpu, cuda (a GPU; refused where there is none) or auto (default: a GPU if there "
+                           "is one)")
         if name != "schema":
             p.add_argument("spec", nargs="?" if spec_optional else None, help="the spec file (YAML)")
         return p
@@ -266,6 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, help="override train.batch_size")
     train.add_argument("--lr", type=_positive_float, help="override the optimizer's learning rate")
     train.add_argument("--seed", type=int, help="initial weights, batch order, dropout (default 0)")
+    _precision(train, "override train.precision: bf16 is mixed precision (bfloat16 compute, float32 weights)")
     train.add_argument("--out", type=Path, help="run folder (default runs/<spec name>-<target>, numbered -2, -3, "
                        "... when that holds a run already)")
     train.add_argument("--overwrite", action="store_true", help="replace the run in an existing --out folder "
@@ -338,12 +354,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--steps", type=_positive, default=5, help="optimizer steps to compare (default 5)")
     check.add_argument("--batch-size", type=_positive, help="default: the spec's train.batch_size")
     check.add_argument("--seed", type=int, default=0)
+    _precision(check, "compare the two targets in mixed precision (bf16), against bf16 tolerances (default: the "
+               "spec's train.precision)")
     _optimize(check)
     return parser
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("torch", "jax"), default="jax", help="backend (default jax)")
+
+
+def _precision(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, help=help)
 
 
 def _data(parser: argparse.ArgumentParser) -> None:

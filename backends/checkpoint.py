@@ -57,6 +57,7 @@ class RunConfig:
     train_examples: int = 0
     total_steps: int = 0
     world_size: int = 1  # worker processes of a data-parallel run (--nproc)
+    precision: str | None = None  # --precision, when given
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ def generated(decode: DecodeSpec) -> tuple[str, ...]:
     return () if g is None else tuple(n for n in (g.tokens, g.mask) if n is not None)
 
 
-def forward(graph: Graph, target_name: str, state, batch_size: int) -> Run:
+def forward(graph: Graph, target_name: str, state, batch_size: int, device: str = "auto") -> Run:
     """A target's evaluation-mode forward as ``run(columns) -> {output name: array}``."""
-    target = make_target(target_name, graph, None)
+    target = make_target(target_name, graph, None, device=device)
     target.load_state(state)
     names, outputs = [n for n, _ in graph.inputs], [n for n, _ in graph.outputs]
 
@@ -86,26 +86,26 @@ def score(spec: Spec, hypotheses: list[list[int]], truth: list[list[int]]) -> di
 
 
 def decode_test_split(spec: Spec, graph: Graph, target_name: str, state, *, data_dir, dataset: str | None = None,
-                      batch_size: int = 1000) -> tuple[list[list[int]], list[list[int]]]:
+                      batch_size: int = 1000, device: str = "auto") -> tuple[list[list[int]], list[list[int]]]:
     """The test split decoded on a target, and its reference sequences."""
     from .data import load_dataset
 
     columns = load_dataset(spec, graph, data_dir=data_dir, name=dataset).test.columns
-    hypotheses = decode_columns(spec, graph, forward(graph, target_name, state, batch_size), columns)
+    hypotheses = decode_columns(spec, graph, forward(graph, target_name, state, batch_size, device), columns)
     return hypotheses, true_sequences(spec, columns)
 
 
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir, dataset: str | None = None,
-             batch_size: int = 1000) -> dict:
+             batch_size: int = 1000, device: str = "auto") -> dict:
     """``dslc eval``: the test loss and metrics, and the spec's ``decode.metrics`` when it lists any."""
     from .loop import evaluate as evaluate_losses
 
     result = evaluate_losses(spec, graph, target_name, state, data_dir=data_dir, dataset=dataset,
-                             batch_size=batch_size)
+                             batch_size=batch_size, device=device)
     if spec.decode is None or not spec.decode.metrics:
         return result
     hypotheses, truth = decode_test_split(spec, graph, target_name, state, data_dir=data_dir, dataset=dataset,
-                                          batch_size=batch_size)
+                                          batch_size=batch_size, device=device)
     return result | score(spec, hypotheses, truth)
 
 
@@ -173,7 +173,7 @@ def padded(sequences: list[list[int]], pad: int) -> np.ndarray:
 
 
 def decode_file(spec: Spec, graph: Graph, target_name: str, weights: Path, input_path: Path,
-                output_path: Path | None = None, *, batch_size: int = 1000) -> list[list[int]]:
+                output_path: Path | None = None, *, batch_size: int = 1000, device: str = "auto") -> list[list[int]]:
     """``dslc decode``: every file checked before the model is built; writes ``output_path`` if given."""
     from .weights import load_weights
 
@@ -182,7 +182,7 @@ def decode_file(spec: Spec, graph: Graph, target_name: str, weights: Path, input
         check_sequences_path(output_path)
     columns = read_decode_inputs(spec, graph, input_path)
     state = load_weights(weights, graph)
-    sequences = decode_columns(spec, graph, forward(graph, target_name, state, batch_size), columns)
+    sequences = decode_columns(spec, graph, forward(graph, target_name, state, batch_size, device), columns)
     if output_path is not None:
         tokens = padded(sequences, decode.greedy.pad if decode.greedy else decode.ctc.blank)
         write_array(output_path, {"tokens": tokens, "lengths": np.array(list(map(len, sequences)), np.int64)}

@@ -43,7 +43,7 @@ from .metrics import epoch_metrics
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
 from .split_metrics import split_metrics
-from .target import Target, make_target
+from .target import Target, check_device, make_target
 from .weights import init_weights, save_weights, write_atomic
 from .world import World
 
@@ -66,6 +66,7 @@ class TrainOptions:
     max_steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    precision: str | None = None  # --precision: overrides train.precision
     seed: int = 0
     out_dir: Path | None = None  # None: runs/<spec name>-<target>, numbered -2, -3, ... past existing runs
     overwrite: bool = False  # replace a run in an explicit out_dir instead of refusing
@@ -88,6 +89,8 @@ def resolve_train_spec(spec: Spec, options: TrainOptions):
                               spec.source.locate(()))
     train = spec.train
     updates = {k: v for k, v in (("epochs", options.epochs), ("batch_size", options.batch_size)) if v is not None}
+    if options.precision is not None:
+        updates["precision"] = options.precision
     if options.lr is not None:
         optimizer = train.optimizer
         updates["optimizer"] = type(optimizer)(optimizer.name, optimizer.params.model_copy(update={"lr": options.lr}))
@@ -104,6 +107,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     out = Path(options.out_dir) if resume else _run_dir(options, Path("runs") / f"{spec.name}-{options.target}")
     writes = options.world.writes
     objective = resolve_objective(spec, graph)
+    check_device(options.target, options.target_options.get("device", "auto"))  # before the data is read
     dataset = load_dataset(spec, graph, data_dir=options.data_dir, name=options.dataset, seed=options.seed)
     plan = _Plan.of(len(dataset.train), recipe.batch_size, recipe.epochs, options.max_steps)
     run = _run_config(spec, options, plan, len(dataset.train))
@@ -130,6 +134,7 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
             record, position = session.epoch(epoch, position, progress)
     metrics = {k: v for k, v in record.items() if k.startswith(("train_", "test_")) and k != "train_samples_per_sec"}
     summary = {"spec": spec.name, "target": target.name, "out": str(out), "dataset": dataset.name, "seed": options.seed,
+               "device": target.device_name, "precision": recipe.precision,
                "epochs": plan.epochs, "steps": position.step, "batch_size": batch, **metrics,
                "train_samples_per_sec": session.timing.rate, "compile_seconds": compile_seconds,
                "wall_seconds": time.perf_counter() - wall_start}
@@ -182,7 +187,7 @@ def _run_config(spec: Spec, options: TrainOptions, plan: _Plan, examples: int) -
                      spec_sha256(text) if text is not None else None, options.target, options.seed, options.epochs,
                      options.max_steps, options.batch_size, options.lr, options.dataset, str(options.data_dir),
                      tuple(options.disabled_passes), dict(options.target_options), options.checkpoint_every,
-                     examples, plan.total_steps, options.world.size)
+                     examples, plan.total_steps, options.world.size, options.precision)
 
 
 def _check_same_run(saved: RunConfig, now: RunConfig, out: Path) -> None:
@@ -366,12 +371,13 @@ def _evaluate(target: Target, objective: Objective, data, dataset: Dataset, batc
 
 
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir=DEFAULT_DATA_DIR,
-             dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE, dtype: str = "float32") -> dict:
-    """Test-split loss and metrics of the given canonical weights on a target (in ``dtype``)."""
+             dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE, dtype: str = "float32",
+             device: str = "auto") -> dict:
+    """Test-split loss and metrics of the given canonical weights on a target (in ``dtype``, on ``device``)."""
     recipe = resolve_train_spec(spec, TrainOptions())  # the loss to report comes from the train section
     objective = resolve_objective(spec, graph)
     data = load_dataset(spec, graph, data_dir=data_dir, name=dataset)
-    target = make_target(target_name, graph, recipe, objective=objective, dtype=dtype)
+    target = make_target(target_name, graph, recipe, objective=objective, dtype=dtype, device=device)
     target.load_state(state)
     result = _evaluate(target, objective, _put_test(target, objective, data, 0), data, min(batch_size, len(data.test)))
     return {"target": target_name, "dataset": data.name, "examples": len(data.test), **result}

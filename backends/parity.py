@@ -50,6 +50,7 @@ from dsl.targets import class_count, target_shape
 
 from .data.synthetic import ctc_columns, draw_examples, id_high
 from .metrics import epoch_metrics
+from .precision import check_precision
 from .target import make_target
 from .weights import init_weights
 
@@ -71,7 +72,16 @@ class Tolerances:
 TOLERANCES = {
     "float32": Tolerances(output=1e-5, grad=1e-2, trained=1e-4),
     "float64": Tolerances(output=1e-9, grad=1e-9, trained=1e-9),
+    "bf16": Tolerances(output=1e-2, grad=5e-2, trained=1e-2),
 }
+"""bf16 (``--precision bf16``): 2.5 bfloat16 epsilons (2^-8 = 3.9e-3) for outputs, losses and steps, 5e-2 in L2 for
+gradients, or ``NOISE_FACTORS['bf16']`` times torch's own bf16 error (torch with autocast against torch without,
+from the same weights) where larger. Measured with ``check(..., precision='bf16', steps=3)`` on this CPU: torch's
+own bf16 error is 4e-3 to 5e-3 on outputs (digits_mlp, digits_cnn), up to 1e-1 on single gradients (L2), 1e-5
+to 1e-4 on mean losses, which average the rounding away; the targets differ by 0.2x to 8.9x that error (the
+largest on a bias gradient whose own error is a tenth of the others'). A target left in float32 by mistake
+differs from torch's bf16 by exactly torch's own error, which these tolerances admit: ``tests/test_precision.py``
+checks separately that each target's bf16 outputs are not its float32 ones."""
 
 
 NOISE_FACTOR = 10.0
@@ -81,6 +91,13 @@ order of magnitude of what float32 can tell apart on this model. Measured ratios
 takes the other branch at a ReLU input within rounding of 0: resnet20_cifar) to 4.6 (Adam's first step on
 dcgan_mnist's generator, where gradients near 0 turn rounding into whole lr-sized steps in both targets);
 bf16 or TF32 arithmetic in one target, the precision mistakes a float32 check exists for, measure 1e3 and more."""
+
+
+NOISE_FACTORS = {"float32": NOISE_FACTOR, "bf16": 4.0}
+"""bf16 rows pass within 4x torch's own bf16 error where that is above the row's tolerance (see ``TOLERANCES``)."""
+REFERENCE = "reference"
+"""The key of the noise reference among a check's targets: torch float64 for a float32 check, torch float32 (no
+autocast) for a bf16 one."""
 
 
 ZERO = 1e-6
@@ -123,6 +140,12 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     first_divergence: str | None = None
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
+
+    @property
+    def judged_as(self) -> str:
+        """The tolerances' key: bf16 for mixed precision, else the dtype."""
+        return "bf16" if self.precision == "bf16" else self.dtype
 
     @property
     def failures(self) -> list[Row]:
@@ -134,7 +157,7 @@ class Report:
         return not self.failures
 
     def add(self, quantity: str, values: dict, tolerance: float, norm: str = "max", floor: float = 0.0) -> Row:
-        row = measure(quantity, values, tolerance, norm, floor)
+        row = measure(quantity, values, tolerance, norm, floor, NOISE_FACTORS.get(self.judged_as, NOISE_FACTOR))
         self.rows.append(row)
         return row
 
@@ -142,14 +165,15 @@ class Report:
         return max((r.relative for r in self.rows if r.quantity.startswith(prefix)), default=0.0)
 
 
-def measure(quantity: str, values: dict, tolerance: float, norm: str = "max", floor: float = 0.0) -> Row:
-    """Compares ``values['jax']`` with ``values['torch']``, given ``values['float64']`` (torch in float64,
-    float32 checks) to measure torch's own float32 noise against; ``floor``: see ``compare``."""
+def measure(quantity: str, values: dict, tolerance: float, norm: str = "max", floor: float = 0.0,
+            factor: float = NOISE_FACTOR) -> Row:
+    """Compares ``values['jax']`` with ``values['torch']``, given ``values[REFERENCE]`` (torch in float64 for
+    float32 checks, torch float32 for bf16 ones) to measure torch's own noise against; ``floor``: see ``compare``."""
     row = compare(quantity, values["jax"], values["torch"], tolerance, norm, floor)
-    if "float64" not in values:
+    if REFERENCE not in values:
         return row
-    noise = compare(quantity, values["torch"], values["float64"], tolerance, norm, floor).relative
-    return replace(row, noise=noise, tolerance=max(tolerance, NOISE_FACTOR * noise))
+    noise = compare(quantity, values["torch"], values[REFERENCE], tolerance, norm, floor).relative
+    return replace(row, noise=noise, tolerance=max(tolerance, factor * noise))
 
 
 def compare(quantity: str, value, reference, tolerance: float, norm: str = "max", floor: float = 0.0) -> Row:
@@ -223,19 +247,23 @@ def make_batch(graph: Graph, objective: Objective, batch_size: int, dtype: str, 
 
 
 def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, batch_size: int | None = None,
-          seed: int = 0, disabled_passes: tuple[str, ...] = ()) -> Report:
-    """Runs both targets side by side (and, for float32, torch in float64 as the noise reference); see the
-    module docstring."""
-    tol = TOLERANCES[dtype]
-    graph_, notes = deterministic(graph)
+          seed: int = 0, disabled_passes: tuple[str, ...] = (), precision: str | None = None,
+          device: str = "auto") -> Report:
+    """Runs both targets side by side (and torch as the noise reference: in float64 for float32, without
+    autocast for bf16); see the module docstring. ``precision``: None is the spec's ``train.precision``."""
     recipe = spec.train
+    precision = check_precision(precision or (recipe.precision if recipe else "float32"), dtype)
+    graph_, notes = deterministic(graph)
     objective = resolve_objective(spec, graph) if recipe else None
     batch_size = batch_size or (recipe.batch_size if recipe else 16)
-    report = Report(dtype, steps if recipe else 0, batch_size, notes=notes)
-    kinds = {"torch": ("torch", dtype), "jax": ("jax", dtype)} | ({"float64": ("torch", "float64")}
-                                                                   if dtype == "float32" else {})
-    targets = {k: make_target(name, graph_, recipe, seed=seed, dtype=d, disabled_passes=disabled_passes,
-                              full_precision=True, objective=objective) for k, (name, d) in kinds.items()}
+    report = Report(dtype, steps if recipe else 0, batch_size, notes=notes, precision=precision)
+    tol = TOLERANCES[report.judged_as]
+    targets = {k: make_target(name, graph_, recipe, seed=seed, dtype=d, precision=p, device=device,
+                              disabled_passes=disabled_passes, full_precision=True, objective=objective)
+               for k, (name, d, p) in _kinds(dtype, precision).items()}
+    if any(t.device_name.startswith("cuda") for t in targets.values()):
+        report.notes.append(f"on {targets['torch'].device_name}: TF32 off in torch (matmul and cuDNN), JAX matmul "
+                            "precision 'highest', so float32 is float32")
     state = init_weights(graph, seed, dtype)
     for target in targets.values():
         target.load_state(state)
@@ -243,7 +271,8 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     x = make_inputs(graph, batch_size, dtype, rng)
 
     if not _add_outputs(report, "", _forward(targets, x), tol.output):
-        report.first_divergence = first_divergence(graph_, recipe, state, x, dtype, disabled_passes, tol.output)
+        report.first_divergence = first_divergence(graph_, recipe, state, x, dtype, disabled_passes, tol.output,
+                                                   precision, device)
     _add_outputs(report, " (training mode)", _forward(targets, x, train=True), tol.output)
     if recipe:
         batch = make_batch(graph, objective, batch_size, dtype, rng)
@@ -258,6 +287,14 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
         _compare_training(report, targets, graph, objective, rng, tol)
         _add_outputs(report, "", _forward(targets, x), tol.trained, prefix=f"step {report.steps} ")
     return report
+
+
+def _kinds(dtype: str, precision: str) -> dict[str, tuple[str, str, str]]:
+    """The check's targets by key: (target, dtype, precision); the noise reference is torch one step more exact."""
+    kinds = {"torch": ("torch", dtype, precision), "jax": ("jax", dtype, precision)}
+    if precision == "bf16":
+        return kinds | {REFERENCE: ("torch", dtype, "float32")}
+    return kinds | ({REFERENCE: ("torch", "float64", "float32")} if dtype == "float32" else {})
 
 
 def _forward(targets: dict, x, train: bool = False) -> dict:
@@ -349,20 +386,22 @@ def print_report(report: Report, console=None) -> None:
     from dsl.console import make_console
 
     console = console or make_console()
-    table = Table(title=f"dslc check: jax vs torch, {report.dtype}, batch {report.batch_size}, {report.steps} steps")
+    what = "bf16 mixed precision (float32 weights)" if report.precision == "bf16" else report.dtype
+    table = Table(title=f"dslc check: jax vs torch, {what}, batch {report.batch_size}, {report.steps} steps")
     noise = report.dtype == "float32"
+    noise_name = "bf16 noise" if report.precision == "bf16" else "f32 noise"
     table.add_column("quantity", overflow="fold", ratio=1)  # long names wrap; the numbers never do
-    for column in ("max |Δ|", "relative", "norm", *(("f32 noise",) if noise else ()), "tolerance", ""):
+    for column in ("max |Δ|", "relative", "norm", *((noise_name,) if noise else ()), "tolerance", ""):
         table.add_column(column, justify="left" if column == "norm" else "right", no_wrap=True)
     for r in report.rows:
         table.add_row(r.quantity, f"{r.max_abs:.1e}", f"{r.relative:.1e}", r.norm,
                       *((f"{r.noise:.1e}",) if noise else ()), f"{r.tolerance:.0e}", _verdict(r))
     console.print(table)
-    tol = TOLERANCES[report.dtype]
-    console.print(f"tolerances ({report.dtype}): outputs and loss {tol.output:.0e}, gradients {tol.grad:.0e}, "
+    tol, kind = TOLERANCES[report.judged_as], report.judged_as
+    console.print(f"tolerances ({kind}): outputs and loss {tol.output:.0e}, gradients {tol.grad:.0e}, "
                   f"steps {tol.trained:.0e}; relative to max |torch value| (norm max) or ‖torch‖ (l2)"
-                  + (f", or {NOISE_FACTOR:g}x torch's own float32 noise (f32 noise: torch float32 vs float64) "
-                     "where larger"
+                  + (f", or {NOISE_FACTORS[kind]:g}x torch's own {kind} noise ({noise_name}: torch {kind} vs "
+                     f"{'float32 without autocast' if kind == 'bf16' else 'float64'}) where larger"
                      if noise else ""))
     for note in report.notes:
         console.print(f"note: {note}")
@@ -383,7 +422,8 @@ def _verdict(row: Row) -> str:
     return "ok" if row.ok else "[red]FAIL[/red]"
 
 
-def first_divergence(graph: Graph, recipe, state, x: np.ndarray, dtype: str, disabled_passes, tolerance: float):
+def first_divergence(graph: Graph, recipe, state, x: np.ndarray, dtype: str, disabled_passes, tolerance: float,
+                     precision: str = "float32", device: str = "auto"):
     """The first node (in execution order) whose outputs differ beyond tolerance.
 
     Both models are rebuilt with the passes of both targets, so the graph has the
@@ -391,7 +431,8 @@ def first_divergence(graph: Graph, recipe, state, x: np.ndarray, dtype: str, dis
     what a node name holds) while each backend still lowers its own hints.
     """
     names = sorted(set(passes_for("torch", disabled_passes)) | set(passes_for("jax", disabled_passes)))
-    torch_t, jax_t = (make_target(name, graph, recipe, dtype=dtype, passes=names, full_precision=True)
+    torch_t, jax_t = (make_target(name, graph, recipe, dtype=dtype, passes=names, full_precision=True,
+                                  precision=precision, device=device)
                       for name in ("torch", "jax"))
     for target in (torch_t, jax_t):
         target.load_state(state)

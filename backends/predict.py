@@ -272,8 +272,8 @@ def input_names(graph: Graph, model: str | None) -> list[str]:
 
 
 def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray | dict[str, np.ndarray], *,
-            transformed: bool = False, batch_size: int = 1000,
-            model: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+            transformed: bool = False, batch_size: int = 1000, model: str | None = None,
+            device: str = "auto") -> np.ndarray | dict[str, np.ndarray]:
     """Model outputs in evaluation mode: (N, *output shape), or one output for one example without a batch axis;
     a dict by output name for several outputs. ``x`` is the one input's array, or arrays by input name."""
     full, graph = graph, choose_model(graph, model)
@@ -283,7 +283,7 @@ def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray | d
     arrays = x if isinstance(x, dict) else {names[0]: x}
     fed = _dataset_input(spec, full)
     inputs, single = prepare_inputs(spec, graph, arrays, transformed, fed, model)  # every check before an import
-    target = make_target(target_name, graph, None)
+    target = make_target(target_name, graph, None, device=device)
     target.load_state({k: v for k, v in state.items() if k in graph.state_dict_spec()} if full.models else state)
     out = target.predict(inputs[0] if len(inputs) == 1 else inputs, batch_size)
     if isinstance(out, dict):
@@ -292,7 +292,7 @@ def predict(spec: Spec, graph: Graph, target_name: str, state, x: np.ndarray | d
 
 
 def predict_file(spec: Spec, graph: Graph, target_name: str, weights: Path, input_path: Path, output_path: Path, *,
-                 transformed: bool = False, batch_size: int = 1000, model: str | None = None):
+                 transformed: bool = False, batch_size: int = 1000, model: str | None = None, device: str = "auto"):
     """``dslc predict``: every file checked before the model is built; returns what it wrote."""
     from .weights import load_weights
 
@@ -301,6 +301,7 @@ def predict_file(spec: Spec, graph: Graph, target_name: str, weights: Path, inpu
     x = _texts(spec, chosen, input_path, weights) if Path(input_path).suffix == ".txt" \
         else read_inputs(input_path, input_names(chosen, model))
     state = load_weights(weights, graph)
-    out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size, model=model)
+    out = predict(spec, graph, target_name, state, x, transformed=transformed, batch_size=batch_size, model=model,
+                  device=device)
     write_array(output_path, out)
     return out

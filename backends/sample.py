@@ -49,7 +49,7 @@ def generator_of(spec: Spec, graph: Graph) -> tuple[str, tuple[int, ...]]:
 
 
 def sample_grid(spec: Spec, graph: Graph, target: str, state, out: Path, *, count: int = 64, seed: int = 0,
-                nrow: int = 8) -> np.ndarray:
+                nrow: int = 8, device: str = "auto") -> np.ndarray:
     """Writes the grid to ``out``; returns the images in [0, 1], (count, C, H, W)."""
     import torch
     from torchvision.utils import make_grid, save_image
@@ -57,7 +57,7 @@ def sample_grid(spec: Spec, graph: Graph, target: str, state, out: Path, *, coun
     check_grid_path(out)
     generator, noise_shape = generator_of(spec, graph)
     noise = np.random.default_rng(seed).standard_normal((count, *noise_shape)).astype(np.float32)
-    images = predict(spec, graph, target, state, noise, model=generator)
+    images = predict(spec, graph, target, state, noise, model=generator, device=device)
     images = np.clip(input_transform(spec).unnormalize(images), 0.0, 1.0).astype(np.float32)
     save_image(make_grid(torch.from_numpy(images), nrow=nrow, padding=2), str(out))
     return images

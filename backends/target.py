@@ -31,6 +31,7 @@ class Target(Protocol):
     """
 
     name: str
+    device_name: str  # where it runs, as summary.json records it: 'cpu', 'cuda:0 (NVIDIA H100 ...)'
 
     def load_state(self, state: StateDict) -> None:
         """Sets the weights from canonical arrays and resets the optimizers."""
@@ -86,3 +87,10 @@ def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int =
     graph = optimize(graph, passes_for(name, disabled_passes) if passes is None else passes)
     module = importlib.import_module(f"backends.{name}.target")
     return module.TARGET(graph, train, seed=seed, dtype=dtype, objective=objective, **options)
+
+
+def check_device(name: str, device: str) -> None:
+    """Refuses ``device`` (``cpu|cuda|auto``) where the target's framework lacks it: one ``UsageError`` line,
+    raised before any data is read or anything compiled."""
+    if device != "auto":
+        importlib.import_module(f"backends.{name}.device").resolve_device(device)

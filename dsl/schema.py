@@ -395,6 +395,20 @@ class Spec(Params):
                                    f"'sequential' or 'input'", ("blocks", name), True)
         return self
 
+    @model_validator(mode="after")
+    def _precision_fits(self) -> Spec:
+        """bf16 mixes bfloat16 compute into a float32 model: a float64 input says the model is not one."""
+        if self.train is None or self.train.precision != "bf16":
+            return self
+        inputs = {"input": self.input} if self.input else {f"inputs.{k}": v for k, v in (self.inputs or {}).items()}
+        for model, spec in (self.models or {}).items():
+            inputs |= {f"models.{model}.{k}": v for k, v in spec.input_specs.items()}
+        for where, kind in inputs.items():
+            if kind.dtype == "float64":
+                raise choice_error(f"precision bf16 computes in bfloat16 over float32 weights; {where} is float64: "
+                                   f"use precision float32, or a float32 input", ("train", "precision"))
+        return self
+
     @property
     def model_specs(self) -> dict[str, ModelSpec]:
         """The models by name; ``{'': ...}`` for a spec with one model at the top (its names have no prefix)."""

@@ -37,7 +37,9 @@ from ..optimizer_state import (
     step_array,
     trainable_names,
 )
+from ..precision import check_precision
 from ..weights import StateDict
+from .device import bf16_nodes, device_name, mixed_apply, mixed_model_apply, resolve_device
 from .model import FlaxModel, state_from_variables, variables_from_state
 from .objectives import JAX_OBJECTIVES
 from .training import TrainState, make_apply, make_optimizer, make_steps, put_sub, sub
@@ -50,7 +52,10 @@ class JaxTarget:
     steps_per_call = 25
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                 full_precision: bool = False, objective: Objective | None = None):
+                 full_precision: bool = False, objective: Objective | None = None, device: str | None = "auto",
+                 precision: str | None = None):
+        self.device = resolve_device(device)  # before anything is traced: --device cuda without a GPU is refused
+        self.precision = check_precision(precision or (train.precision if train else "float32"), dtype)
         if dtype == "float64" and not jax.config.jax_enable_x64:
             jax.config.update("jax_enable_x64", True)
         if full_precision:  # no TF32 / bf16 passes on GPUs: dslc check compares float32 to float32
@@ -58,6 +63,10 @@ class JaxTarget:
         self.graph, self.train, self.dtype, self.seed, self.objective = graph, train, jnp.dtype(dtype), seed, objective
         self.model = FlaxModel(graph)
         self.apply = make_apply({m: FlaxModel(graph.submodel(m)) for m in graph.model_names})
+        self._model_apply = self.model.apply
+        if self.precision == "bf16":  # bfloat16 compute inside the differentiated functions, float32 outside
+            nodes = bf16_nodes(graph)
+            self.apply, self._model_apply = mixed_apply(self.apply, nodes), mixed_model_apply(self.model.apply, nodes)
         self.phases, self._evaluate = JAX_OBJECTIVES[objective.name](objective, self.apply) if objective else ([], None)
         self.txs = {m: make_optimizer(train.optimizer_for(m)) for m in dict.fromkeys(m for m, _ in self.phases)}
         self.state: TrainState | None = None
@@ -67,12 +76,13 @@ class JaxTarget:
             self._train_step = jax.jit(train_step, donate_argnums=0)
             self._train_loop = jax.jit(train_loop, donate_argnums=0)
             self._eval_step = jax.jit(eval_step)
-        self._apply = jax.jit(lambda variables, x: self.model.apply(variables, *as_tuple(x)))
+        self._apply = jax.jit(lambda variables, x: self._model_apply(variables, *as_tuple(x)))
 
     # weights -------------------------------------------------------------
     def load_state(self, state: StateDict) -> None:
         variables = variables_from_state(self.graph, state)
-        variables = jax.tree.map(lambda a: jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None), variables)
+        variables = jax.device_put(jax.tree.map(lambda a: jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None),
+                                                variables), self.device)
         params, model_state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
         opt_state = {m: tx.init(sub(params, m)) for m, tx in self.txs.items()}
         self.state = TrainState(params, model_state, opt_state, jnp.zeros((), jnp.int32), jax.random.key(self.seed))
@@ -153,6 +163,10 @@ class JaxTarget:
         return optax.tree_utils.tree_set(opt_state, **values)
 
     @property
+    def device_name(self) -> str:
+        return device_name(self.device)
+
+    @property
     def variables(self) -> dict:
         return {"params": self.state.params, **self.state.model_state}
 
@@ -162,7 +176,7 @@ class JaxTarget:
         A ``Stream`` stays on the host: the steps put one batch at a time."""
         if isinstance(columns, Stream):
             return columns
-        return jax.device_put({k: self._array(v) for k, v in columns.items()})
+        return jax.device_put({k: self._array(v) for k, v in columns.items()}, self.device)
 
     def _array(self, a: np.ndarray):
         return jnp.asarray(a, self.dtype if a.dtype.kind == "f" else None)
@@ -246,8 +260,8 @@ class JaxTarget:
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
         """A probe: the model state a training-mode forward returns is dropped."""
         mode = {"mutable": list(self.state.model_state), "rngs": {"dropout": self.state.key}} if train else {}
-        out = self.model.apply(self.variables, *as_tuple(map_inputs(self._array, x)), capture=capture, train=train,
-                               **mode)
+        out = self._model_apply(self.variables, *as_tuple(map_inputs(self._array, x)), capture=capture, train=train,
+                                **mode)
         out = out[0] if train else out
         out, captured = out if capture else (out, {})
         return jax.tree.map(np.asarray, out), {k: np.asarray(v) for k, v in captured.items()}

@@ -58,8 +58,10 @@ from ..optimizer_state import (
     sparse_names,
     step_array,
 )
+from ..precision import check_precision
 from ..weights import StateDict
 from ..world import World
+from .device import as_float, autocast, device_name, float_outputs, resolve_device
 from .module import DTYPES, build_models, build_module, export_state, load_state
 from .objectives import TORCH_OBJECTIVES
 from .training import entry_array, load_entries, make_optimizer
@@ -69,8 +71,10 @@ class TorchTarget:
     name = "torch"
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
-                 compile: bool = False, device: str | None = None, full_precision: bool = False,
-                 objective: Objective | None = None, world: World = World()):
+                 compile: bool = False, device: str | None = "auto", full_precision: bool = False,
+                 objective: Objective | None = None, precision: str | None = None, world: World = World()):
+        self.device = resolve_device(device)  # first: --device cuda without a GPU is refused before any work
+        self.bf16 = check_precision(precision or (train.precision if train else "float32"), dtype) == "bf16"
         torch.manual_seed(seed)
         self.seed, self.steps = seed, 0
         self.random = any(n.is_random for n in graph.nodes)
@@ -78,7 +82,6 @@ class TorchTarget:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         self.graph, self.train, self.dtype, self.objective = graph, train, DTYPES[dtype], objective
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.world = world
         if self.device.type == "cuda" and world.size > 1:
             self.device = torch.device("cuda", world.local_rank)
@@ -86,10 +89,16 @@ class TorchTarget:
         self.generator = device_generator(self.device)
         runner = self._replicated(graph, train) if world.size > 1 else self.module
         models = build_models(graph, torch.compile(runner) if compile else runner)  # shares the weights
+        if self.bf16:  # losses and metric sums read float32 outputs (autocast computes losses in float32 anyway)
+            models = {m: float_outputs(model) for m, model in models.items()}
         self.compiled = compile
         self.phases, self._evaluate = TORCH_OBJECTIVES[objective.name](objective, models, self.dtype) \
             if objective else ([], None)
         self.optimizers: dict[str, torch.optim.Optimizer] | None = None
+
+    @property
+    def device_name(self) -> str:
+        return device_name(self.device)
 
     def _replicated(self, graph: Graph, train: TrainSpec | None) -> torch.nn.Module:
         """The module inside DDP (its BatchNorm layers global first where ``train.sync_batch_norm``)."""
@@ -186,7 +195,8 @@ class TorchTarget:
             batch = {k: v[index] for k, v in data.items()}
             for model, step in self.phases:
                 optimizer = self.optimizers[model]
-                loss, metrics = step(batch)
+                with autocast(self.device, self.bf16):  # forward and loss; backward outside, as autocast advises
+                    loss, metrics = step(batch)
                 if self.world.size > 1:
                     loss, metrics = self._weighted(loss, metrics, len(shard), rows)
                 optimizer.zero_grad(set_to_none=True)
@@ -241,7 +251,8 @@ class TorchTarget:
         for rows, weights in zip(index, mask):
             rows = torch.from_numpy(rows).to(self.device)
             weights = torch.from_numpy(weights).to(self.device, self.dtype)
-            _accumulate(sums, self._evaluate({k: v[rows] for k, v in data.items()}, weights))
+            with autocast(self.device, self.bf16):
+                _accumulate(sums, self._evaluate({k: v[rows] for k, v in data.items()}, weights))
         return sums
 
     @torch.no_grad()
@@ -249,8 +260,9 @@ class TorchTarget:
         self.module.eval()
         x = map_inputs(self._tensor, x)
         size = len(as_tuple(x)[0])
-        return join_outputs([map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(
-            map_inputs(lambda a: a[i:i + batch_size], x)))) for i in range(0, size, batch_size)])
+        with autocast(self.device, self.bf16):
+            return join_outputs([map_outputs(lambda t: as_float(t).cpu().numpy(), self.module(*as_tuple(
+                map_inputs(lambda a: a[i:i + batch_size], x)))) for i in range(0, size, batch_size)])
 
     @torch.no_grad()
     def forward(self, x: np.ndarray, capture: bool = False, train: bool = False):
@@ -258,13 +270,14 @@ class TorchTarget:
         captured = {}
         def keep(node, out):
             for value, tensor in zip(node.value_names, out if node.more else (out,)):
-                captured[value] = tensor.cpu().numpy().copy()
+                captured[value] = as_float(tensor).cpu().numpy().copy()
 
         hooks = [self.module.get_submodule(n.name).register_forward_hook(
             lambda mod, args, out, node=n: keep(node, out)) for n in self.graph.nodes] if capture else []
         try:
-            with self._buffers_kept():
-                out = map_outputs(lambda t: t.cpu().numpy(), self.module(*as_tuple(map_inputs(self._tensor, x))))
+            with self._buffers_kept(), autocast(self.device, self.bf16):
+                out = map_outputs(lambda t: as_float(t).cpu().numpy(),
+                                  self.module(*as_tuple(map_inputs(self._tensor, x))))
         finally:
             for hook in hooks:
                 hook.remove()
@@ -277,9 +290,10 @@ class TorchTarget:
         self.module.train(train)
         batch = self.put(batch)
         with self._buffers_kept():  # restored after backward, which reads the saved running statistics
-            for model, step in self.phases[:phase + 1]:
-                self.module.zero_grad(set_to_none=True)
-                loss, _ = step(batch)
+            with autocast(self.device, self.bf16):
+                for model, step in self.phases[:phase + 1]:
+                    self.module.zero_grad(set_to_none=True)
+                    loss, _ = step(batch)
             loss.backward()
         grads = {k: np.array(_dense(p.grad).cpu().numpy(), order="C") for k, p in self._parameters(model).items()}
         return loss.item(), grads

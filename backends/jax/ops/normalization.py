@@ -50,6 +50,9 @@ class TorchBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
+        """A bfloat16 input (``precision: bf16``) is normalized in float32 and returned in bfloat16, as torch's
+        kernel under autocast does."""
+        dtype, x = x.dtype, x.astype(jnp.promote_types(x.dtype, jnp.float32))
         axis = self.axis % x.ndim
         reduce = tuple(a for a in range(x.ndim) if a != axis)
         shape = tuple(self.features if a == axis else 1 for a in range(x.ndim))
@@ -59,9 +62,9 @@ class TorchBatchNorm(nn.Module):
         if train or not self.track_running_stats:  # torch: no running stats means batch statistics in eval too
             if train and self.track_running_stats:
                 self._update(*batch_statistics(x, reduce), x.size // self.features)
-            return batch_normalize(x, scale, bias, reduce, shape, self.eps)
+            return batch_normalize(x, scale, bias, reduce, shape, self.eps).astype(dtype)
         mean, var = (v.value for v in self._statistics(x.dtype)[:2])
-        return _affine(x, mean, jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype)), scale, bias, shape)
+        return _affine(x, mean, jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype)), scale, bias, shape).astype(dtype)
 
     def _statistics(self, dtype):
         channels = (self.features,)
