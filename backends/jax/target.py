@@ -11,7 +11,7 @@ twice as slow), so ``compile`` times both on a copy of the state and keeps the
 faster; compute-heavy steps (over ``LOOP_MAX_STEP_SECONDS``) skip the trial. All of
 it is timed as compilation and kept out of throughput.
 
-With ``devices`` (``--devices N``) over one device the target is data parallel
+Over more than one device (``devices``, ``--devices N``) the target is data parallel
 (``mesh.py``): the same compiled steps over a one-axis mesh, the state replicated
 and each index batch split; one device builds no mesh and places nothing, so it runs
 exactly the single-device code. BatchNorm then normalizes each device's shard by
