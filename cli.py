@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
             from backends.threads import use_threads
 
             use_threads(args.threads)  # before torch or JAX is imported
+            if args.verb == "train":
+                from backends.host_devices import use_host_devices
+
+                use_host_devices(args.devices)  # XLA's CPU platform: --devices N needs N devices before JAX starts
             _check_device(args)
         return args.run(args) or 0
     except DslcError as err:
@@ -147,17 +151,56 @@ def _train_options(args):
 
     if args.compile and (args.target or "jax") != "torch":
         raise DslcError("--compile applies to --target torch (the JAX step is always jit-compiled)")
+    target_options = {"device": args.device, **({"compile": True} if args.compile else {})}
+    target_options.update(_jax_parallel_options(args))
     return TrainOptions(target=args.target or "jax", epochs=args.epochs, max_steps=args.max_steps,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed or 0, out_dir=args.out,
                         overwrite=args.overwrite, data_dir=args.data_dir or Path("data"), dataset=args.dataset,
                         progress=args.progress, disabled_passes=args.no_optimize,
-                        target_options={"device": args.device, **({"compile": True} if args.compile else {})},
-                        precision=args.precision, checkpoint_every=args.checkpoint_every, spec_path=Path(args.spec),
+                        target_options=target_options, world=_jax_world(args), precision=args.precision,
+                        checkpoint_every=args.checkpoint_every, spec_path=Path(args.spec),
                         spec_text=Path(args.spec).read_bytes().decode())
 
 
+def _jax_parallel_options(args) -> dict:
+    """``--devices N``: the JAX target's data-parallel mesh (torch runs one process per device: ``--nproc``)."""
+    from dsl import UsageError
+
+    if args.devices is None:
+        return {}
+    if (args.target or "jax") != "jax":
+        raise UsageError("--devices applies to --target jax; torch runs one process per device: use --nproc N")
+    from backends.jax.mesh import mesh_devices
+
+    mesh_devices(args.devices)  # refuses a count JAX does not have before the dataset loads
+    return {"devices": args.devices}
+
+
+def _jax_world(args):
+    """Joins a multi-host JAX run (``--coordinator`` or ``JAX_COORDINATOR_ADDRESS``); this process's World."""
+    from backends.world import World
+
+    if args.coordinator is None and args.num_processes is None and args.process_id is None \
+            and not _jax_coordinator_env():
+        return World()
+    from dsl import UsageError
+
+    if (args.target or "jax") != "jax":
+        raise UsageError("--coordinator, --num-processes and --process-id apply to --target jax; "
+                         "a multi-node torch run is started by torchrun")
+    from backends.jax.distributed import join
+
+    return join(args.coordinator, args.num_processes, args.process_id)
+
+
+def _jax_coordinator_env() -> bool:
+    import os
+
+    return "JAX_COORDINATOR_ADDRESS" in os.environ
+
+
 _RUN_FLAGS = ("target", "epochs", "max_steps", "batch_size", "lr", "seed", "out", "overwrite", "dataset",
-              "no_optimize", "compile", "precision")
+              "no_optimize", "compile", "precision", "devices")
 """``train`` flags that decide a run's numbers: a resumed run keeps the ones it started with."""
 
 
@@ -177,12 +220,15 @@ def _resume(args):
     text, file = check_spec(header, args.resume, args.spec)
     spec, graph = dsl.loads(text, file)
     run = header.run
+    from backends.host_devices import use_host_devices
+
+    use_host_devices(run.target_options.get("devices"))  # the run's own device count, before JAX starts
     options = TrainOptions(target=run.target, epochs=run.epochs, max_steps=run.max_steps, batch_size=run.batch_size,
                            lr=run.lr, seed=run.seed, out_dir=args.resume, data_dir=args.data_dir or Path(run.data_dir),
                            dataset=run.dataset, progress=args.progress, disabled_passes=run.disabled_passes,
                            target_options={**run.target_options, "device": args.device}, precision=run.precision,
                            checkpoint_every=args.checkpoint_every or run.checkpoint_every,
-                           spec_path=Path(args.spec or run.spec_path), spec_text=text)
+                           spec_path=Path(args.spec or run.spec_path), spec_text=text, world=_jax_world(args))
     return spec, graph, options, read_checkpoint(args.resume, tensors=True)
 
 
@@ -299,6 +345,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its checkpoint, exactly where it stopped, with its "
                        "own spec and options (SPEC may be left out)")
+    train.add_argument("--devices", type=_positive, metavar="N", help="JAX target: data parallel over N devices "
+                       "of this process (default: all; on the CPU, dslc makes XLA show N)")
+    train.add_argument("--coordinator", metavar="HOST:PORT", help="JAX multi-host run: process 0's address "
+                       "(default: $JAX_COORDINATOR_ADDRESS); every process passes the same one")
+    train.add_argument("--num-processes", type=_positive, metavar="N", help="JAX multi-host run: processes in all")
+    train.add_argument("--process-id", type=int, metavar="I", help="JAX multi-host run: this process, 0..N-1 "
+                       "(process 0 writes the run folder)")
     train.set_defaults(target=None, seed=None, data_dir=None)  # given or not: --resume refuses the given ones
 
     evaluate = verb("eval", _eval, "test-split loss and metrics of saved weights (and the spec's "

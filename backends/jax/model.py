@@ -20,6 +20,8 @@ as a hand-written nested linen model's would.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import numpy as np
 from flax import linen as nn
@@ -67,6 +69,9 @@ class FlaxModel(nn.Module):
     """
 
     graph: Graph
+    replicas: int = 1
+    """Data-parallel replicas whose batch shards the ops marked ``per_replica`` (BatchNorm) treat separately:
+    ``np.array_split(batch, replicas)``, as torch DDP's ranks see it (``JaxTarget`` sets it)."""
 
     @nn.compact
     def __call__(self, *inputs, train: bool = False, capture: bool = False):
@@ -80,7 +85,8 @@ class FlaxModel(nn.Module):
         for node in self.graph.nodes:
             placement = placements[node.name]
             args = [convert(*values[name], layout) for name, layout in zip(node.inputs, placement.inputs)]
-            apply = JAX_OPS[node.op].apply
+            op = JAX_OPS[node.op]
+            apply = partial(op.apply, replicas=self.replicas) if op.per_replica else op.apply
             out = _in_scopes(scopes, tuple(node.name.split(".")[:-1]),
                              lambda *a, node=node, apply=apply: apply(node, *a, train=train), *args)
             for value, array in zip(node.value_names, out if node.more else (out,)):

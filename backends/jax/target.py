@@ -10,6 +10,13 @@ steps XLA's CPU backend runs a scanned step slower than a plain one (the MNIST C
 twice as slow), so ``compile`` times both on a copy of the state and keeps the
 faster; compute-heavy steps (over ``LOOP_MAX_STEP_SECONDS``) skip the trial. All of
 it is timed as compilation and kept out of throughput.
+
+Over more than one device (``devices``, ``--devices N``) the target is data parallel
+(``mesh.py``): the same compiled steps over a one-axis mesh, the state replicated
+and each index batch split; one device builds no mesh and places nothing, so it runs
+exactly the single-device code. BatchNorm then normalizes each device's shard by
+the shard's own statistics, as torch DDP does, unless ``train.sync_batch_norm``
+(``ops/normalization.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from ..optimizer_state import (
 )
 from ..precision import check_precision
 from ..weights import StateDict
+from ..world import World
 from .device import bf16_nodes, device_name, mixed_apply, mixed_model_apply, resolve_device
+from .mesh import DataMesh, mesh_devices
 from .model import FlaxModel, state_from_variables, variables_from_state
 from .objectives import JAX_OBJECTIVES
 from .training import TrainState, make_apply, make_optimizer, make_steps, put_sub, sub
@@ -53,7 +62,9 @@ class JaxTarget:
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
                  full_precision: bool = False, objective: Objective | None = None, device: str | None = "auto",
-                 precision: str | None = None):
+                 precision: str | None = None, devices: int | None = None, world: World = World()):
+        """``world``: a multi-host run's process; unused here, as the mesh spans every process's devices
+        (``mesh.py``), and the driver decides who writes."""
         self.device = resolve_device(device)  # before anything is traced: --device cuda without a GPU is refused
         self.precision = check_precision(precision or (train.precision if train else "float32"), dtype)
         if dtype == "float64" and not jax.config.jax_enable_x64:
@@ -62,7 +73,9 @@ class JaxTarget:
             jax.config.update("jax_default_matmul_precision", "highest")
         self.graph, self.train, self.dtype, self.seed, self.objective = graph, train, jnp.dtype(dtype), seed, objective
         self.model = FlaxModel(graph)
-        self.apply = make_apply({m: FlaxModel(graph.submodel(m)) for m in graph.model_names})
+        self.mesh = _data_mesh(devices)
+        replicas = self.mesh.size if self.mesh and not (train and train.sync_batch_norm) else 1
+        self.apply = make_apply({m: FlaxModel(graph.submodel(m), replicas=replicas) for m in graph.model_names})
         self._model_apply = self.model.apply
         if self.precision == "bf16":  # bfloat16 compute inside the differentiated functions, float32 outside
             nodes = bf16_nodes(graph)
@@ -73,9 +86,10 @@ class JaxTarget:
         self._compiled: dict = {}
         if objective:
             train_step, train_loop, eval_step = make_steps(self.phases, self._evaluate, self.txs)
-            self._train_step = jax.jit(train_step, donate_argnums=0)
-            self._train_loop = jax.jit(train_loop, donate_argnums=0)
-            self._eval_step = jax.jit(eval_step)
+            placed = {"out_shardings": self.mesh.replicated} if self.mesh else {}  # the state stays replicated
+            self._train_step = jax.jit(train_step, donate_argnums=0, **placed)
+            self._train_loop = jax.jit(train_loop, donate_argnums=0, **placed)
+            self._eval_step = jax.jit(eval_step, **placed)
         self._apply = jax.jit(lambda variables, x: self._model_apply(variables, *as_tuple(x)))
 
     # weights -------------------------------------------------------------
@@ -85,7 +99,8 @@ class JaxTarget:
                                                 variables), self.device)
         params, model_state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
         opt_state = {m: tx.init(sub(params, m)) for m, tx in self.txs.items()}
-        self.state = TrainState(params, model_state, opt_state, jnp.zeros((), jnp.int32), jax.random.key(self.seed))
+        self.state = self._placed(TrainState(params, model_state, opt_state, jnp.zeros((), jnp.int32),
+                                             jax.random.key(self.seed)))
 
     def export_state(self) -> StateDict:
         return state_from_variables(self.graph, self.variables)
@@ -95,10 +110,11 @@ class JaxTarget:
         """optax's state in torch's terms: ``mu``/``nu``/``count`` -> ``exp_avg``/``exp_avg_sq``/``step``,
         ``trace`` -> ``momentum_buffer`` (docs/PARITY.md §13: with no dampening the two are the same
         recurrence), each tree converted to canonical layouts like the weights; one optimizer per model."""
-        step = int(self.state.step)
+        local = self._local(self.state)
+        step = int(local.step)
         state = {STEP: step_array(step)}
         for model in self.txs:
-            opt_state, names = self.state.opt_state[model], trainable_names(self.graph.submodel(model))
+            opt_state, names = local.opt_state[model], trainable_names(self.graph.submodel(model))
             if self.train.optimizer_for(model).name == "sgd":
                 trace = optax.tree_utils.tree_get(opt_state, "trace")
                 entries = {"momentum_buffer": self._canonical(model, trace)} if trace is not None and step else {}
@@ -128,7 +144,8 @@ class JaxTarget:
             if found and all(found.values()):  # checked: all weights have state, or none (before the first step)
                 opt_state = self._with_entries(model, opt_state, name, found)
             opt_states[model] = opt_state
-        self.state = self.state._replace(opt_state=opt_states, step=jnp.asarray(int(state[STEP]), jnp.int32))
+        self.state = self._placed(self.state._replace(opt_state=opt_states,
+                                                      step=jnp.asarray(int(state[STEP]), jnp.int32)))
 
     def _with_entries(self, model: str, opt_state, name: str, found: dict[str, dict[str, np.ndarray]]):
         def entry(key):
@@ -144,7 +161,8 @@ class JaxTarget:
 
     def _canonical(self, model: str, tree) -> StateDict:
         """A tree shaped like one model's params (a moment, a trace) in canonical names and layouts."""
-        state = state_from_variables(self.graph, {**self.variables, "params": put_sub(self.state.params, model, tree)})
+        variables = self.variables
+        state = state_from_variables(self.graph, {**variables, "params": put_sub(variables["params"], model, tree)})
         return {w: state[w] for w in trainable_names(self.graph.submodel(model))}
 
     def _set(self, model: str, opt_state, count: int | None = None, **trees: StateDict):
@@ -168,7 +186,25 @@ class JaxTarget:
 
     @property
     def variables(self) -> dict:
-        return {"params": self.state.params, **self.state.model_state}
+        state = self._local(self.state)
+        return {"params": state.params, **state.model_state}
+
+    # placement -----------------------------------------------------------
+    def _placed(self, state: TrainState) -> TrainState:
+        """The state where the steps read it: replicated over the mesh (as it is, on one device)."""
+        return self.mesh.replicate(state) if self.mesh else state
+
+    def _local(self, tree):
+        """Arrays this process can read whole (a multi-process run's replicated ones are this host's copy)."""
+        return self.mesh.local(tree) if self.mesh else tree
+
+    def _batch(self, index: np.ndarray, leading: int = 0):
+        """An index (or mask) batch where a step reads it: split over the mesh, or the numpy array itself."""
+        return self.mesh.put_batch(index, leading) if self.mesh else index
+
+    def _batch_struct(self, shape: tuple[int, ...], dtype, leading: int = 0) -> jax.ShapeDtypeStruct:
+        sharding = self.mesh.batch_sharding(shape[leading], leading) if self.mesh else None
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
 
     # training ------------------------------------------------------------
     def put(self, columns: dict[str, np.ndarray] | Stream) -> dict[str, jax.Array] | Stream:
@@ -176,6 +212,9 @@ class JaxTarget:
         A ``Stream`` stays on the host: the steps put one batch at a time."""
         if isinstance(columns, Stream):
             return columns
+        if self.mesh:
+            return self.mesh.replicate({k: np.asarray(v, self.dtype if v.dtype.kind == "f" else None)
+                                        for k, v in columns.items()})
         return jax.device_put({k: self._array(v) for k, v in columns.items()}, self.device)
 
     def _array(self, a: np.ndarray):
@@ -187,13 +226,13 @@ class JaxTarget:
         start = time.perf_counter()
         for size in sorted(set(batch_sizes)):
             data, key = _shaped(self, train_data, size)
-            index = jax.ShapeDtypeStruct((size,), jnp.int32)
+            index = self._batch_struct((size,), jnp.int32)
             self._compiled[key] = self._train_step.lower(self.state, data, index).compile()
         if not isinstance(train_data, Stream):
             self._compile_loop(train_data, max(batch_sizes))
         data, key = _shaped(self, test_data, eval_batch_size, "eval")
-        index = jax.ShapeDtypeStruct((eval_batch_size,), jnp.int32)
-        mask = jax.ShapeDtypeStruct((eval_batch_size,), self.dtype)
+        index = self._batch_struct((eval_batch_size,), jnp.int32)
+        mask = self._batch_struct((eval_batch_size,), self.dtype)
         self._compiled[key] = self._eval_step.lower(self.state.params, self.state.model_state, data, index,
                                                     mask).compile()
         return time.perf_counter() - start
@@ -203,17 +242,18 @@ class JaxTarget:
         batches = np.zeros((self.steps_per_call, batch_size), np.int32)
         step = self._compiled[batch_size]
         state = jax.tree.map(jnp.copy, self.state)  # the trial trains a copy; the state is donated
-        _, state = _seconds(lambda s: _run(step, s, data, batches[:5]), state)  # warm-up
-        single, state = _seconds(lambda s: _run(step, s, data, batches[:10]), state)
+        _, state = _seconds(lambda s: _run(step, s, data, batches[:5], self._batch), state)  # warm-up
+        single, state = _seconds(lambda s: _run(step, s, data, batches[:10], self._batch), state)
         if single / 10 > LOOP_MAX_STEP_SECONDS:
             return
-        loop = self._train_loop.lower(self.state, data, jax.ShapeDtypeStruct(batches.shape, jnp.int32)).compile()
-        _, state = _seconds(lambda s: loop(s, data, batches), state)  # warm-up
+        loop = self._train_loop.lower(self.state, data, self._batch_struct(batches.shape, jnp.int32, 1)).compile()
+        stacked = self._batch(batches, 1)
+        _, state = _seconds(lambda s: loop(s, data, stacked), state)  # warm-up
         looped, unrolled = [], []
         for _ in range(3):  # interleaved, best of three: a busy machine must not decide it
-            seconds, state = _seconds(lambda s: loop(s, data, batches), state)
+            seconds, state = _seconds(lambda s: loop(s, data, stacked), state)
             looped.append(seconds)
-            seconds, state = _seconds(lambda s: _run(step, s, data, batches), state)
+            seconds, state = _seconds(lambda s: _run(step, s, data, batches, self._batch), state)
             unrolled.append(seconds)
         if min(looped) < min(unrolled):
             self._compiled["loop", batch_size] = loop
@@ -224,21 +264,21 @@ class JaxTarget:
             for batch in data.iterate(batches):
                 n = len(next(iter(batch.values())))
                 step = self._compiled.get(("stream", n), self._train_step)
-                self.state, metrics = step(self.state, self.put(batch), np.arange(n, dtype=np.int32))
+                self.state, metrics = step(self.state, self.put(batch), self._batch(np.arange(n, dtype=np.int32)))
                 sums = _add(sums, metrics)
-            return sums
+            return self._local(sums)
         sums, start = {}, 0
         loop = self._compiled.get(("loop", len(batches[0])))
         while loop and len(batches) - start >= self.steps_per_call and \
                 all(len(b) == len(batches[0]) for b in batches[start:start + self.steps_per_call]):
-            indices = np.stack(batches[start:start + self.steps_per_call])
+            indices = self._batch(np.stack(batches[start:start + self.steps_per_call]), 1)
             self.state, metrics = loop(self.state, data, indices)
             sums, start = _add(sums, metrics), start + self.steps_per_call
         for index in batches[start:]:
             step = self._compiled.get(len(index), self._train_step)
-            self.state, metrics = step(self.state, data, index)
+            self.state, metrics = step(self.state, data, self._batch(index))
             sums = _add(sums, metrics)
-        return sums
+        return self._local(sums)
 
     def evaluate(self, data, index: np.ndarray, mask: np.ndarray) -> dict:
         streamed = isinstance(data, Stream)
@@ -248,8 +288,9 @@ class JaxTarget:
         for rows, weights, batch in zip(index, mask.astype(self.dtype), batches):
             if streamed:
                 batch, rows = self.put(batch), np.arange(len(rows), dtype=np.int32)
-            sums = _add(sums, step(self.state.params, self.state.model_state, batch, rows, weights))
-        return sums
+            sums = _add(sums, step(self.state.params, self.state.model_state, batch, self._batch(rows),
+                                   self._batch(weights)))
+        return self._local(sums)
 
     def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         x = map_inputs(self._array, x)
@@ -288,6 +329,13 @@ class JaxTarget:
         return float(loss), {w: grads[w] for w in trainable_names(self.graph.submodel(model))}
 
 
+def _data_mesh(devices: int | None) -> DataMesh | None:
+    """The mesh over ``devices`` local devices (None: all of them), or None for one device: no placement at all,
+    so one device compiles and runs exactly the unsharded steps."""
+    chosen = mesh_devices(devices)
+    return DataMesh(chosen) if len(chosen) > 1 else None
+
+
 def _evaluating(apply):
     """``apply`` always in evaluation mode, whatever mode the objective asks for."""
     def evaluating(model, params, model_state, inputs, train, rng):
@@ -309,9 +357,9 @@ def _add(sums: dict, metrics: dict) -> dict:
     return {k: sums[k] + v if k in sums else v for k, v in metrics.items()}
 
 
-def _run(step, state, data, batches):
+def _run(step, state, data, batches, put):
     for index in batches:
-        state, metrics = step(state, data, index)
+        state, metrics = step(state, data, put(index))
     return state, metrics
 
 

@@ -53,6 +53,8 @@ class JaxOp:
             -> its Flax variables, given the layouts its inputs arrive in.
         from_flax: the inverse of ``to_flax``.
         place: overrides the placement rule of ``layout`` (see ``layout.place``).
+        per_replica: ``apply`` also takes ``replicas``, the data-parallel replicas whose
+            batch shards it treats separately (BatchNorm's statistics, ``FlaxModel.replicas``).
     """
 
     apply: Callable[..., jax.Array]
@@ -60,6 +62,7 @@ class JaxOp:
     to_flax: Callable[[Canonical, tuple], FlaxVars] = no_weights_to_flax
     from_flax: Callable[[FlaxVars, tuple], Canonical] = no_weights_from_flax
     place: Callable | None = None
+    per_replica: bool = False
 
 
 def torch_uniform_bias(fan_in: int):

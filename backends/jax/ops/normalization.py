@@ -8,6 +8,17 @@ torch's state under Flax's names: ``params`` {scale, bias}, ``batch_stats`` {mea
 var, num_batches_tracked}. ``num_batches_tracked`` is JAX's default int (int32
 unless x64 is on); the converters give it back as torch's int64.
 
+Data parallel over ``replicas`` devices (``FlaxModel.replicas``, set by the JAX
+target for ``--devices N`` without ``train.sync_batch_norm``), a training step
+normalizes each replica's contiguous shard (``np.array_split(batch, replicas)``) by
+that shard's statistics, as each torch DDP rank does with plain BatchNorm, and the
+running statistics are updated from shard 0's alone: DDP broadcasts rank 0's
+buffers before every forward, so rank 0's updates are the ones that last. With
+``sync_batch_norm`` (or one device) the statistics are the global batch's, which the
+sharded global computation gives with an all-reduce, as torch's SyncBatchNorm.
+Evaluation always normalizes the global batch (running statistics, or without
+them the batch's), so evaluation does not depend on the device count.
+
 Layer, group and instance normalization are Flax's own layers given torch's
 arguments: eps (Flax's default is 1e-6), the reduction axes, and
 ``use_fast_variance=False``, the two-pass variance torch computes (PARITY.md §6:
@@ -47,6 +58,7 @@ class TorchBatchNorm(nn.Module):
     momentum: float | None
     affine: bool
     track_running_stats: bool
+    replicas: int = 1
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -60,9 +72,11 @@ class TorchBatchNorm(nn.Module):
                        self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)) if self.affine else (
                        jnp.ones(self.features, x.dtype), jnp.zeros(self.features, x.dtype))
         if train or not self.track_running_stats:  # torch: no running stats means batch statistics in eval too
+            sizes = shard_sizes(x.shape[0], self.replicas if train else 1)
             if train and self.track_running_stats:
-                self._update(*batch_statistics(x, reduce), x.size // self.features)
-            return batch_normalize(x, scale, bias, reduce, shape, self.eps).astype(dtype)
+                first = x[:sizes[0]]  # DDP keeps rank 0's running statistics
+                self._update(*batch_statistics(first, reduce), first.size // self.features)
+            return normalize_shards(x, scale, bias, reduce, shape, self.eps, sizes).astype(dtype)
         mean, var = (v.value for v in self._statistics(x.dtype)[:2])
         return _affine(x, mean, jax.lax.rsqrt(var + jnp.asarray(self.eps, x.dtype)), scale, bias, shape).astype(dtype)
 
@@ -135,10 +149,35 @@ def _normalize_backward(reduce, shape, eps, saved, dy):
 batch_normalize.defvjp(_normalize_forward, _normalize_backward)
 
 
+def shard_sizes(batch: int, replicas: int) -> tuple[int, ...]:
+    """The sizes of ``np.array_split(range(batch), replicas)``: the first ``batch % replicas`` one larger."""
+    return tuple(batch // replicas + (r < batch % replicas) for r in range(replicas))
+
+
+def normalize_shards(x, scale, bias, reduce: tuple[int, ...], shape: tuple[int, ...], eps: float,
+                     sizes: tuple[int, ...]):
+    """``batch_normalize`` of each contiguous shard of the batch (axis 0) by its own statistics.
+
+    Equal shards are one reshape to [replicas, shard, ...] and a ``vmap``: on a mesh
+    whose devices each hold one shard, every device normalizes its own rows with no
+    communication. Unequal shards (a last batch the device count does not divide,
+    which the target runs replicated) are sliced; empty ones are skipped.
+    """
+    if len(sizes) == 1:
+        return batch_normalize(x, scale, bias, reduce, shape, eps)
+    if len(set(sizes)) == 1:
+        groups = x.reshape(len(sizes), sizes[0], *x.shape[1:])
+        out = jax.vmap(lambda g: batch_normalize(g, scale, bias, reduce, shape, eps))(groups)
+        return out.reshape(x.shape)
+    bounds = np.cumsum((0, *sizes))
+    return jnp.concatenate([batch_normalize(x[a:b], scale, bias, reduce, shape, eps)
+                            for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
+
+
 def _batch_norm(axis: int):
-    def apply(node: Node, x, *, train: bool):
+    def apply(node: Node, x, *, train: bool, replicas: int = 1):
         p = node.params
-        return TorchBatchNorm(p.num_features, axis, p.eps, p.momentum, p.affine, p.track_running_stats,
+        return TorchBatchNorm(p.num_features, axis, p.eps, p.momentum, p.affine, p.track_running_stats, replicas,
                               name=node.local_name)(x, train=train)
 
     return apply
@@ -192,8 +231,9 @@ def _from_flax(v, received):
 
 
 LOWERINGS = {
-    "batch_norm2d": JaxOp(_batch_norm(-1), "channels_last", _to_flax, _from_flax),  # conv -> bn -> relu stays NHWC
-    "batch_norm1d": JaxOp(_batch_norm(1), "channels_first", _to_flax, _from_flax),
+    "batch_norm2d": JaxOp(_batch_norm(-1), "channels_last", _to_flax, _from_flax,  # conv -> bn -> relu stays NHWC
+                          per_replica=True),
+    "batch_norm1d": JaxOp(_batch_norm(1), "channels_first", _to_flax, _from_flax, per_replica=True),
     "layer_norm": JaxOp(_layer_norm, "channels_first", _to_flax, _from_flax),
     "group_norm": JaxOp(_group_norm, "channels_last", _to_flax, _from_flax),  # conv -> gn -> relu stays NHWC
     "instance_norm2d": JaxOp(_instance_norm2d, "channels_last", _to_flax, _from_flax),
