@@ -38,8 +38,12 @@ def _cgroup_quota() -> int | None:
 
 
 def use_threads(count: int | None = None) -> int:
-    """Sets both frameworks' CPU thread count (default: ``available_cores()``); returns it."""
-    count = count or available_cores()
+    """Sets both frameworks' CPU thread count (default: ``$DSLC_THREADS``, else ``available_cores()``); returns it.
+
+    ``DSLC_THREADS`` is for a parent that runs several dslc processes side by side on
+    the same cores (the test suite's parallel workers set it to their share).
+    """
+    count = count or int(os.environ.get("DSLC_THREADS") or 0) or available_cores()
     os.environ["PJRT_NPROC"] = str(count)
     os.environ["OMP_NUM_THREADS"] = str(count)
     if "torch" in sys.modules:

@@ -215,7 +215,7 @@ def test_threads_are_set_before_a_framework_loads(flag, expected):
 
     code = ("import os, sys, cli; cli.main(['eval', 'specs/digits_cnn.yaml', '--weights', 'missing.safetensors', "
             f"*{list(flag)!r}]); print(os.environ['PJRT_NPROC'], os.environ['OMP_NUM_THREADS'])")
-    env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "OMP_NUM_THREADS", "DSLC_THREADS")}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.split() == [expected or str(available_cores())] * 2, result.stderr
