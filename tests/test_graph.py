@@ -310,7 +310,7 @@ def test_flax_variables_nest_and_round_trip():
 
 # --- dslc check ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", [pytest.param("float32", marks=pytest.mark.slow), "float64"])  # float32: 20 s
 @pytest.mark.parametrize("text", [TWO_INPUTS, TWO_OUTPUTS], ids=["two_inputs", "two_outputs"])
 def test_check_passes_on_several_inputs_and_outputs(text, dtype):
     spec, graph = dsl.loads(text)

@@ -23,7 +23,7 @@ def x64(request):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("seed", [0, 12345])
+@pytest.mark.parametrize("seed", [0, pytest.param(12345, marks=pytest.mark.slow)])  # each case 5-7 s
 def test_bits_are_jax_random_bits(shape, seed):
     key = jax.random.key(seed)
     ours = jax.jit(threefry.random_bits, static_argnums=1)(key, shape)
@@ -31,7 +31,7 @@ def test_bits_are_jax_random_bits(shape, seed):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("p", [0.1, 0.9])
+@pytest.mark.parametrize("p", [0.1, pytest.param(0.9, marks=pytest.mark.slow)])
 def test_bernoulli_is_jax_random_bernoulli(x64, shape, p):
     key = jax.random.fold_in(jax.random.key(3), len(shape))
     ours = jax.jit(threefry.bernoulli, static_argnums=(1, 2))(key, p, shape)
