@@ -99,7 +99,7 @@ def _schema(args) -> None:
 
 def _train(args) -> None:
     import dsl
-    from backends.loop import train
+    from backends import scale
     from backends.progress import format_rate
     from backends.world import World
 
@@ -113,8 +113,8 @@ def _train(args) -> None:
             args.parser.error("the following arguments are required: spec (or --resume RUN_DIR)")
         spec, graph = dsl.load(args.spec)
         options, checkpoint = _train_options(args), None
-    summary = _train_parallel(args, options, checkpoint) if _parallel(args, options, checkpoint) else \
-        train(spec, graph, options, resume=checkpoint)
+    workers = scale.torch_workers(options.target, args.nproc, checkpoint.run.world_size if checkpoint else None)
+    summary = scale.train(spec, graph, options, checkpoint, workers, args.threads)
     if summary is None:  # a data-parallel run's rank other than 0
         return
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items(), key=lambda kv: "loss" in kv[0])
@@ -123,80 +123,29 @@ def _train(args) -> None:
           f"wall {summary['wall_seconds']:.1f}s  -> {summary['out']}")
 
 
-def _parallel(args, options, checkpoint) -> bool:
-    """Whether this is a torch data-parallel run: --nproc N > 1 (a resumed run's own by default), or one
-    worker of an external torchrun (WORLD_SIZE > 1)."""
-    from backends.world import World
-    from dsl import UsageError
-
-    if args.nproc and options.target != "torch":
-        raise UsageError("--nproc applies to --target torch; a JAX run uses this host's devices (--devices N)")
-    if args.nproc and World.from_env().size > 1:
-        raise UsageError("--nproc under torchrun: torchrun starts the workers (--nproc-per-node)")
-    args.nproc = args.nproc or (checkpoint.run.world_size if checkpoint else 1)
-    return options.target == "torch" and (args.nproc > 1 or World.from_env().size > 1)
-
-
-def _train_parallel(args, options, checkpoint):
-    from backends.torch.distributed import launch, run_worker
-
-    if args.nproc > 1:
-        return launch(args.nproc, options, resume=checkpoint is not None, threads=args.threads)
-    return run_worker(options, resume=checkpoint is not None)
-
-
 def _train_options(args):
+    from backends import scale
     from backends.loop import TrainOptions
     from dsl import DslcError
 
-    if args.compile and (args.target or "jax") != "torch":
+    target = args.target or "jax"
+    if args.compile and target != "torch":
         raise DslcError("--compile applies to --target torch (the JAX step is always jit-compiled)")
-    target_options = {"device": args.device, **({"compile": True} if args.compile else {})}
-    target_options.update(_jax_parallel_options(args))
-    return TrainOptions(target=args.target or "jax", epochs=args.epochs, max_steps=args.max_steps,
+    target_options = {"device": args.device, **({"compile": True} if args.compile else {}),
+                      **scale.jax_devices(target, args.devices)}
+    return TrainOptions(target=target, epochs=args.epochs, max_steps=args.max_steps,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed or 0, out_dir=args.out,
                         overwrite=args.overwrite, data_dir=args.data_dir or Path("data"), dataset=args.dataset,
-                        progress=args.progress, disabled_passes=args.no_optimize,
-                        target_options=target_options, world=_jax_world(args), precision=args.precision,
+                        progress=args.progress, disabled_passes=args.no_optimize, target_options=target_options,
+                        world=_jax_world(args, target), precision=args.precision,
                         checkpoint_every=args.checkpoint_every, spec_path=Path(args.spec),
                         spec_text=Path(args.spec).read_bytes().decode())
 
 
-def _jax_parallel_options(args) -> dict:
-    """``--devices N``: the JAX target's data-parallel mesh (torch runs one process per device: ``--nproc``)."""
-    from dsl import UsageError
+def _jax_world(args, target: str):
+    from backends import scale
 
-    if args.devices is None:
-        return {}
-    if (args.target or "jax") != "jax":
-        raise UsageError("--devices applies to --target jax; torch runs one process per device: use --nproc N")
-    from backends.jax.mesh import mesh_devices
-
-    mesh_devices(args.devices)  # refuses a count JAX does not have before the dataset loads
-    return {"devices": args.devices}
-
-
-def _jax_world(args):
-    """Joins a multi-host JAX run (``--coordinator`` or ``JAX_COORDINATOR_ADDRESS``); this process's World."""
-    from backends.world import World
-
-    if args.coordinator is None and args.num_processes is None and args.process_id is None \
-            and not _jax_coordinator_env():
-        return World()
-    from dsl import UsageError
-
-    if (args.target or "jax") != "jax":
-        raise UsageError("--coordinator, --num-processes and --process-id apply to --target jax; "
-                         "a multi-node torch run is started by torchrun")
-    from backends.jax.distributed import join
-
-    return join(args.coordinator, args.num_processes, args.process_id)
-
-
-def _jax_coordinator_env() -> bool:
-    import os
-
-    return "JAX_COORDINATOR_ADDRESS" in os.environ
+    return scale.jax_world(target, args.coordinator, args.num_processes, args.process_id)
 
 
 _RUN_FLAGS = ("target", "epochs", "max_steps", "batch_size", "lr", "seed", "out", "overwrite", "dataset",
@@ -228,7 +177,8 @@ def _resume(args):
                            dataset=run.dataset, progress=args.progress, disabled_passes=run.disabled_passes,
                            target_options={**run.target_options, "device": args.device}, precision=run.precision,
                            checkpoint_every=args.checkpoint_every or run.checkpoint_every,
-                           spec_path=Path(args.spec or run.spec_path), spec_text=text, world=_jax_world(args))
+                           spec_path=Path(args.spec or run.spec_path), spec_text=text,
+                           world=_jax_world(args, run.target))
     return spec, graph, options, read_checkpoint(args.resume, tensors=True)
 
 

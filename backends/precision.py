@@ -14,6 +14,7 @@ from dsl.errors import UsageError
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("float32", "bf16")
 
+
 def check_device(device: str) -> str:
     if device not in DEVICES:
         raise UsageError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
