@@ -407,7 +407,7 @@ def print_report(report: Report, console=None) -> None:
     if report.first_divergence:
         console.print(f"[red]first diverging layer:[/red] {report.first_divergence}")
     if any(not r.judged for r in report.rows):
-        console.print("shown: the weights after float32 steps, to locate a difference; the steps are judged by "
+        console.print(f"shown: the weights after {kind} steps, to locate a difference; the steps are judged by "
                       "their losses and the outputs after the last, the weights one by one in float64 "
                       "(README: what dslc check measures)")
     console.print("[green]PASS[/green]: the two models agree" if report.ok else

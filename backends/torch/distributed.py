@@ -160,13 +160,31 @@ def global_batch_norm(module: torch.nn.Module, device: torch.device) -> torch.nn
     return module
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """``all_reduce`` (sum) with its gradient: every rank's output is the sum of every rank's input, so each
+    input's gradient is the sum of every rank's output gradient. What ``torch.distributed.nn.functional.
+    all_reduce`` does; torch 2.14 deprecates that public function (a warning per worker) for a private one."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are over every rank's rows: ``SyncBatchNorm``'s math for gloo/CPU.
 
     Two passes (the global mean, then the global mean of squared deviations) through
-    ``torch.distributed.nn.all_reduce``, whose backward adds the gradients over the
-    ranks, so the gradient is the 1-process one of the global batch; the running
-    variance is updated unbiased (n / (n - 1)), as torch's BatchNorm does.
+    ``_SumOverRanks``, whose backward adds the gradients over the ranks, so the gradient
+    is the 1-process one of the global batch; the running variance is updated unbiased
+    (n / (n - 1)), as torch's BatchNorm does.
     """
 
     @classmethod
@@ -182,8 +200,7 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         if not self.training:
             return torch.nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                                   False, 0.0, self.eps)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = _SumOverRanks.apply
         dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
         count = all_reduce_count(torch.tensor(float(x.numel() // x.shape[1]), device=x.device, dtype=x.dtype))
         mean = all_reduce(x.sum(dims)) / count
