@@ -18,14 +18,16 @@ from .world import World
 
 
 def jax_devices(target: str, devices: int | None) -> dict:
-    """``--devices N``: the JAX target's mesh option, refused before any data loads if JAX has fewer devices."""
-    if devices is None:
-        return {}
+    """``--devices N``: the JAX target's mesh option for training, all local devices when not given; a count
+    JAX does not have is refused before any data loads."""
     if target != "jax":
-        raise UsageError("--devices applies to --target jax; torch runs one process per device: use --nproc N")
-    from .jax.mesh import mesh_devices
+        if devices is not None:
+            raise UsageError("--devices applies to --target jax; torch runs one process per device: use --nproc N")
+        return {}
+    if devices is not None:
+        from .jax.mesh import mesh_devices
 
-    mesh_devices(devices)
+        mesh_devices(devices)
     return {"devices": devices}
 
 

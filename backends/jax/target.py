@@ -62,9 +62,11 @@ class JaxTarget:
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
                  full_precision: bool = False, objective: Objective | None = None, device: str | None = "auto",
-                 precision: str | None = None, devices: int | None = None, world: World = World()):
-        """``world``: a multi-host run's process; unused here, as the mesh spans every process's devices
-        (``mesh.py``), and the driver decides who writes."""
+                 precision: str | None = None, devices: int | None = 1, world: World = World()):
+        """``devices``: the data mesh's local devices per process, None for all of them (what ``dslc train``
+        passes unless ``--devices`` says otherwise); 1, the default, for check, eval, predict and the bench, which
+        on a multi-GPU host must not spread a probe over every GPU. ``world``: a multi-host run's process;
+        unused here, as the mesh spans every process's devices (``mesh.py``), and the driver decides who writes."""
         self.device = resolve_device(device)  # before anything is traced: --device cuda without a GPU is refused
         self.precision = check_precision(precision or (train.precision if train else "float32"), dtype)
         if dtype == "float64" and not jax.config.jax_enable_x64:
