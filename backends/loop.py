@@ -162,8 +162,8 @@ def _run_dir(options: TrainOptions, default: Path) -> Path:
 
 
 def _target_options(options: TrainOptions) -> dict:
-    """The target's options; a data-parallel run's target gets this process's ``world``."""
-    return {**options.target_options, "world": options.world} if options.world.size > 1 else options.target_options
+    """The target's options and this process's ``world`` (both targets take it; one process: ``World()``)."""
+    return {**options.target_options, "world": options.world}
 
 
 @dataclass(frozen=True)

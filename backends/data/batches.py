@@ -30,7 +30,12 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int, ran
         raise ValueError(f"rank must lie in 0..world-1 and world be at least 1; got rank={rank}, world={world}")
     order = np.random.default_rng([seed, epoch]).permutation(num_examples).astype(np.int32)
     batches = [order[i:i + batch_size] for i in range(0, num_examples, batch_size)]
-    return batches if world == 1 else [np.array_split(batch, world)[rank] for batch in batches]
+    return batches if world == 1 else [shard_of(batch, rank, world) for batch in batches]
+
+
+def shard_of(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rank ``rank``'s contiguous share of one global batch (``epoch_batches``'s shards; the whole batch for one)."""
+    return batch if world == 1 else np.array_split(batch, world)[rank]
 
 
 def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,7 @@ from dsl import Graph
 from dsl.objectives import Objective
 from dsl.schema import TrainSpec
 
+from ..data.batches import shard_of
 from ..data.stream import Stream
 from ..inputs import as_tuple, join_outputs, map_inputs, map_outputs
 from ..optimizer_state import (
@@ -206,8 +207,8 @@ class TorchTarget:
         return sums
 
     def _shard(self, index: np.ndarray) -> np.ndarray:
-        """This rank's rows of a global index batch: ``np.array_split``'s ``rank``-th part (one process: all)."""
-        return np.array_split(index, self.world.size)[self.world.rank] if self.world.size > 1 else index
+        """This rank's rows of a global index batch, as ``epoch_batches`` shards it."""
+        return shard_of(index, self.world.rank, self.world.size)
 
     def _weighted(self, loss: torch.Tensor, metrics: dict, rows: int, total: int) -> tuple[torch.Tensor, dict]:
         """The rank's mean loss weighted so that DDP's average of the gradients is the global batch's gradient:
