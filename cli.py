@@ -121,6 +121,10 @@ def _train(args) -> None:
                       if k.startswith("test_"))
     print(f"{tests}  {format_rate(summary['train_samples_per_sec'])}  compile {summary['compile_seconds']:.1f}s  "
           f"wall {summary['wall_seconds']:.1f}s  -> {summary['out']}")
+    if summary.get("best_epoch") is not None:
+        stopped = f"stopped early after epoch {summary['stopped_epoch']}; " if summary["stopped_early"] else ""
+        print(f"{stopped}best epoch {summary['best_epoch']}: {summary['monitor']} {summary['best_value']:.4f}  -> "
+              f"{Path(summary['out']) / 'best.safetensors'}")
 
 
 def _train_options(args):

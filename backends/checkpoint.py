@@ -5,9 +5,11 @@
 included) and the canonical optimizer state (``optimizer.*``, see
 ``optimizer_state.py``); its safetensors metadata holds one JSON document with the
 spec's text and sha256, the options that decide the run's numbers (target, seed,
-epochs, max_steps, batch size, lr override, dataset, passes), and the position: the
+epochs, max_steps, batch size, lr override, dataset, passes), the position: the
 optimizer step, the epochs finished, the batches done in the next one and that
-epoch's running loss and accuracy sums.
+epoch's running loss and accuracy sums; and, for a run with a validation split, the
+early-stopping state (``early_stopping.py``: the best value and epoch, the epochs
+since, the epoch it stopped at), as of the last epoch finished.
 
 Nothing random is saved: the batch order is a function of (seed, epoch)
 (``data/batches.py``) and dropout's randomness of (seed, step) on both targets, so
@@ -79,6 +81,12 @@ class Checkpoint:
     position: Position
     spec_text: str | None
     tensors: dict = field(default_factory=dict, repr=False)
+    monitor: dict = field(default_factory=dict)  # the early-stopping state (``EarlyStopping.state``); {}: none
+
+    @property
+    def stopped(self) -> bool:
+        """Early stopping ended the run: nothing is left to do, whatever steps the plan had left."""
+        return self.monitor.get("stopped_epoch") is not None
 
     def weights(self, graph: Graph) -> StateDict:
         names = graph.state_dict_spec()
@@ -90,7 +98,7 @@ class Checkpoint:
 
     @property
     def finished(self) -> bool:
-        return self.position.step >= self.run.total_steps and self.position.batch == 0
+        return self.stopped or (self.position.step >= self.run.total_steps and self.position.batch == 0)
 
 
 def spec_sha256(text: str) -> str:
@@ -98,12 +106,14 @@ def spec_sha256(text: str) -> str:
 
 
 def save_checkpoint(folder: Path, weights: StateDict, optimizer: OptimizerState, run: RunConfig, position: Position,
-                    spec_text: str | None) -> None:
-    """Writes ``folder/checkpoint.safetensors`` atomically (temp file, fsync, rename)."""
+                    spec_text: str | None, monitor: dict | None = None) -> None:
+    """Writes ``folder/checkpoint.safetensors`` atomically (temp file, fsync, rename); ``monitor``: the
+    early-stopping state."""
     clash = weights.keys() & optimizer.keys()
     if clash:
         raise RuntimeError(f"optimizer state names clash with weight names: {sorted(clash)[:3]}")
-    meta = {"format": FORMAT, "run": asdict(run), "position": asdict(position), "spec": spec_text}
+    meta = {"format": FORMAT, "run": asdict(run), "position": asdict(position), "spec": spec_text,
+            "monitor": monitor or {}}
     save_weights(Path(folder) / CHECKPOINT, {**weights, **optimizer}, {_KEY: json.dumps(meta)})
 
 
@@ -124,7 +134,7 @@ def read_checkpoint(folder: Path, *, tensors: bool = False) -> Checkpoint:
         position = Position(**meta["position"])
     except (KeyError, TypeError) as err:
         raise UsageError(f"{path}: not a dslc checkpoint of this version ({err})") from None
-    return Checkpoint(run, position, meta.get("spec"), load_weights(path) if tensors else {})
+    return Checkpoint(run, position, meta.get("spec"), load_weights(path) if tensors else {}, meta.get("monitor") or {})
 
 
 def _metadata(path: Path) -> dict:
@@ -145,6 +155,10 @@ def _metadata(path: Path) -> dict:
 
 def check_resumable(checkpoint: Checkpoint, folder: Path) -> None:
     """Raises ``UsageError`` for a run that has nothing left to do."""
+    if checkpoint.stopped:
+        raise UsageError(f"--resume {folder}: early stopping ended the run after epoch "
+                         f"{checkpoint.monitor['stopped_epoch']} (best epoch {checkpoint.monitor['best_epoch']}); "
+                         f"nothing to resume")
     if checkpoint.finished:
         raise UsageError(f"--resume {folder}: the run is complete ({checkpoint.position.step:,} steps, "
                          f"{checkpoint.position.epochs_done} epochs); nothing to resume")

@@ -10,6 +10,13 @@ same global batches; the target takes its own share and returns global metric su
 makes the run folder and writes metrics, weights, checkpoints, vocabulary files and the
 summary, and shows progress. The run folder is decided on rank 0 and handed to the
 others through ``TrainOptions.agree`` (a broadcast the target's framework provides).
+
+Every epoch ends with an evaluation of the held-out splits: the validation split, if
+the spec has one (``dsl/monitor.py``), then the test split. The validation split's
+monitored metric decides the best epoch, whose weights go to ``best.safetensors``, and
+with ``train.early_stopping`` when the run stops (``early_stopping.py``); the test
+split decides nothing. Every rank sees the same all-reduced metrics, so every rank
+stops at the same epoch.
 """
 
 from __future__ import annotations
@@ -22,23 +29,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dsl import Graph, Spec
 from dsl.errors import SpecSchemaError, UsageError
+from dsl.monitor import watch_of
 from dsl.objectives import Objective, resolve_objective
 
 from .checkpoint import Checkpoint, Position, RunConfig, check_resumable, save_checkpoint, spec_sha256
 from .data import (
     DEFAULT_DATA_DIR,
     Dataset,
+    Split,
+    Stream,
     draw_columns,
     epoch_batches,
     epoch_columns,
     epoch_split,
-    eval_batches,
     load_dataset,
+    padded_batches,
     with_columns,
 )
 from .data.draws import EVAL_EPOCH
+from .early_stopping import EarlyStopping
 from .metrics import epoch_metrics
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
@@ -48,6 +61,8 @@ from .weights import init_weights, save_weights, write_atomic
 from .world import World
 
 EVAL_BATCH_SIZE = 1000
+BEST = "best.safetensors"
+"""The best epoch's weights, beside ``weights.safetensors`` (the last epoch's), in a run with a validation split."""
 CHECKPOINT_SECONDS = 30.0
 """Default time between checkpoints (``--checkpoint-every`` not given)."""
 
@@ -117,27 +132,34 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
                          objective=objective, **_target_options(options))
     target.load_state(init_weights(graph, options.seed))
     train_data = target.put(epoch_split(dataset, objective, options.seed, 1))
-    test_data = _put_test(target, objective, dataset, options.seed)
+    held_out = _put_held_out(target, objective, dataset, options.seed)
     batch = recipe.batch_size
     sizes = [min(batch, len(dataset.train))] + ([len(dataset.train) % batch] if len(dataset.train) % batch else [])
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
-    compile_seconds = target.compile(train_data, test_data, sizes, eval_size)
+    compile_seconds = target.compile(train_data, held_out[-1].data, sizes, eval_size)
     position = _restore(target, graph, resume, out, writes) if resume else _start(out, writes)
     for file, data in dataset.files.items() if writes else ():  # what predict needs besides the weights: vocabulary
         write_atomic(out / file, data)
-    session = _Session(target, objective, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
-                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes), spec.name,
-                       wall_start - position.seconds, writes)
+    watch = watch_of(spec, graph)
+    stopping = EarlyStopping.resumed(watch, resume.monitor if resume else None) if watch else None
+    session = _Session(target, objective, train_data, held_out, dataset, eval_size, out, options.seed, batch, plan,
+                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes, stopping),
+                       spec.name, wall_start - position.seconds, writes, stopping)
     record = {}
     with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress, shown=writes) as progress:
         for epoch in range(position.epochs_done + 1, plan.epochs + 1):
             record, position = session.epoch(epoch, position, progress)
-    metrics = {k: v for k, v in record.items() if k.startswith(("train_", "test_")) and k != "train_samples_per_sec"}
+            if stopping and stopping.stopped:
+                break
+    metrics = {k: v for k, v in record.items()
+               if k.startswith(("train_", "val_", "test_")) and k != "train_samples_per_sec"}
     summary = {"spec": spec.name, "target": target.name, "out": str(out), "dataset": dataset.name, "seed": options.seed,
                "device": target.device_name, "precision": recipe.precision,
                "epochs": plan.epochs, "steps": position.step, "batch_size": batch, **metrics,
                "train_samples_per_sec": session.timing.rate, "compile_seconds": compile_seconds,
                "wall_seconds": time.perf_counter() - wall_start}
+    if stopping is not None:
+        summary |= stopping.summary()
     if resume is not None:
         summary["resumed_at_step"] = resume.position.step
     if options.world.size > 1:
@@ -242,8 +264,10 @@ class _Checkpoints:
     that comes due on one rank only is fine.
     """
 
-    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True):
+    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True,
+                 stopping: EarlyStopping | None = None):
         self.out, self.run, self.spec_text, self.every, self.writes = out, run, spec_text, every, writes
+        self.stopping = stopping  # its state as of the last epoch finished goes in every checkpoint
         self.last = time.perf_counter()
 
     def steps_to_next(self, step: int) -> int:
@@ -261,14 +285,34 @@ class _Checkpoints:
             return 0.0
         start = time.perf_counter()
         save_checkpoint(self.out, target.export_state(), target.export_optimizer_state(), self.run, position,
-                        self.spec_text)
+                        self.spec_text, self.stopping.state() if self.stopping else None)
         self.last = time.perf_counter()
         return self.last - start
 
 
-def _put_test(target: Target, objective: Objective, dataset: Dataset, seed: int):
-    """The test split on the target, with its drawn columns (the same every evaluation)."""
-    return target.put(with_columns(dataset.test, draw_columns(objective, len(dataset.test), seed, EVAL_EPOCH)))
+@dataclass(frozen=True)
+class _HeldOut:
+    """A held-out split where the evaluation step reads it: rows ``start`` on of ``data``; ``name`` prefixes its
+    metrics (``val``, ``test``)."""
+
+    name: str
+    split: Split | Stream
+    data: object
+    start: int = 0
+
+
+def _put_held_out(target: Target, objective: Objective, dataset: Dataset, seed: int) -> list[_HeldOut]:
+    """The validation split (if any), then the test split, on the target, with their drawn columns (the same every
+    evaluation). Held in memory, the two share one set of arrays, the test rows first, so the one evaluation step
+    compiled for the test split's arrays reads both."""
+    test = with_columns(dataset.test, draw_columns(objective, len(dataset.test), seed, EVAL_EPOCH))
+    if dataset.val is None:
+        return [_HeldOut("test", dataset.test, target.put(test))]
+    val = with_columns(dataset.val, draw_columns(objective, len(dataset.val), seed, EVAL_EPOCH))
+    if isinstance(test, Stream):
+        return [_HeldOut("val", dataset.val, target.put(val)), _HeldOut("test", dataset.test, target.put(test))]
+    both = target.put({k: np.concatenate([test[k], val[k]]) for k in test})
+    return [_HeldOut("val", dataset.val, both, len(dataset.test)), _HeldOut("test", dataset.test, both)]
 
 
 @dataclass
@@ -278,7 +322,7 @@ class _Session:
     target: Target
     objective: Objective
     train_data: object
-    test_data: object
+    held_out: list[_HeldOut]  # evaluated after every epoch, in order: the validation split (if any), the test split
     dataset: Dataset
     eval_size: int
     out: Path
@@ -289,6 +333,7 @@ class _Session:
     spec_name: str
     clock_start: float  # perf_counter time the run would have started at, had it never stopped
     writes: bool = True  # rank 0: writes metrics and weights
+    stopping: EarlyStopping | None = None  # with a validation split: the best epoch, and when to stop
     timing: _Throughput = field(default_factory=lambda: _Throughput())
 
     def epoch(self, epoch: int, position: Position, progress: Progress) -> tuple[dict, Position]:
@@ -301,20 +346,33 @@ class _Session:
         progress.start_epoch(epoch, len(batches))
         progress.advance(position.batch, position.seen)
         position = self.steps(batches, position, progress)
-        test = _evaluate(self.target, self.objective, self.test_data, self.dataset, self.eval_size)
+        held_out = {k: v for held in self.held_out for k, v in _evaluate(self.target, self.objective, held,
+                                                                          self.eval_size).items()}
         seen = position.seen
         train = epoch_metrics(self.objective, position.sums, seen)
-        record = {"epoch": epoch, "steps": position.step, **{f"train_{k}": v for k, v in train.items()}, **test,
+        record = {"epoch": epoch, "steps": position.step, **{f"train_{k}": v for k, v in train.items()}, **held_out,
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
         if self.writes:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             save_weights(self.out / "weights.safetensors", self.target.export_state(),
                          {"spec": self.spec_name, "epoch": str(epoch)})
+        self.watch(epoch, record)
         position = Position(position.step, epoch, seconds=self.seconds())
         self.checkpoints.write(self.target, position)
         progress.epoch_done(record)
         return record, position
+
+    def watch(self, epoch: int, record: dict) -> None:
+        """Gives the epoch's monitored metric to early stopping; a new best's weights go to ``best.safetensors``
+        (before the checkpoint that records it: a run killed between the two redoes the epoch and writes it again)."""
+        if self.stopping is None:
+            return
+        monitor = self.stopping.watch.monitor
+        value = record[monitor]
+        if self.stopping.update(epoch, value) and self.writes:
+            save_weights(self.out / BEST, self.target.export_state(),
+                         {"spec": self.spec_name, "epoch": str(epoch), "monitor": monitor, "value": repr(value)})
 
     def epoch_data(self, epoch: int):
         """The training data for ``epoch``: fresh noise and augmentation, functions of (seed, epoch).
@@ -362,25 +420,31 @@ def _add(sums: dict, more: dict) -> dict:
     return {**sums, **{k: sums[k] + v if k in sums else v for k, v in more.items()}}
 
 
-def _evaluate(target: Target, objective: Objective, data, dataset: Dataset, batch_size: int) -> dict:
-    index, mask = eval_batches(len(dataset.test), batch_size)
-    sums = target.evaluate(data, index, mask)
-    means = epoch_metrics(objective, sums, len(dataset.test)) | split_metrics(target, objective, dataset.test,
-                                                                              batch_size)
-    return {f"test_{k}": v for k, v in means.items()}
+def _evaluate(target: Target, objective: Objective, held: _HeldOut, batch_size: int) -> dict:
+    """A held-out split's loss and metrics, named ``<split>_<metric>``, over batches of exactly ``batch_size`` rows
+    (the shape the evaluation step was compiled for; the padding is masked)."""
+    index, mask = padded_batches(len(held.split), batch_size, held.start)
+    sums = target.evaluate(held.data, index, mask)
+    means = epoch_metrics(objective, sums, len(held.split)) | split_metrics(target, objective, held.split,
+                                                                            batch_size)
+    return {f"{held.name}_{k}": v for k, v in means.items()}
 
 
 def evaluate(spec: Spec, graph: Graph, target_name: str, state, *, data_dir=DEFAULT_DATA_DIR,
              dataset: str | None = None, batch_size: int = EVAL_BATCH_SIZE, dtype: str = "float32",
-             device: str = "auto") -> dict:
-    """Test-split loss and metrics of the given canonical weights on a target (in ``dtype``, on ``device``)."""
+             device: str = "auto", split: str = "test", seed: int = 0) -> dict:
+    """Test-split (or ``split="val"``: validation-split, carved for ``seed``) loss and metrics of the given
+    canonical weights on a target (in ``dtype``, on ``device``)."""
     recipe = resolve_train_spec(spec, TrainOptions())  # the loss to report comes from the train section
     objective = resolve_objective(spec, graph)
-    data = load_dataset(spec, graph, data_dir=data_dir, name=dataset)
+    data = load_dataset(spec, graph, data_dir=data_dir, name=dataset, seed=seed)
     target = make_target(target_name, graph, recipe, objective=objective, dtype=dtype, device=device)
     target.load_state(state)
-    result = _evaluate(target, objective, _put_test(target, objective, data, 0), data, min(batch_size, len(data.test)))
-    return {"target": target_name, "dataset": data.name, "examples": len(data.test), **result}
+    held = next((h for h in _put_held_out(target, objective, data, seed) if h.name == split), None)
+    if held is None:
+        raise UsageError(f"spec {spec.name} has no {split} split; give data.validation_split (or data.validation)")
+    result = _evaluate(target, objective, held, min(batch_size, len(held.split)))
+    return {"target": target_name, "dataset": data.name, "examples": len(held.split), **result}
 
 
 class _Throughput:

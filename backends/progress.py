@@ -80,7 +80,7 @@ class Progress:
 
     def epoch_done(self, record: dict) -> None:
         metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
-                            if k.startswith(("train_", "test_")) and k != "train_samples_per_sec")
+                            if k.startswith(("train_", "val_", "test_")) and k != "train_samples_per_sec")
         line = (f"epoch {record['epoch']}/{self.epochs}  {metrics}  "
                 f"{format_rate(record['train_samples_per_sec'])}  {record['seconds']:.1f}s")
         if self.bar:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from dsl.errors import UsageError
 
-RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors", "checkpoint.safetensors", "vocab.json")
-"""The files a run writes (``vocab.json``: a vocabulary its dataset built); a folder holding any of them holds
-a run."""
+RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors", "checkpoint.safetensors", "vocab.json",
+             "best.safetensors")
+"""The files a run writes (``vocab.json``: a vocabulary its dataset built; ``best.safetensors``: the best epoch's
+weights, where it has a validation split); a folder holding any of them holds a run."""
 
 
 def holds_run(folder: Path) -> bool:

@@ -15,6 +15,7 @@ from .columns import check_columns
 from .decoding import check_decode
 from .errors import Location, SpecSchemaError, SpecWarning, did_you_mean
 from .graph import Graph, Node
+from .monitor import check_early_stopping, check_validation
 from .objectives import Term, resolve_objective
 from .schema import Spec
 from .source import SourceMap, load_yaml, parse_yaml
@@ -94,6 +95,7 @@ def check_training(spec: Spec, graph: Graph) -> None:
         check_dataset(spec, graph, spec.data.dataset)
     if spec.decode is not None:
         check_decode(spec, graph)
+    check_early_stopping(spec, graph)
 
 
 def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
@@ -140,6 +142,7 @@ def check_dataset(spec: Spec, graph: Graph, name: str) -> None:
                                       spec.source.locate(("data", "normalize", key)))
     if data and dataset.sizes:
         _check_sizes(spec, dataset)
+    check_validation(spec, graph, name)
     if objective and objective.extras:
         _check_extras(spec, objective, dataset)
     if objective and objective.targets and dataset.labels:

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PlainValidator,
     PrivateAttr,
+    Strict,
     ValidationInfo,
     WithJsonSchema,
     create_model,
@@ -31,7 +32,16 @@ from .names import unknown_name
 from .ops import OPS
 from .source import SourceMap
 from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
-from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS, TOKENIZERS
+from .training import (
+    AUGMENTATIONS,
+    DATASETS,
+    LOSSES,
+    METRICS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    TOKENIZERS,
+    EarlyStoppingParams,
+)
 from .types import Bool, FloatList, Params, PositiveFloat, PositiveInt
 from .weight_init import parse_op_defaults, possible_weights
 
@@ -248,7 +258,25 @@ class DataSpec(Params):
         {}, description="dataset column -> the model input or output it feeds ({input_ids: tokens, label: topic}); "
                         "a column not listed feeds the input or output of its own name")
     tokenizer: Tokenizer | None = None
+    validation_split: Annotated[float, Strict(), Field(gt=0, lt=1, allow_inf_nan=False)] | None = Field(
+        None, description="carve this fraction of the training split off as the validation split, the same rows "
+                          "for a seed on both targets (ceil(fraction * N) examples)")
+    validation: Name | None = Field(
+        None, description="the validation split your files hold beside train and test: npy data.path/<name>/, "
+                          "npz <column>_<name>, image_folder data.path/<name>/<class>/ (e.g. validation: val)")
     _args: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_validation_split(self) -> DataSpec:
+        if self.validation_split is not None and self.validation is not None:
+            raise choice_error("give one validation split: validation_split carves a fraction off the training "
+                               "split, validation names one on disk; drop one of them", ("validation",), True)
+        if self.validation in ("train", "test"):
+            use = ("the test split is never used to choose anything (early stopping, the best checkpoint)"
+                   if self.validation == "test" else "the training split cannot also be the validation split")
+            raise choice_error(f"validation: {self.validation}: {use}; name a third split (validation: val) or "
+                               f"carve one off the training split (validation_split: 0.1)", ("validation",))
+        return self
 
     @model_validator(mode="wrap")
     @classmethod
@@ -283,6 +311,8 @@ class TrainSpec(Params):
     sync_batch_norm: bool = False
     """Data-parallel runs: BatchNorm statistics over the global batch (torch ``SyncBatchNorm``) instead of each
     replica's shard (DDP's default, which the JAX target reproduces)."""
+    early_stopping: EarlyStoppingParams | None = None
+    """Stop when a validation metric stops improving (Keras's EarlyStopping); needs a validation split."""
 
     def loss_for(self, output: str) -> ChoiceSpec | None:
         return self.loss.get(output) if isinstance(self.loss, dict) else self.loss

@@ -154,6 +154,7 @@ class MetricDef:
     doc: str
     needs: str
     derive: Literal["exp", "sqrt"] | None = None
+    better: Literal["higher", "lower"] = "lower"  # early stopping's mode: auto (Keras's metric direction)
 
 
 _CLASSIFICATION = "a classification loss (cross_entropy or bce_with_logits)"
@@ -163,10 +164,10 @@ _BINARY = "bce_with_logits: it scores logits against 0/1 labels"
 METRICS = MappingProxyType({d.name: d for d in (
     MetricDef("accuracy", ("cross_entropy", "bce_with_logits"), "target",
               "correct predictions: over every target cross_entropy counts (tokens, pixels; ignore_index skipped), "
-              "or per example averaged over its positions (bce_with_logits)", _CLASSIFICATION),
+              "or per example averaged over its positions (bce_with_logits)", _CLASSIFICATION, better="higher"),
     MetricDef("iou", ("cross_entropy", "bce_with_logits"), "example",
               "each example's foreground intersection over union (class ids other than 0; for segmentation), "
-              "averaged over examples", _CLASSIFICATION),
+              "averaged over examples", _CLASSIFICATION, better="higher"),
     MetricDef("perplexity", ("cross_entropy",), "target",
               "exp of the mean cross entropy per counted target (token) over the epoch, without label smoothing",
               "cross_entropy (it is exp of the mean cross entropy per token)", derive="exp"),
@@ -182,7 +183,8 @@ METRICS = MappingProxyType({d.name: d for d in (
               "examples, as sklearn.metrics.log_loss (unweighted, whatever train.loss_weights says)", _BINARY),
     MetricDef("auc", ("bce_with_logits",), "split",
               "area under the ROC curve of the logits against the 0/1 labels, by sklearn.metrics.roc_auc_score "
-              "over the whole test split (one logit per example, [N] or [N, 1]); test split only", _BINARY),
+              "over the whole held-out split (one logit per example, [N] or [N, 1]); evaluations only", _BINARY,
+              better="higher"),
 )})
 """Metric name -> its definition; each backend lowers the per-batch sum (``backends/*/training.py``), and
 ``backends/split_metrics.py`` computes the ``per: split`` ones."""
@@ -302,6 +304,7 @@ class DatasetDef:
     columns: tuple[Column, ...] = ()  # the columns it names itself; the first sets the sequence length
     tokenized: bool = False  # reads text, which data.tokenizer turns into ids
     params: type[Params] = NoDatasetParams  # its arguments: dataset: {name: {args}}
+    splits_on_disk: bool = False  # data.validation names a split beside train/ and test/ (npy val/, npz x_val)
 
 
 class PlantedRatingsParams(Params):
@@ -352,17 +355,18 @@ DATASETS = MappingProxyType({d.name: d for d in (
     DatasetDef("npy", None, None, None, None,
                "your arrays: data.path/train/ and data.path/test/ hold one <column>.npy per model input and "
                "target (x.npy and y.npy for one input and one target); data.stream: true memory-maps them",
-               path="a folder holding train/ and test/, one <column>.npy each", named_columns=True),
+               path="a folder holding train/ and test/, one <column>.npy each", named_columns=True,
+               splits_on_disk=True),
     DatasetDef("npz", None, None, None, None,
                "your arrays in one .npz file (data.path): x_train, y_train, x_test, y_test for one input and one "
                "target, else <column>_train and <column>_test by input and output name",
                path="an .npz file holding x_train, y_train, x_test, y_test (or <column>_train, <column>_test)",
-               named_columns=True),
+               named_columns=True, splits_on_disk=True),
     DatasetDef("image_folder", None, None, "classes", (),
                "torchvision's ImageFolder layout: data.path/train/<class>/*.png|jpg and data.path/test/<class>/..., "
                "class ids from the sorted folder names; decoded once (L or RGB by the input's channels, resized "
                "bilinearly to its height and width) and cached under --data-dir; pixels / 255", scale=255.0,
-               path="a folder holding train/<class>/ and test/<class>/ image folders"),
+               path="a folder holding train/<class>/ and test/<class>/ image folders", splits_on_disk=True),
     DatasetDef("planted_tokens", None, None, "classes", (),
                "seeded text classification: token ids (id 1 first, as BERT's [CLS]; ids below the reading "
                "embedding's num_embeddings) right-padded with 0 to random lengths, with exactly one of K class tokens "
@@ -412,6 +416,17 @@ DATASETS = MappingProxyType({d.name: d for d in (
                path="a Criteo-format .tsv file (label, 13 integer features, 26 categorical, tab-separated)",
                named_columns=True, columns=CLICK_COLUMNS),
 )})
+
+
+class EarlyStoppingParams(Params):
+    """Keras's ``EarlyStopping(monitor, mode, patience, min_delta)``: stop when the validation metric ``monitor``
+    has not improved by more than ``min_delta`` for ``patience`` epochs; ``auto`` minimizes losses and maximizes
+    the metrics that grow with quality (accuracy, iou, auc). See ``backends/early_stopping.py`` for the rule."""
+
+    monitor: Annotated[str, Field(min_length=1)] = "val_loss"
+    mode: Literal["min", "max", "auto"] = "auto"
+    patience: NonNegativeInt = 0
+    min_delta: NonNegativeFloat = 0.0
 
 
 class VocabParams(Params):

@@ -402,6 +402,25 @@ CASES = [
     ("init_by_op_unknown_op.yaml", 5, 3, "unknown op 'batchnorm2d'"),
     ("init_by_op_no_weights.yaml", 3, 8, "relu has no weights to initialize"),
     ("init_by_op_unknown_weight.yaml", 5, 27, "batch_norm1d has no weight 'weigth'; did you mean 'weight'?"),
+    # --- the validation split and early stopping ---
+    ("early_stopping_without_validation.yaml", 11, 3, "early_stopping watches a validation metric, and this spec "
+                                                      "has no validation split; add data: {validation_split: 0.1}"),
+    ("early_stopping_unknown_monitor.yaml", 13, 29, "monitor 'val_acc' is not a validation metric this run records "
+                                                    "(val_loss, val_accuracy); did you mean 'val_accuracy'?"),
+    ("early_stopping_on_test_split.yaml", 13, 29, "monitor 'test_accuracy' would choose by the test split, which "
+                                                  "must stay unseen; monitor the validation split: val_accuracy"),
+    ("validation_split_not_on_disk.yaml", 8, 15, "dataset digits keeps no split named 'val' (only npy, npz, "
+                                                 "image_folder read one from your files); carve one off the "
+                                                 "training split: validation_split: 0.1"),
+    ("validation_two_ways.yaml", 10, 3, "give one validation split: validation_split carves a fraction off the "
+                                        "training split, validation names one on disk; drop one of them"),
+    ("validation_is_test_split.yaml", 9, 15, "validation: test: the test split is never used to choose anything"),
+    ("validation_split_leaves_nothing.yaml", 9, 21, "validation_split 0.9 of 3 training examples takes 3, leaving "
+                                                    "none to train on"),
+    ("validation_split_whole.yaml", 8, 21, "data.validation_split should be less than 1 (got 1)"),
+    ("validation_split_on_stream.yaml", 10, 21, "data.stream reads the training files in place, so no fraction is "
+                                                "carved off them; put the validation examples in data.path/val/"),
+    ("validation_on_gan.yaml", 15, 3, "a gan's losses (d_loss, g_loss) do not say which epoch's generator is better"),
 ]
 
 IDS = [case[0] for case in CASES]

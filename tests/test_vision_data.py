@@ -249,7 +249,7 @@ def test_image_folder_splits_need_the_same_classes_and_the_output_one_logit_each
         load_dataset(spec, graph, data_dir=tmp_path / "data")
     (folder / "test" / "ring").rename(folder / "test" / "circle")
     with pytest.raises(dsl.DataError, match=r"shapes/test has class folders circle, cross, square but .*shapes/"
-                                            r"train has cross, ring, square; both splits need the same classes$"):
+                                            r"train has cross, ring, square; every split needs the same classes$"):
         load_dataset(*shapes_spec(folder), data_dir=tmp_path / "data")
 
 

@@ -15,13 +15,14 @@ import numpy as np
 from dsl import DATASETS, LOSSES, Graph, Spec, TensorType
 from dsl.errors import DataError, SpecSchemaError
 from dsl.loader import check_dataset
+from dsl.monitor import check_fraction
 from dsl.names import unknown_name
 from dsl.objectives import resolve_objective
 from dsl.schema import ChoiceSpec
 from dsl.targets import class_count, target_shape
 
 from .augment import Augment, augmentation
-from .batches import epoch_batches, eval_batches
+from .batches import epoch_batches, eval_batches, padded_batches
 from .columns import feeds_of, fit
 from .draws import draw_columns
 from .folders import image_folder
@@ -44,6 +45,7 @@ from .stream import Stream, with_columns
 from .synthetic import synthetic
 from .text import parallel_text, text_classification
 from .transform import InputTransform, input_transform
+from .validation import carve
 
 DEFAULT_DATA_DIR = Path("data")
 SEQUENCES = {"planted_tokens": planted_tokens, "reverse": reverse, "synthetic_speech": synthetic_speech}
@@ -58,6 +60,7 @@ class Dataset:
     num_classes: int | None
     augment: Augment | None = None  # of the training split, per epoch (``epoch_split``)
     files: Mapping[str, bytes] = field(default_factory=dict)  # for the run folder, beside the weights (vocab.json)
+    val: Split | Stream | None = None  # the validation split (``data.validation_split`` or ``data.validation``)
 
 
 def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DATA_DIR, name: str | None = None,
@@ -74,6 +77,7 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
     check_dataset(spec, graph, name)
     objective = resolve_objective(spec, graph) if spec.train else None
     fed = objective.inputs[0] if objective else graph.inputs[0][0]
+    val = None
     if name == "synthetic":
         source = synthetic(graph, objective, seed, data.train_size if data else None, data.test_size if data else None)
         train, test = source.train, source.test
@@ -84,6 +88,8 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
         train, test = (_user_arrays(spec, graph, objective, split, name).head(getattr(data, f"{split}_size"))
                        for split in ("train", "test"))
         source = Source(train, test, None)
+        if data.validation:
+            val = _user_arrays(spec, graph, objective, data.validation, name)
     else:
         source = _images(name, graph.value_type(fed).shape, data, data_dir)
         if source.train["image"].shape[1:] != graph.value_type(fed).shape:
@@ -91,14 +97,20 @@ def load_dataset(spec: Spec, graph: Graph, *, data_dir: str | Path = DEFAULT_DAT
         transform = input_transform(spec, name)
         train, test = (_feed(s.head(getattr(data, f"{k}_size", None) if data else None), fed, objective, transform)
                        for k, s in (("train", source.train), ("test", source.test)))
+        if source.val is not None:
+            val = _feed(source.val, fed, objective, transform)
+    if data and data.validation_split is not None:
+        check_fraction(spec, len(train))
+        train, val = carve(train, data.validation_split, seed)
+    held_out = (("train", train), ("test", test)) + ((("val", val),) if val is not None else ())
     for term in objective.terms if objective and objective.targets else ():
-        for split, part in (("train", train), ("test", test)):
+        for split, part in held_out:
             check_targets(f"{name} ({split})", part[term.target], term.loss, graph.value_type(term.value))
             for _, column in term.columns:
                 check_lengths(f"{name} ({split})", column, part[column], graph.value_type(term.value))
     if name == "image_folder" and objective and objective.targets:
         _check_class_count(data.path, source.num_classes, graph.value_type(objective.terms[0].value))
-    return Dataset(name, train, test, source.num_classes, _augment(spec, graph, name, fed), source.files)
+    return Dataset(name, train, test, source.num_classes, _augment(spec, graph, name, fed), source.files, val)
 
 
 def _named(name: str, spec: Spec, graph: Graph, seed: int, data_dir: str | Path) -> Source:
@@ -124,7 +136,7 @@ def _images(name: str, shape: tuple[int, ...], data, data_dir: str | Path) -> So
     if name == "glyphs":
         return glyphs()
     if name == "image_folder":
-        return image_folder(data.path, shape, data_dir)
+        return image_folder(data.path, shape, data_dir, data.validation)
     return torchvision_images(name, data_dir)
 
 
@@ -266,5 +278,5 @@ def check_lengths(name: str, column: str, lengths: np.ndarray, output: TensorTyp
 
 
 __all__ = ["Dataset", "Split", "Stream", "with_columns", "InputTransform", "load_dataset", "input_transform",
-           "epoch_batches", "eval_batches", "epoch_columns", "epoch_split",
+           "epoch_batches", "eval_batches", "padded_batches", "epoch_columns", "epoch_split",
            "draw_columns", "DEFAULT_DATA_DIR"]

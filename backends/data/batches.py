@@ -43,9 +43,14 @@ def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.nda
 
     One shape means one compiled evaluation step, whatever the dataset size.
     """
-    batch_size = min(batch_size, num_examples)
+    return padded_batches(num_examples, min(batch_size, num_examples))
+
+
+def padded_batches(num_examples: int, batch_size: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``eval_batches`` of exactly ``batch_size`` rows over rows ``start .. start + num_examples - 1``: a split
+    that shares the arrays (and the compiled step) of another, the validation split after the test split's rows."""
     count = -(-num_examples // batch_size)
     index = np.arange(count * batch_size, dtype=np.int32)
     mask = (index < num_examples).astype(np.float32)
-    index = np.where(index < num_examples, index, 0)
+    index = np.where(index < num_examples, index, 0) + start
     return index.reshape(count, batch_size), mask.reshape(count, batch_size)

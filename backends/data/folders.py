@@ -29,17 +29,21 @@ CACHE_FOLDER = "image_folder"
 CACHE_VERSION = 1  # part of the key: bump when decoding changes
 
 
-def image_folder(path: str | Path, shape: tuple[int, int, int], data_dir: str | Path) -> Source:
-    """``path/train/<class>/*`` and ``path/test/<class>/*`` as (N, C, H, W) uint8 images of ``shape`` and class ids."""
+def image_folder(path: str | Path, shape: tuple[int, int, int], data_dir: str | Path,
+                 validation: str | None = None) -> Source:
+    """``path/train/<class>/*`` and ``path/test/<class>/*`` (and ``path/<validation>/<class>/*``) as (N, C, H, W)
+    uint8 images of ``shape`` and class ids."""
     root = Path(path)
     classes = _classes(root / "train")
-    test_classes = _classes(root / "test")
-    if test_classes != classes:
-        raise DataError(f"dataset image_folder: {root / 'test'} has class folders {', '.join(test_classes)} but "
-                        f"{root / 'train'} has {', '.join(classes)}; both splits need the same classes")
+    for split in ("test",) + ((validation,) if validation else ()):
+        held_classes = _classes(root / split)
+        if held_classes != classes:
+            raise DataError(f"dataset image_folder: {root / split} has class folders {', '.join(held_classes)} but "
+                            f"{root / 'train'} has {', '.join(classes)}; every split needs the same classes")
     cache = Path(data_dir) / CACHE_FOLDER
     train, test = (_split(root / split, classes, shape, cache) for split in ("train", "test"))
-    return Source(train, test, len(classes))
+    val = _split(root / validation, classes, shape, cache) if validation else None
+    return Source(train, test, len(classes), val=val)
 
 
 def _classes(folder: Path) -> list[str]:

@@ -54,6 +54,7 @@ class Source:
     test: Split
     num_classes: int | None
     files: Mapping[str, bytes] = field(default_factory=dict)  # kept next to the run's weights (vocab.json)
+    val: Split | None = None  # a validation split the files hold (image_folder's data.path/val/)
 
 
 def digits() -> Source:
