@@ -223,6 +223,14 @@ def _decode(args) -> None:
         print(f"wrote {args.output}: {count} sequence{'s' * (count != 1)} of at most {longest} tokens")
 
 
+def _plot(args) -> None:
+    from backends.plot import plot_runs
+
+    quantities = plot_runs(args.runs, args.out, size=args.size, dpi=args.dpi)
+    print(f"wrote {args.out}: {len(args.runs)} run{'s' * (len(args.runs) != 1)}, {args.size[0]}x{args.size[1]} "
+          f"pixels ({', '.join(quantities)})")
+
+
 def _check(args) -> int:
     import dsl
     from backends.parity import check, print_report
@@ -256,7 +264,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dslc {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, run, help: str, description: str = "", spec_optional: bool = False) -> argparse.ArgumentParser:
+    def verb(name: str, run, help: str, description: str = "", spec_optional: bool = False,
+             takes_spec: bool = True) -> argparse.ArgumentParser:
         p = verbs.add_parser(name, help=help, description=description or help)
         p.set_defaults(run=run, parser=p)
         if name in _COMPUTE_VERBS:
@@ -265,16 +274,16 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--device", choices=DEVICES, default="auto",
                            help="cpu, cuda (a GPU; refused where there is none) or auto (default: a GPU if there "
                            "is one)")
-        if name != "schema":
+        if takes_spec:
             p.add_argument("spec", nargs="?" if spec_optional else None, help="the spec file (YAML)")
         return p
 
     verb("validate", _validate, "check a spec: schema, names and every shape; exit 2 on an error")
     verb("summary", _summary, "table of layers, output shapes and parameter counts")
-    verb("schema", _schema, "print the JSON Schema of spec files (for editor completion)")
+    verb("schema", _schema, "print the JSON Schema of spec files (for editor completion)", takes_spec=False)
 
-    train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, weights, checkpoints, "
-                 "summary.json", spec_optional=True)
+    train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, TensorBoard events, weights, "
+                 "checkpoints, summary.json", spec_optional=True)
     _target(train)
     train.add_argument("--epochs", type=_positive, help="override train.epochs")
     train.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps")
@@ -364,6 +373,17 @@ def _parser() -> argparse.ArgumentParser:
     _precision(check, "compare the two targets in mixed precision (bf16), against bf16 tolerances (default: the "
                "spec's train.precision)")
     _optimize(check)
+
+    plot = verb("plot", _plot, "loss and metric curves of runs, from their metrics.jsonl, in one image",
+                "Loss and metric curves of runs, read from their metrics.jsonl: one panel per quantity (loss, each "
+                "metric) over the optimizer step, a colour per run, train solid, val dashed, test dotted; so a torch "
+                "and a JAX run of one spec compare at a glance.", takes_spec=False)
+    plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders dslc train wrote")
+    plot.add_argument("--out", type=Path, default=Path("curves.png"),
+                      help="the image to write (default curves.png; .pdf and .svg also work)")
+    plot.add_argument("--size", type=_size, default=(1200, 800), metavar="WxH",
+                      help="the image's size in pixels (default 1200x800)")
+    plot.add_argument("--dpi", type=_positive, default=100, help="dots per inch: the text's scale (default 100)")
     return parser
 
 
@@ -405,6 +425,14 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``WxH`` in pixels: ``1200x800``."""
+    width, x, height = text.lower().partition("x")
+    if not (x and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT in pixels, e.g. 1200x800, got {text!r}")
+    return int(width), int(height)
 
 
 def _positive_float(text: str) -> float:

@@ -30,6 +30,7 @@ from pathlib import Path
 from dsl import Graph, UsageError
 
 from .optimizer_state import OptimizerState
+from .runs import run_file
 from .weights import StateDict, load_weights, save_weights
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -120,14 +121,8 @@ def save_checkpoint(folder: Path, weights: StateDict, optimizer: OptimizerState,
 def read_checkpoint(folder: Path, *, tensors: bool = False) -> Checkpoint:
     """The checkpoint of a run folder; only its header unless ``tensors``. Raises ``UsageError``."""
     folder = Path(folder)
-    if not folder.exists():
-        raise UsageError(f"--resume {folder}: no such folder")
-    if not folder.is_dir():
-        raise UsageError(f"--resume {folder} is a file; give the run folder dslc train wrote")
-    path = folder / CHECKPOINT
-    if not path.is_file():
-        raise UsageError(f"--resume {folder} holds no {CHECKPOINT}: it is not a run folder, or its run was "
-                         f"stopped before the first checkpoint (start it again)")
+    path = run_file(folder, CHECKPOINT, f"--resume {folder}", "it is not a run folder, or its run was stopped "
+                    "before the first checkpoint (start it again)")
     meta = _metadata(path)
     try:
         run = RunConfig(**{**meta["run"], "disabled_passes": tuple(meta["run"]["disabled_passes"])})

@@ -54,6 +54,7 @@ from .data.draws import EVAL_EPOCH
 from .early_stopping import EarlyStopping
 from .metrics import epoch_metrics
 from .progress import Progress
+from .run_log import RunLog
 from .runs import plan_run_dir, start_run_dir
 from .split_metrics import split_metrics
 from .target import Target, check_device, make_target
@@ -137,16 +138,18 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     sizes = [min(batch, len(dataset.train))] + ([len(dataset.train) % batch] if len(dataset.train) % batch else [])
     eval_size = min(EVAL_BATCH_SIZE, len(dataset.test))
     compile_seconds = target.compile(train_data, held_out[-1].data, sizes, eval_size)
-    position = _restore(target, graph, resume, out, writes) if resume else _start(out, writes)
+    position = _restore(target, graph, resume) if resume else _start(out, writes)
     for file, data in dataset.files.items() if writes else ():  # what predict needs besides the weights: vocabulary
         write_atomic(out / file, data)
     watch = watch_of(spec, graph)
     stopping = EarlyStopping.resumed(watch, resume.monitor if resume else None) if watch else None
+    log = RunLog(out, writes, resume.position if resume else None)
+    checkpoints = _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes, stopping,
+                               lambda at: log.running(at.step, epoch_metrics(objective, at.sums, at.seen)))
     session = _Session(target, objective, train_data, held_out, dataset, eval_size, out, options.seed, batch, plan,
-                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes, stopping),
-                       spec.name, wall_start - position.seconds, writes, stopping)
+                       checkpoints, spec.name, wall_start - position.seconds, log, writes, stopping)
     record = {}
-    with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress, shown=writes) as progress:
+    with log, Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress, shown=writes) as progress:
         for epoch in range(position.epochs_done + 1, plan.epochs + 1):
             record, position = session.epoch(epoch, position, progress)
             if stopping and stopping.stopped:
@@ -227,31 +230,14 @@ def _check_same_run(saved: RunConfig, now: RunConfig, out: Path) -> None:
 def _start(out: Path, writes: bool = True) -> Position:
     if writes:
         start_run_dir(out)
-        (out / "metrics.jsonl").write_text("")
     return Position()
 
 
-def _restore(target: Target, graph: Graph, checkpoint: Checkpoint, out: Path, writes: bool = True) -> Position:
-    """Loads the checkpoint into the target, and (where this process writes) drops metrics lines of epochs it
-    did not finish."""
+def _restore(target: Target, graph: Graph, checkpoint: Checkpoint) -> Position:
+    """Loads the checkpoint into the target (``RunLog`` drops the metrics of epochs it did not finish)."""
     target.load_state(checkpoint.weights(graph))
     target.load_optimizer_state(checkpoint.optimizer(graph))
-    if not writes:
-        return checkpoint.position
-    done = checkpoint.position.epochs_done
-    path = out / "metrics.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    kept = [line for line in lines if (_epoch_of(line) or done + 1) <= done]
-    write_atomic(path, "".join(line + "\n" for line in kept).encode())
     return checkpoint.position
-
-
-def _epoch_of(line: str) -> int | None:
-    """The epoch of a metrics line; None for a line torn by a kill in mid-write."""
-    try:
-        return int(json.loads(line)["epoch"])
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 class _Checkpoints:
@@ -265,9 +251,11 @@ class _Checkpoints:
     """
 
     def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True,
-                 stopping: EarlyStopping | None = None):
+                 stopping: EarlyStopping | None = None,
+                 log_running: Callable[[Position], None] = lambda position: None):
         self.out, self.run, self.spec_text, self.every, self.writes = out, run, spec_text, every, writes
         self.stopping = stopping  # its state as of the last epoch finished goes in every checkpoint
+        self.log_running = log_running  # a mid-epoch position's running means, logged before it is saved
         self.last = time.perf_counter()
 
     def steps_to_next(self, step: int) -> int:
@@ -284,6 +272,8 @@ class _Checkpoints:
         if not self.writes:
             return 0.0
         start = time.perf_counter()
+        if position.batch:
+            self.log_running(position)
         save_checkpoint(self.out, target.export_state(), target.export_optimizer_state(), self.run, position,
                         self.spec_text, self.stopping.state() if self.stopping else None)
         self.last = time.perf_counter()
@@ -332,6 +322,7 @@ class _Session:
     checkpoints: _Checkpoints
     spec_name: str
     clock_start: float  # perf_counter time the run would have started at, had it never stopped
+    log: RunLog  # each epoch's record: metrics.jsonl and TensorBoard (rank 0 only)
     writes: bool = True  # rank 0: writes metrics and weights
     stopping: EarlyStopping | None = None  # with a validation split: the best epoch, and when to stop
     timing: _Throughput = field(default_factory=lambda: _Throughput())
@@ -352,9 +343,8 @@ class _Session:
         train = epoch_metrics(self.objective, position.sums, seen)
         record = {"epoch": epoch, "steps": position.step, **{f"train_{k}": v for k, v in train.items()}, **held_out,
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
+        self.log.epoch(record)
         if self.writes:
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
             save_weights(self.out / "weights.safetensors", self.target.export_state(),
                          {"spec": self.spec_name, "epoch": str(epoch)})
         self.watch(epoch, record)

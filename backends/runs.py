@@ -10,18 +10,32 @@ nothing (it used to fail after 5 s of compiling, with a traceback).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from dsl.errors import UsageError
 
 RUN_FILES = ("summary.json", "metrics.jsonl", "weights.safetensors", "checkpoint.safetensors", "vocab.json",
-             "best.safetensors")
+             "best.safetensors", "tensorboard")
 """The files a run writes (``vocab.json``: a vocabulary its dataset built; ``best.safetensors``: the best epoch's
-weights, where it has a validation split); a folder holding any of them holds a run."""
+weights, where it has a validation split; ``tensorboard``: a folder of event files); a folder holding any of them
+holds a run."""
 
 
 def holds_run(folder: Path) -> bool:
     return folder.is_dir() and any((folder / name).exists() for name in RUN_FILES)
+
+
+def run_file(folder: Path, name: str, label: str, missing: str) -> Path:
+    """``folder/name``, a file a run wrote; ``UsageError`` where ``folder`` (called ``label`` in the message) is
+    missing or a file, or lacks it (``missing`` says why that may be and what to do)."""
+    if not folder.exists():
+        raise UsageError(f"{label}: no such folder")
+    if not folder.is_dir():
+        raise UsageError(f"{label} is a file; give the run folder dslc train wrote")
+    if not (folder / name).is_file():
+        raise UsageError(f"{label} holds no {name}: {missing}")
+    return folder / name
 
 
 def plan_run_dir(out: Path | None, default: Path, overwrite: bool = False) -> Path:
@@ -41,8 +55,11 @@ def plan_run_dir(out: Path | None, default: Path, overwrite: bool = False) -> Pa
 def start_run_dir(folder: Path) -> None:
     """Creates the folder and clears the files of a run it replaces (``--overwrite``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
-        (folder / name).unlink(missing_ok=True)
+    for path in (folder / name for name in RUN_FILES):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _next_free(default: Path) -> Path:

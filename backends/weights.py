@@ -7,6 +7,7 @@ torch or Hugging Face checkpoint with the same names is a dslc checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -101,7 +102,24 @@ def save_weights(path: str | Path, state: StateDict, metadata: dict[str, str] | 
     """Writes safetensors atomically: a crash leaves the previous file intact."""
     tensors = {k: np.asarray(v, order="C") for k, v in state.items()}  # ascontiguousarray would make 0-d arrays 1-d
     data = save_bytes(tensors, metadata={"format": "pt", **(metadata or {})})
-    write_atomic(path, data)
+    write_atomic(path, _sorted_metadata(data))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """A safetensors file's bytes with its metadata in sorted key order, so equal tensors give equal files.
+
+    safetensors writes the metadata map in the order of a Rust HashMap, which is seeded per
+    process: of four runs that saved identical weights, one wrote ``{"epoch", "spec",
+    "format"}`` where the others wrote ``{"spec", "format", "epoch"}``. The header is the same
+    compact JSON in another order, so it keeps its length and the tensors their offsets.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    if "__metadata__" not in header:
+        return data
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    return data[:8] + text.ljust(size) + data[8 + size:] if len(text) <= size else data
 
 
 def load_weights(path: str | Path, graph: Graph | None = None) -> StateDict:

@@ -85,3 +85,13 @@ def make_trainer(name: str, spec: Spec, graph: dsl.Graph, **kw):
 def columns(graph: dsl.Graph, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     """A supervised batch of a one-input, one-output model: ``x`` by input name, ``y`` by output name."""
     return {graph.inputs[0][0]: x, graph.outputs[0][0]: y}
+
+
+def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """Each scalar tag's (step, value) pairs in a folder of event files, as TensorBoard's own reader sees them
+    (a resumed run's purge applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

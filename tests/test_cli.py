@@ -197,7 +197,32 @@ def test_saved_files_follow_the_umask(tmp_path):
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, timeout=300)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "r").iterdir()}
     assert modes == {"summary.json": 0o640, "metrics.jsonl": 0o640, "weights.safetensors": 0o640,
-                     "checkpoint.safetensors": 0o640}
+                     "checkpoint.safetensors": 0o640, "tensorboard": 0o750}
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "r" / "tensorboard").iterdir()} == {0o640}
+
+
+def test_plot_draws_the_torch_and_the_jax_run_in_a_png_of_the_stated_size(trained, tmp_path):
+    from tests.test_run_log import png_size
+
+    out = tmp_path / "curves.png"
+    result = dslc("plot", trained["torch"], trained["jax"], "--out", out, "--size", "900x600")
+    assert result.stdout == f"wrote {out}: 2 runs, 900x600 pixels (loss, accuracy)\n"
+    assert png_size(out) == (900, 600)
+
+
+@pytest.mark.parametrize("target", ["jax", "torch"])
+def test_tensorboard_reads_every_epoch_of_metrics_jsonl(trained, target):
+    """tensorboard's own reader: each number of each record at its optimizer step, as a float32."""
+    from backends.run_log import board_scalars
+    from tests.helpers import tensorboard_scalars
+
+    records = [json.loads(line) for line in (trained[target] / "metrics.jsonl").read_text().splitlines()]
+    scalars = tensorboard_scalars(trained[target] / "tensorboard")
+    assert {"train/loss", "train/accuracy", "test/loss", "test/accuracy", "epoch"} <= scalars.keys()
+    for tag in scalars.keys() - {"train/running_loss", "train/running_accuracy"}:  # a 30 s checkpoint may add these
+        expected = [(r["steps"], np.float32(board_scalars(r)[tag])) for r in records if tag in board_scalars(r)]
+        assert scalars[tag] == expected, tag
+    assert [step for step, _ in scalars["train/loss"]] == [45 * e for e in range(1, 21)]
 
 
 def test_eval_takes_the_checkpoint_file_as_weights(trained):

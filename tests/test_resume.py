@@ -93,9 +93,23 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path
     assert [r["epoch"] for r in resumed_records] == [r["epoch"] for r in whole_records]  # no epoch twice
     for a, b in zip(resumed_records, whole_records):  # the resumed epoch's loss sum is carried over, but the
         assert a == pytest.approx(b, rel=1e-6)  # float32 steps' losses are summed in other groups: 7th digit
+    assert_same_tensorboard_scalars(killed, whole)
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["resumed_at_step"] == step
     assert read_checkpoint(killed).position.step == 300
+
+
+def assert_same_tensorboard_scalars(resumed, whole) -> None:
+    """TensorBoard's reader sees each step of each tag once (the stopped run's steps past its checkpoint purged),
+    with the uninterrupted run's values; the wall-clock ones (speed, seconds) at the same steps."""
+    from tests.helpers import tensorboard_scalars
+
+    a, b = tensorboard_scalars(resumed / "tensorboard"), tensorboard_scalars(whole / "tensorboard")
+    assert a.keys() == b.keys() and "train/running_loss" in a  # --checkpoint-every 30: mid-epoch running means
+    for tag in a.keys() - {"speed/train_samples_per_sec"}:
+        assert [step for step, _ in a[tag]] == [step for step, _ in b[tag]], tag
+    for tag in a.keys() - {"speed/train_samples_per_sec", "seconds"}:
+        assert [v for _, v in a[tag]] == pytest.approx([v for _, v in b[tag]], rel=1e-6), tag
 
 
 def test_jax_scan_chunks_and_single_steps_reach_identical_weights():
@@ -156,6 +170,7 @@ def test_resume_drops_metrics_lines_its_checkpoint_does_not_cover(tmp_path):
 
     from backends.checkpoint import Checkpoint, Position, RunConfig
     from backends.loop import _restore
+    from backends.run_log import RunLog
 
     lines = [json.dumps({"epoch": e, "train_loss": 1.0 / e}) for e in (1, 2, 3)] + ['{"epoch": 4, "tra']
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
@@ -164,6 +179,7 @@ def test_resume_drops_metrics_lines_its_checkpoint_does_not_cover(tmp_path):
     graph = SimpleNamespace(state_dict_spec=lambda: {"w": None})
     run = RunConfig("m", None, None, "jax", 0, None, None, None, None, None, "data")
     checkpoint = Checkpoint(run, Position(step=70, epochs_done=2, batch=5), None, {"w": 1, "optimizer.step": 2})
-    assert _restore(target, graph, checkpoint, tmp_path).step == 70
+    assert _restore(target, graph, checkpoint).step == 70
     assert loaded == [{"w": 1}, {"optimizer.step": 2}]
+    RunLog(tmp_path, resumed=checkpoint.position).close()
     assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
