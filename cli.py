@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except DslcError as err:
         print(f"error: {err}" if not getattr(err, "location", None) else str(err), file=sys.stderr)
-        return EXIT_USAGE
+        return err.exit_status  # 2, or 1 for a run that diverged (its spec and command were valid)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -39,6 +39,7 @@ from .data import (
     with_columns,
 )
 from .data.draws import EVAL_EPOCH
+from .guard import Epoch, Guard
 from .metrics import epoch_metrics
 from .progress import Progress
 from .runs import plan_run_dir, start_run_dir
@@ -125,9 +126,10 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     position = _restore(target, graph, resume, out, writes) if resume else _start(out, writes)
     for file, data in dataset.files.items() if writes else ():  # what predict needs besides the weights: vocabulary
         write_atomic(out / file, data)
+    guard = Guard(target, graph, objective, dataset, options.seed, out, replays=options.world.size == 1)
     session = _Session(target, objective, train_data, test_data, dataset, eval_size, out, options.seed, batch, plan,
-                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes), spec.name,
-                       wall_start - position.seconds, writes)
+                       _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes, guard), spec.name,
+                       wall_start - position.seconds, guard, writes)
     record = {}
     with Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress, shown=writes) as progress:
         for epoch in range(position.epochs_done + 1, plan.epochs + 1):
@@ -239,11 +241,14 @@ class _Checkpoints:
     ``CHECKPOINT_SECONDS`` of training, checked at the driver's chunks of 25 steps.
     Always at the end of an epoch. The seconds spent writing are kept out of throughput.
     Only where ``writes`` (rank 0): writing is no collective, so a time-based checkpoint
-    that comes due on one rank only is fine.
+    that comes due on one rank only is fine. A state that is not finite is never written:
+    ``guard`` stops the run instead.
     """
 
-    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True):
+    def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True,
+                 guard: Guard | None = None):
         self.out, self.run, self.spec_text, self.every, self.writes = out, run, spec_text, every, writes
+        self.guard = guard
         self.last = time.perf_counter()
 
     def steps_to_next(self, step: int) -> int:
@@ -260,8 +265,10 @@ class _Checkpoints:
         if not self.writes:
             return 0.0
         start = time.perf_counter()
-        save_checkpoint(self.out, target.export_state(), target.export_optimizer_state(), self.run, position,
-                        self.spec_text)
+        weights, optimizer = target.export_state(), target.export_optimizer_state()
+        if self.guard:
+            self.guard.check_state(weights, optimizer, position.step)
+        save_checkpoint(self.out, weights, optimizer, self.run, position, self.spec_text)
         self.last = time.perf_counter()
         return self.last - start
 
@@ -288,6 +295,7 @@ class _Session:
     checkpoints: _Checkpoints
     spec_name: str
     clock_start: float  # perf_counter time the run would have started at, had it never stopped
+    guard: Guard  # stops the run where its sums or state are not finite
     writes: bool = True  # rank 0: writes metrics and weights
     timing: _Throughput = field(default_factory=lambda: _Throughput())
 
@@ -301,6 +309,8 @@ class _Session:
         progress.start_epoch(epoch, len(batches))
         progress.advance(position.batch, position.seen)
         position = self.steps(batches, position, progress)
+        self.guard.check_state(  # before anything is evaluated or written from the state
+            self.target.export_state(), self.target.export_optimizer_state(), position.step)
         test = _evaluate(self.target, self.objective, self.test_data, self.dataset, self.eval_size)
         seen = position.seen
         train = epoch_metrics(self.objective, position.sums, seen)
@@ -332,24 +342,32 @@ class _Session:
         on the way; returns the position at the end, with the epoch's sums (one host sync per checkpoint)."""
         i, step = position.batch, position.step
         sums, seen = dict(position.sums), position.seen
+        guard = self.guard
+        guard.watch(Epoch(position.epochs_done + 1, batches, step - i, self.train_data))
         if not self.timing.warmed_up and i < len(batches):
-            step_sums = self.target.train_steps(self.train_data, batches[i:i + 1])
-            sums = _add(sums, {k: float(v) for k, v in step_sums.items()})  # waits for the step (asynchronous)
+            step_sums = {k: float(v) for k, v in self.target.train_steps(self.train_data, batches[i:i + 1]).items()}
+            guard.check_sums(step_sums, step + 1)  # waited for the step already (asynchronous)
+            sums = _add(sums, step_sums)
             self.timing.warmed_up = True
             seen, i, step = seen + len(batches[i]), i + 1, step + 1
             progress.advance(1, len(batches[i - 1]))
-        tic, timed, paused = time.perf_counter(), 0, 0.0
+        tic, timed, paused, pending = time.perf_counter(), 0, 0.0, (None, step)
         while i < len(batches):
             chunk = batches[i:i + min(progress.chunk, self.checkpoints.steps_to_next(step))]
-            sums = _add(sums, self.target.train_steps(self.train_data, chunk))
+            chunk_sums = self.target.train_steps(self.train_data, chunk)
+            guard.check_sums(*pending)  # the chunk before: done while this one was dispatched, so no pipeline stall
+            pending = chunk_sums, step + len(chunk)
+            sums = _add(sums, chunk_sums)
             size = sum(len(b) for b in chunk)
             seen, timed, i, step = seen + size, timed + size, i + len(chunk), step + len(chunk)
             progress.advance(len(chunk), size, lambda: timed / (time.perf_counter() - tic - paused))
             if i < len(batches) and self.checkpoints.due(step):
                 sums = {k: float(v) for k, v in sums.items()}
+                guard.check_sums(sums, step)
                 paused += self.checkpoints.write(self.target, Position(step, position.epochs_done, i, sums,
                                                                        seen, self.seconds()))
         sums = {k: float(v) for k, v in sums.items()}  # one host sync per epoch
+        guard.check_sums(sums, step)
         self.timing.add(timed, time.perf_counter() - tic - paused)
         return Position(step, position.epochs_done, i, sums, seen)
 
