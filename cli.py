@@ -270,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     verb("schema", _schema, "print the JSON Schema of spec files (for editor completion)")
 
     train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, weights, checkpoints, "
-                 "summary.json", spec_optional=True)
+                 "summary.json; exit 1 where the loss or weights turn NaN or Inf", spec_optional=True)
     _target(train)
     train.add_argument("--epochs", type=_positive, help="override train.epochs")
     train.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps")

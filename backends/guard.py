@@ -87,7 +87,7 @@ class Guard:
         """Raises ``DivergedError`` when a weight, buffer or optimizer entry after ``step`` steps is not finite."""
         bad = first_nonfinite(weights) or first_nonfinite(optimizer)
         if bad is not None:
-            raise self.diverged(step, f"{bad[0]} is {bad[1]}")
+            raise self.diverged(step, f"{layer_of(bad[0])} is {bad[1]}")
 
     def diverged(self, step: int, seen: str) -> DivergedError:
         """The error for a divergence noticed after ``step`` steps (``seen``: what was not finite): the step and
@@ -135,7 +135,7 @@ class Guard:
         if bad is None and broken is None:
             return None
         return (several and self._later_phases(batch, before)) or (
-            f"{broken[0]} became {broken[1]}" if broken else f"the training {bad[0]} is {bad[1]}")
+            f"{layer_of(broken[0])} became {broken[1]}" if broken else f"the training {bad[0]} is {bad[1]}")
 
     def _later_phases(self, batch: dict[str, np.ndarray], before: tuple[dict, dict]) -> str | None:
         """Probes each later phase of a step that went wrong (a GAN's generator step) from the state it started
@@ -178,15 +178,19 @@ class Guard:
         return self._explain(batch, loss, gradient) + (f" in the {phases[phase][0]} step" if len(phases) > 1 else "")
 
     def _explain(self, batch: dict[str, np.ndarray], loss: float, gradient: tuple[str, str] | None) -> str:
-        """The first node (graph order) whose training-mode output is not finite; else, for a loss that is not,
-        the largest output it was computed from; else the gradient."""
+        """A batch column that is not finite (the data's fault); else the first node (graph order) whose
+        training-mode output is not; else, for a loss that is not, the largest output it was computed from; else
+        the gradient."""
+        column = first_nonfinite(batch)
+        if column:
+            return f"the batch's column '{column[0]}' holds {column[1]} (in the data)"
         outputs = self._outputs(batch)
         for node in self.target.graph.nodes:
             for value in node.value_names:
                 if value in outputs and not np.isfinite(outputs[value]).all():
                     return f"layer '{node.name}' ({node.op}) output is {_kind(outputs[value])}"
         if math.isfinite(loss):
-            return f"the gradient of {gradient[0]} is {gradient[1]}"
+            return f"the gradient of {layer_of(gradient[0])} is {gradient[1]}"
         if not outputs:
             return f"the loss is {_kind(loss)}"
         largest = max(outputs, key=lambda value: _max_abs(outputs[value]))
@@ -213,16 +217,16 @@ def first_nonfinite_sum(sums: dict) -> tuple[str, str] | None:
 
 
 def first_nonfinite(arrays: dict[str, np.ndarray], last: bool = False) -> tuple[str, str] | None:
-    """(layer or entry, 'nan' | 'inf') of the first array (the last with ``last``) holding a value that is not
-    finite, named by its layer: ``layer 'fc2' (fc2.weight)``."""
+    """(key, 'nan' | 'inf' | '-inf') of the first float array (the last with ``last``) holding a value that is
+    not finite."""
     for key in reversed(arrays) if last else arrays:
         values = np.asarray(arrays[key])
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
-            return _named(key), _kind(values)
+            return key, _kind(values)
     return None
 
 
-def _named(key: str) -> str:
+def layer_of(key: str) -> str:
     """A weight's or optimizer entry's name as the line shows it: its layer, then the key itself
     (``optimizer.fc1.weight.exp_avg`` is layer fc1's)."""
     layer = key.removeprefix(PREFIX).rsplit(".", 2 if key.startswith(PREFIX) else 1)[0]

@@ -20,7 +20,8 @@ import pytest
 import cli
 import dsl
 from backends.checkpoint import CHECKPOINT, read_checkpoint
-from backends.guard import Guard, first_nonfinite, first_nonfinite_sum
+from backends.data import epoch_batches
+from backends.guard import Guard, first_nonfinite, first_nonfinite_sum, layer_of
 from backends.loop import TrainOptions, train
 from backends.parity import make_batch
 from backends.target import make_target
@@ -153,15 +154,26 @@ def test_a_probe_draws_the_dropout_masks_of_the_step_it_probes(target):
         assert float(model.train_steps(data, [rows])["loss"]) / 32 == pytest.approx(probed, rel=1e-6)
 
 
+def test_a_nan_in_the_data_is_named_as_the_data(tmp_path):
+    """One training example holds NaN: the run stops at the step whose batch has it, and says so."""
+    write_digits(tmp_path / "d")
+    x = np.load(tmp_path / "d/train/x.npy")
+    x[123] = np.nan
+    np.save(tmp_path / "d/train/x.npy", x)
+    step = next(k for k, rows in enumerate(epoch_batches(len(x), 32, 0, 1), start=1) if 123 in rows)
+    spec, graph = npy_spec(tmp_path / "d", False)
+    with pytest.raises(dsl.DivergedError, match=rf"^training diverged at step {step} \(epoch 1\): the batch's column "
+                       r"'input' holds nan \(in the data\); it diverged before the first checkpoint"):
+        train(spec, graph, TrainOptions(target="torch", out_dir=tmp_path / "run", progress=False, epochs=1))
+
+
 def test_what_is_not_finite_is_named_by_its_layer():
-    assert first_nonfinite({"fc1.weight": np.ones(3), "fc2.bias": np.array([0.0, np.nan])}) == \
-        ("layer 'fc2' (fc2.bias)", "nan")
-    assert first_nonfinite({"optimizer.step": np.array(3), "optimizer.enc.fc1.weight.exp_avg_sq":
-                            np.array([np.inf, 1.0])}) == ("layer 'enc.fc1' (optimizer.enc.fc1.weight.exp_avg_sq)",
-                                                          "inf")
+    assert first_nonfinite({"fc1.weight": np.ones(3), "fc2.bias": np.array([0.0, np.nan])}) == ("fc2.bias", "nan")
     grads = {"fc1.weight": np.array([np.nan]), "fc2.weight": np.array([-np.inf])}
-    assert first_nonfinite(grads, last=True) == ("layer 'fc2' (fc2.weight)", "-inf")  # the backward pass's first
-    assert first_nonfinite({"bn.num_batches_tracked": np.array(7)}) is None
+    assert first_nonfinite(grads, last=True) == ("fc2.weight", "-inf")  # the backward pass's first
+    assert first_nonfinite({"bn.num_batches_tracked": np.array(7), "y": np.array([3])}) is None
+    assert layer_of("fc2.bias") == "layer 'fc2' (fc2.bias)"
+    assert layer_of("optimizer.enc.fc1.weight.exp_avg_sq") == "layer 'enc.fc1' (optimizer.enc.fc1.weight.exp_avg_sq)"
     assert first_nonfinite_sum({"loss": np.float32(2.5), "accuracy": 30.0}) is None
     assert first_nonfinite_sum({"loss": 1.0, "d_loss": float("-inf")}) == ("d_loss", "-inf")
 
