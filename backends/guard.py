@@ -19,9 +19,12 @@ loads it and replays the epoch's batches from there one step at a time (batch or
 and dropout are functions of seed and step, so the replay trains exactly as the run
 did), probing each step before taking it with the per-layer capture ``dslc check``
 uses (``Target.loss_and_grads``, ``Target.forward(capture=True)``). At the first
-step whose loss or gradient is not finite it names the first node (graph order)
-whose output is not, else the layer nearest the loss whose weight gradient is not
-(the backward pass reached it first: the non-finite value entered there).
+step whose loss or gradient is not finite it names a batch column that is not (the
+data's fault), else the first node (graph order) whose output is not, else the layer
+nearest the loss whose weight gradient is not (the backward pass reached it first:
+the non-finite value entered there). The replay costs about a probe and a step per
+step since the last good state: at most ``--checkpoint-every`` steps, or about 30 s of
+training with the default time-based checkpoints.
 
 A data-parallel run (world size > 1) stops on the same global sums on every rank but
 names no layer: its ranks cannot replay alone, so the line says to train in one
