@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except DslcError as err:
         print(f"error: {err}" if not getattr(err, "location", None) else str(err), file=sys.stderr)
-        return EXIT_USAGE
+        return err.exit_status  # 2, or 1 for a run that diverged (its spec and command were valid)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -283,7 +283,7 @@ def _parser() -> argparse.ArgumentParser:
     verb("schema", _schema, "print the JSON Schema of spec files (for editor completion)", takes_spec=False)
 
     train = verb("train", _train, "train on the spec's dataset; writes metrics.jsonl, TensorBoard events, weights, "
-                 "checkpoints, summary.json", spec_optional=True)
+                 "checkpoints, summary.json; exit 1 where the loss or weights turn NaN or Inf", spec_optional=True)
     _target(train)
     train.add_argument("--epochs", type=_positive, help="override train.epochs")
     train.add_argument("--max-steps", type=_positive, help="stop after this many optimizer steps")

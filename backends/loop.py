@@ -52,6 +52,7 @@ from .data import (
 )
 from .data.draws import EVAL_EPOCH
 from .early_stopping import EarlyStopping
+from .guard import Epoch, Guard
 from .metrics import epoch_metrics
 from .progress import Progress
 from .run_log import RunLog
@@ -144,10 +145,11 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     watch = watch_of(spec, graph)
     stopping = EarlyStopping.resumed(watch, resume.monitor if resume else None) if watch else None
     log = RunLog(out, writes, resume.position if resume else None)
+    guard = Guard(target, graph, objective, dataset, options.seed, out, replays=options.world.size == 1)
     checkpoints = _Checkpoints(out, run, options.spec_text, options.checkpoint_every, writes, stopping,
-                               lambda at: log.running(at.step, epoch_metrics(objective, at.sums, at.seen)))
+                               lambda at: log.running(at.step, epoch_metrics(objective, at.sums, at.seen)), guard)
     session = _Session(target, objective, train_data, held_out, dataset, eval_size, out, options.seed, batch, plan,
-                       checkpoints, spec.name, wall_start - position.seconds, log, writes, stopping)
+                       checkpoints, spec.name, wall_start - position.seconds, log, guard, writes, stopping)
     record = {}
     with log, Progress(plan.epochs, plan.steps_per_epoch, enabled=options.progress, shown=writes) as progress:
         for epoch in range(position.epochs_done + 1, plan.epochs + 1):
@@ -247,15 +249,17 @@ class _Checkpoints:
     ``CHECKPOINT_SECONDS`` of training, checked at the driver's chunks of 25 steps.
     Always at the end of an epoch. The seconds spent writing are kept out of throughput.
     Only where ``writes`` (rank 0): writing is no collective, so a time-based checkpoint
-    that comes due on one rank only is fine.
+    that comes due on one rank only is fine. A state that is not finite is never written:
+    ``guard`` stops the run instead.
     """
 
     def __init__(self, out: Path, run: RunConfig, spec_text: str | None, every: int | None, writes: bool = True,
                  stopping: EarlyStopping | None = None,
-                 log_running: Callable[[Position], None] = lambda position: None):
+                 log_running: Callable[[Position], None] = lambda position: None, guard: Guard | None = None):
         self.out, self.run, self.spec_text, self.every, self.writes = out, run, spec_text, every, writes
         self.stopping = stopping  # its state as of the last epoch finished goes in every checkpoint
         self.log_running = log_running  # a mid-epoch position's running means, logged before it is saved
+        self.guard = guard  # checks the state is finite before it is saved
         self.last = time.perf_counter()
 
     def steps_to_next(self, step: int) -> int:
@@ -272,10 +276,13 @@ class _Checkpoints:
         if not self.writes:
             return 0.0
         start = time.perf_counter()
+        weights, optimizer = target.export_state(), target.export_optimizer_state()
+        if self.guard:
+            self.guard.check_state(weights, optimizer, position.step)
         if position.batch:
             self.log_running(position)
-        save_checkpoint(self.out, target.export_state(), target.export_optimizer_state(), self.run, position,
-                        self.spec_text, self.stopping.state() if self.stopping else None)
+        save_checkpoint(self.out, weights, optimizer, self.run, position, self.spec_text,
+                        self.stopping.state() if self.stopping else None)
         self.last = time.perf_counter()
         return self.last - start
 
@@ -323,6 +330,7 @@ class _Session:
     spec_name: str
     clock_start: float  # perf_counter time the run would have started at, had it never stopped
     log: RunLog  # each epoch's record: metrics.jsonl and TensorBoard (rank 0 only)
+    guard: Guard  # stops the run where its sums or state are not finite
     writes: bool = True  # rank 0: writes metrics and weights
     stopping: EarlyStopping | None = None  # with a validation split: the best epoch, and when to stop
     timing: _Throughput = field(default_factory=lambda: _Throughput())
@@ -337,6 +345,8 @@ class _Session:
         progress.start_epoch(epoch, len(batches))
         progress.advance(position.batch, position.seen)
         position = self.steps(batches, position, progress)
+        self.guard.check_state(  # before anything is evaluated or written from the state
+            self.target.export_state(), self.target.export_optimizer_state(), position.step)
         held_out = {k: v for held in self.held_out for k, v in _evaluate(self.target, self.objective, held,
                                                                           self.eval_size).items()}
         seen = position.seen
@@ -380,24 +390,32 @@ class _Session:
         on the way; returns the position at the end, with the epoch's sums (one host sync per checkpoint)."""
         i, step = position.batch, position.step
         sums, seen = dict(position.sums), position.seen
+        guard = self.guard
+        guard.watch(Epoch(position.epochs_done + 1, batches, step - i, self.train_data))
         if not self.timing.warmed_up and i < len(batches):
-            step_sums = self.target.train_steps(self.train_data, batches[i:i + 1])
-            sums = _add(sums, {k: float(v) for k, v in step_sums.items()})  # waits for the step (asynchronous)
+            step_sums = {k: float(v) for k, v in self.target.train_steps(self.train_data, batches[i:i + 1]).items()}
+            guard.check_sums(step_sums, step + 1)  # waited for the step already (asynchronous)
+            sums = _add(sums, step_sums)
             self.timing.warmed_up = True
             seen, i, step = seen + len(batches[i]), i + 1, step + 1
             progress.advance(1, len(batches[i - 1]))
-        tic, timed, paused = time.perf_counter(), 0, 0.0
+        tic, timed, paused, pending = time.perf_counter(), 0, 0.0, (None, step)
         while i < len(batches):
             chunk = batches[i:i + min(progress.chunk, self.checkpoints.steps_to_next(step))]
-            sums = _add(sums, self.target.train_steps(self.train_data, chunk))
+            chunk_sums = self.target.train_steps(self.train_data, chunk)
+            guard.check_sums(*pending)  # the chunk before: done while this one was dispatched, so no pipeline stall
+            pending = chunk_sums, step + len(chunk)
+            sums = _add(sums, chunk_sums)
             size = sum(len(b) for b in chunk)
             seen, timed, i, step = seen + size, timed + size, i + len(chunk), step + len(chunk)
             progress.advance(len(chunk), size, lambda: timed / (time.perf_counter() - tic - paused))
             if i < len(batches) and self.checkpoints.due(step):
                 sums = {k: float(v) for k, v in sums.items()}
+                guard.check_sums(sums, step)
                 paused += self.checkpoints.write(self.target, Position(step, position.epochs_done, i, sums,
                                                                        seen, self.seconds()))
         sums = {k: float(v) for k, v in sums.items()}  # one host sync per epoch
+        guard.check_sums(sums, step)
         self.timing.add(timed, time.perf_counter() - tic - paused)
         return Position(step, position.epochs_done, i, sums, seen)
 

@@ -10,7 +10,7 @@ Example:
 """
 
 from .build import build_graph
-from .errors import DataError, DslcError, Location, SpecError, SpecWarning, UsageError, WeightsError
+from .errors import DataError, DivergedError, DslcError, Location, SpecError, SpecWarning, UsageError, WeightsError
 from .graph import INPUT, Graph, Group, Node
 from .loader import load, load_spec, loads
 from .ops import OPS
@@ -20,7 +20,7 @@ from .training import DATASETS, LOSSES, METRICS, OPTIMIZERS
 
 __all__ = [
     "DATASETS", "INPUT", "LOSSES", "METRICS", "OPS", "OPTIMIZERS",
-    "DataError", "DslcError", "Graph", "Group", "Location", "Node", "Spec", "SpecError", "SpecWarning", "TensorType",
-    "UsageError", "WeightsError",
+    "DataError", "DivergedError", "DslcError", "Graph", "Group", "Location", "Node", "Spec", "SpecError",
+    "SpecWarning", "TensorType", "UsageError", "WeightsError",
     "build_graph", "json_schema", "load", "load_spec", "loads",
 ]

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 class DslcError(Exception):
     """A problem in the user's input, shown as one line without a traceback."""
 
+    exit_status = 2  # the CLI's: the input was wrong
+
     def __str__(self) -> str:
         return one_line(super().__str__())
 
@@ -97,6 +99,16 @@ class DataError(DslcError):
 
 class UsageError(DslcError):
     """A command-line value that cannot work: a path, a flag, an array given to ``predict``."""
+
+
+class DivergedError(DslcError):
+    """A training run whose loss, gradients or weights turned NaN or Inf (``backends/guard.py``).
+
+    Exit status 1, not 2: the spec and the command were valid, the numbers they led to
+    were not (a learning rate too high, no clipping), as a failed ``dslc check`` exits 1.
+    """
+
+    exit_status = 1
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -161,7 +161,7 @@ def test_first_failure_is_one_line():
     from types import SimpleNamespace
 
     from backends.torch.distributed import WorkerFailed, _first_failure
-    from dsl.errors import UsageError
+    from dsl.errors import DivergedError, UsageError
 
     def failure(time, message):
         return SimpleNamespace(timestamp=time, message={"message": message}, exitcode=1)
@@ -172,3 +172,6 @@ def test_first_failure_is_one_line():
     assert isinstance(error, WorkerFailed) and str(error) == "worker 1 failed: RuntimeError: gloo lost its peer"
     refusal = _first_failure(SimpleNamespace(failures={1: failure(3, "DslcError: --out x is a file")}))
     assert isinstance(refusal, UsageError) and str(refusal) == "--out x is a file"
+    diverged = _first_failure(SimpleNamespace(failures={0: failure(4, "DivergedError: training diverged at step 6")}))
+    assert isinstance(diverged, DivergedError) and diverged.exit_status == 1
+    assert str(diverged) == "training diverged at step 6"

@@ -311,8 +311,13 @@ class JaxTarget:
         if key not in self._probes:
             self._probes[key] = jax.jit(lambda variables, rng, inputs: self._probe_forward(variables, rng, inputs,
                                                                                            capture, train))
-        out, captured = self._probes[key](self.variables, self.state.key, as_tuple(map_inputs(self._array, x)))
+        out, captured = self._probes[key](self.variables, self._step_key(), as_tuple(map_inputs(self._array, x)))
         return jax.tree.map(np.asarray, out), {k: np.asarray(v) for k, v in captured.items()}
+
+    def _step_key(self) -> jax.Array:
+        """The next training step's random key (``train_step``'s): the probes draw its dropout masks, so
+        ``backends/guard.py`` replays a step's own numbers."""
+        return jax.random.fold_in(self.state.key, self.state.step)
 
     def _probe_forward(self, variables, rng, inputs, capture: bool, train: bool):
         mode = {"mutable": list(self.state.model_state), "rngs": {"dropout": rng}} if train else {}
@@ -333,7 +338,7 @@ class JaxTarget:
         if key not in self._probes:  # jit-compiled whole, as forward is
             self._probes[key] = jax.jit(lambda params, model_state, batch, rng: _phase_loss_and_grads(
                 phases, phase, params, model_state, batch, rng))
-        loss, grads = self._probes[key](self.state.params, self.state.model_state, self.put(batch), self.state.key)
+        loss, grads = self._probes[key](self.state.params, self.state.model_state, self.put(batch), self._step_key())
         grads = state_from_variables(self.graph, {"params": put_sub(self.state.params, model, grads)})
         return float(loss), {w: grads[w] for w in trainable_names(self.graph.submodel(model))}
 

@@ -28,11 +28,12 @@ from dataclasses import replace
 import torch
 import torch.distributed as dist
 
-from dsl.errors import DslcError, UsageError
+from dsl.errors import DivergedError, DslcError, UsageError
 
 from ..world import World
 
-_USER_ERROR = "DslcError: "
+_USER_ERRORS = {"DslcError: ": UsageError, "DivergedError: ": DivergedError}
+"""A worker's error message prefix (its class name) -> the error the launcher raises with its text."""
 
 
 class WorkerFailed(DslcError):
@@ -72,6 +73,8 @@ def _worker(options, resume: bool, threads: int) -> dict | None:
     torch.set_num_threads(threads)
     try:
         return run_worker(options, resume)
+    except DivergedError as err:  # keeps its class, and so the CLI's exit status 1
+        raise DivergedError(str(err)) from None
     except DslcError as err:
         raise DslcError(str(err)) from None
 
@@ -80,8 +83,9 @@ def _first_failure(err) -> DslcError:
     """The error of the worker that failed first (then the lowest rank), as one line."""
     rank, failure = min(err.failures.items(), key=lambda item: (item[1].timestamp, item[0]))
     message = failure.message.get("message", "") if isinstance(failure.message, dict) else str(failure.message)
-    if message.startswith(_USER_ERROR):
-        return UsageError(message[len(_USER_ERROR):])
+    for prefix, error in _USER_ERRORS.items():
+        if message.startswith(prefix):
+            return error(message[len(prefix):])
     first = message.strip().splitlines()[0] if message.strip() else f"exit code {failure.exitcode}"
     return WorkerFailed(f"worker {rank} failed: {first}")
 

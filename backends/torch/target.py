@@ -187,9 +187,7 @@ class TorchTarget:
         self.module.train()
         sums = {}
         for index in batches:
-            if self.random:
-                seed = step_seed(self.seed, self.steps)
-                self.generator.manual_seed(step_seed(seed, self.world.rank) if self.world.size > 1 else seed)
+            self._seed_step()
             self.steps += 1
             rows, shard = len(index), self._shard(index)
             index = torch.from_numpy(shard).to(self.device, non_blocking=True)
@@ -205,6 +203,12 @@ class TorchTarget:
                 optimizer.step()
                 _accumulate(sums, metrics)
         return sums
+
+    def _seed_step(self) -> None:
+        """Seeds dropout's generator for the next step (from seed, step and rank); the probes draw the same masks."""
+        if self.random:
+            seed = step_seed(self.seed, self.steps)
+            self.generator.manual_seed(step_seed(seed, self.world.rank) if self.world.size > 1 else seed)
 
     def _shard(self, index: np.ndarray) -> np.ndarray:
         """This rank's rows of a global index batch, as ``epoch_batches`` shards it."""
@@ -275,6 +279,7 @@ class TorchTarget:
 
         hooks = [self.module.get_submodule(n.name).register_forward_hook(
             lambda mod, args, out, node=n: keep(node, out)) for n in self.graph.nodes] if capture else []
+        self._seed_step()
         try:
             with self._buffers_kept(), autocast(self.device, self.bf16):
                 out = map_outputs(lambda t: as_float(t).cpu().numpy(),
@@ -287,9 +292,11 @@ class TorchTarget:
     def loss_and_grads(self, batch: dict[str, np.ndarray], phase: int = 0, train: bool = True):
         """The mean loss of step ``phase`` of the objective on ``batch`` and the gradients of the weights
         that step updates; earlier phases run first (a GAN's generator step scores the discriminator
-        step's output), without updating anything."""
+        step's output), without updating anything. Dropout draws the next training step's masks
+        (``backends/guard.py`` probes the step it replays)."""
         self.module.train(train)
         batch = self.put(batch)
+        self._seed_step()
         with self._buffers_kept():  # restored after backward, which reads the saved running statistics
             with autocast(self.device, self.bf16):
                 for model, step in self.phases[:phase + 1]:
