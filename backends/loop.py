@@ -57,6 +57,7 @@ from .metrics import epoch_metrics
 from .progress import Progress
 from .run_log import RunLog
 from .runs import plan_run_dir, start_run_dir
+from .schedules import schedule_tables
 from .split_metrics import split_metrics
 from .target import Target, check_device, make_target
 from .weights import init_weights, save_weights, write_atomic
@@ -130,8 +131,9 @@ def train(spec: Spec, graph: Graph, options: TrainOptions, resume: Checkpoint | 
     run = _run_config(spec, options, plan, len(dataset.train))
     if resume is not None:
         _check_same_run(resume.run, run, out)
+    schedules = schedule_tables(spec, recipe, objective.phases, plan.total_steps, plan.steps_per_epoch)
     target = make_target(options.target, graph, recipe, seed=options.seed, disabled_passes=options.disabled_passes,
-                         objective=objective, **_target_options(options))
+                         objective=objective, schedules=schedules, **_target_options(options))
     target.load_state(init_weights(graph, options.seed))
     train_data = target.put(epoch_split(dataset, objective, options.seed, 1))
     held_out = _put_held_out(target, objective, dataset, options.seed)
@@ -352,6 +354,7 @@ class _Session:
         seen = position.seen
         train = epoch_metrics(self.objective, position.sums, seen)
         record = {"epoch": epoch, "steps": position.step, **{f"train_{k}": v for k, v in train.items()}, **held_out,
+                  **_learning_rates(self.target, position.step),
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
         self.log.epoch(record)
         if self.writes:
@@ -421,6 +424,12 @@ class _Session:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.clock_start
+
+
+def _learning_rates(target: Target, steps: int) -> dict[str, float]:
+    """The lr of the epoch's last step: ``lr``, or ``lr_<model>`` per model of several."""
+    rates = target.hyperparameters(range(steps - 1, steps))
+    return {f"lr_{model}" if model else "lr": float(values["lr"][0]) for model, values in rates.items()}
 
 
 def _add(sums: dict, more: dict) -> dict:

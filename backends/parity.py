@@ -51,6 +51,7 @@ from dsl.targets import class_count, target_shape
 from .data.synthetic import ctc_columns, draw_examples, id_high
 from .metrics import epoch_metrics
 from .precision import check_precision
+from .schedules import schedule_tables
 from .target import make_target
 from .weights import init_weights
 
@@ -258,8 +259,10 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
     batch_size = batch_size or (recipe.batch_size if recipe else 16)
     report = Report(dtype, steps if recipe else 0, batch_size, notes=notes, precision=precision)
     tol = TOLERANCES[report.judged_as]
+    schedules = schedule_tables(spec, recipe, objective.phases, report.steps, 1) if recipe else {}
     targets = {k: make_target(name, graph_, recipe, seed=seed, dtype=d, precision=p, device=device,
-                              disabled_passes=disabled_passes, full_precision=True, objective=objective)
+                              disabled_passes=disabled_passes, full_precision=True, objective=objective,
+                              schedules=schedules)
                for k, (name, d, p) in _kinds(dtype, precision).items()}
     if any(t.device_name.startswith("cuda") for t in targets.values()):
         report.notes.append(f"on {targets['torch'].device_name}: TF32 off in torch (matmul and cuDNN), JAX matmul "
@@ -285,6 +288,7 @@ def check(spec: Spec, graph: Graph, *, dtype: str = "float32", steps: int = 5, b
                 report.add(f"{name}grad {key}", {k: grads[key] for k, (_, grads) in results.items()}, tol.grad,
                            norm="l2", floor=floor)
         _compare_training(report, targets, graph, objective, rng, tol)
+        _add_schedules(report, targets, schedules, tol.output)
         _add_outputs(report, "", _forward(targets, x), tol.trained, prefix=f"step {report.steps} ")
     return report
 
@@ -324,6 +328,20 @@ def _compare_training(report: Report, targets: dict, graph: Graph, objective: Ob
             if key not in worst or _excess(row) >= _excess(worst[key]):  # ties: the later step
                 worst[key] = row
     report.rows.extend(worst.values())
+
+
+def _add_schedules(report: Report, targets: dict, schedules: dict, tolerance: float) -> None:
+    """A row per scheduled model for the lr its K steps used (and one for one_cycle's momentum), as each target
+    reports it (``Target.hyperparameters``). The check counts each step as an epoch, so a per-epoch schedule
+    changes within its K steps; one_cycle's and cosine's run-length defaults are K."""
+    if schedules:
+        report.notes.append("schedules: each check step counts as an epoch; one_cycle's and cosine's defaults "
+                            f"span the {report.steps} steps")
+    values = {k: t.hyperparameters(range(report.steps)) for k, t in targets.items()}
+    for model in schedules:
+        for name in values["torch"][model]:
+            label = f"{'learning rate' if name == 'lr' else name} ({model + ', ' if model else ''}{report.steps} steps)"
+            report.add(label, {k: v[model][name] for k, v in values.items()}, tolerance)
 
 
 def _weight_rows(prefix: str, graph: Graph, states: dict, tolerance: float, dtype: str) -> list[tuple[str, Row]]:

@@ -54,6 +54,12 @@ class Target(Protocol):
     def train_steps(self, data: Any, batches: list[np.ndarray]) -> dict[str, Any]:
         """Every phase of the objective per index batch; returns metric sums without a host sync."""
 
+    def hyperparameters(self, steps: range) -> dict[str, dict[str, np.ndarray]]:
+        """By trained model ('' for the one), the learning rate each of the optimizer steps ``steps`` (0-based,
+        as counted since the run began) uses, under ``lr``, and under ``momentum`` the momentum one_cycle cycles
+        (SGD's, Adam's beta1) where it does; read from what the target's step reads (a scheduled model's table,
+        ``schedules``), so ``dslc check`` compares the two targets' sequences."""
+
     def evaluate(self, data: Any, index: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         """Metric sums over padded index batches, ignoring masked rows."""
 
@@ -80,7 +86,8 @@ def make_target(name: str, graph: Graph, train: TrainSpec | None, *, seed: int =
 
     ``objective`` (``resolve_objective``) is what it trains and evaluates; None only
     runs the model. ``disabled_passes``: pass names to skip, or ``("all",)``
-    (``--no-optimize``); ``passes`` replaces the target's own list.
+    (``--no-optimize``); ``passes`` replaces the target's own list. A spec with a
+    schedule trains only with ``schedules=`` (``backends/schedules.schedule_tables``).
     """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")

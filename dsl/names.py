@@ -21,6 +21,7 @@ from types import MappingProxyType
 from .errors import did_you_mean
 from .initializers import INITIALIZERS
 from .ops import OP_GROUPS, OPS
+from .schedules import SCHEDULES
 from .training import AUGMENTATIONS, DATASETS, LOSSES, METRICS, OBJECTIVES, OPTIMIZERS
 
 
@@ -228,6 +229,23 @@ OPTIMIZER_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "Adagrad": Planned("adagrad", "Keras, torch and optax"),
 })
 
+SCHEDULE_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
+    "StepLR": Alias("step", "torch"),
+    "MultiStepLR": Alias("multistep", "torch"),
+    "ExponentialLR": Alias("exponential", "torch"),
+    "exponential_decay": Alias("exponential", "optax", "torch's ExponentialLR: gamma per interval, no staircase "
+                                                       "(step: {step_size: N} is the staircase)"),
+    "CosineAnnealingLR": Alias("cosine", "torch"),
+    "cosine_decay_schedule": Alias("cosine", "optax", "T_max intervals from the optimizer's lr to eta_min (optax's "
+                                                      "alpha times lr)"),
+    "OneCycleLR": Alias("one_cycle", "torch"),
+    "cosine_onecycle_schedule": Alias("one_cycle", "optax", "torch's OneCycleLR, whose steps differ from optax's "
+                                                            "by one"),
+    "ReduceLROnPlateau": Planned("reduce_on_plateau", "Keras and torch"),
+    "CosineAnnealingWarmRestarts": Planned("cosine_restarts", "torch"),
+    "PolynomialLR": Planned("polynomial", "torch"),
+})
+
 DATASET_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
     "MNIST": Alias("mnist", "torchvision"),
     "FashionMNIST": Alias("fashion_mnist", "torchvision"),
@@ -299,26 +317,26 @@ INITIALIZER_NAMES: Mapping[str, Alias | Planned] = MappingProxyType({
 
 PREFIXES = (
     "torch.nn.init.", "nn.init.", "keras.initializers.", "jax.nn.initializers.", "initializers.",
-    "torch.nn.functional.", "torch.nn.", "torch.optim.", "torchvision.datasets.", "torchvision.transforms.",
-    "torchmetrics.",
+    "torch.nn.functional.", "torch.nn.", "torch.optim.lr_scheduler.", "torch.optim.", "torchvision.datasets.",
+    "torchvision.transforms.", "torchmetrics.",
     "tf.keras.layers.", "tf.keras.", "keras.layers.", "keras.losses.", "keras.optimizers.", "keras.metrics.",
     "keras.datasets.", "keras.", "flax.linen.", "flax.nnx.", "nnx.", "jax.nn.", "optax.", "sklearn.datasets.",
-    "optim.", "layers.", "losses.", "optimizers.", "metrics.", "datasets.", "nn.", "F.",
+    "lr_scheduler.", "optim.", "layers.", "losses.", "optimizers.", "metrics.", "datasets.", "nn.", "F.",
 )
 """Module paths stripped before a lookup, the more specific first: ``torch.nn.Linear`` is looked up as ``Linear``."""
 
 CATALOGS: Mapping[str, Mapping | tuple] = MappingProxyType({
     "op": OPS, "loss": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS, "metric": METRICS,
-    "objective": OBJECTIVES, "augmentation": AUGMENTATIONS, "initializer": INITIALIZERS,
+    "objective": OBJECTIVES, "augmentation": AUGMENTATIONS, "initializer": INITIALIZERS, "schedule": SCHEDULES,
 })
 TABLES: Mapping[str, Mapping[str, Alias | Planned]] = MappingProxyType({
     "op": OP_NAMES, "loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES, "dataset": DATASET_NAMES,
     "metric": METRIC_NAMES, "objective": OBJECTIVE_NAMES, "augmentation": AUGMENTATION_NAMES,
-    "initializer": INITIALIZER_NAMES,
+    "initializer": INITIALIZER_NAMES, "schedule": SCHEDULE_NAMES,
 })
 PLURALS = MappingProxyType({"op": "ops", "loss": "losses", "optimizer": "optimizers", "dataset": "datasets",
                             "metric": "metrics", "objective": "objectives", "augmentation": "augmentations",
-                            "initializer": "initializers"})
+                            "initializer": "initializers", "schedule": "schedules"})
 
 
 def _fold(table: Mapping[str, Alias | Planned]) -> MappingProxyType:

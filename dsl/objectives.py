@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 
 from .errors import SpecSchemaError, did_you_mean
 from .graph import Graph
+from .recipe import check_recipe
 from .schema import ChoiceSpec, Spec
 from .targets import class_count
 from .tensors import TensorType, format_shape
@@ -116,6 +117,7 @@ def resolve_objective(spec: Spec, graph: Graph) -> Objective:
     _check_optimizers(spec, graph, objective)
     for model in dict.fromkeys(objective.phases):
         _check_sparse(spec, graph.submodel(model), model)
+    check_recipe(spec, graph, list(dict.fromkeys(objective.phases)))
     return objective
 
 

@@ -30,6 +30,7 @@ from .errors import did_you_mean
 from .layers import CONTROL_KEYS, LAYER_NAME, RESERVED_NAMES, SEQUENTIAL, LayerSpec, parse_layer
 from .names import unknown_name
 from .ops import OPS
+from .schedules import SCHEDULES, WarmupParams
 from .source import SourceMap
 from .tensors import BOOL_DTYPES, FLOAT_DTYPES, INT_DTYPES
 from .training import (
@@ -66,6 +67,27 @@ def _parse_loss(value) -> ChoiceSpec:
 def _parse_optimizer(value) -> ChoiceSpec:
     name, args = split_choice(value, "optimizer", OPTIMIZERS, ("adam", "adam"))
     return ChoiceSpec(name, validate_params(OPTIMIZERS[name], args, (name,), name))
+
+
+def _parse_schedule(value) -> ChoiceSpec:
+    name, args = split_choice(value, "schedule", SCHEDULES, ("cosine", "cosine"))
+    return ChoiceSpec(name, validate_params(SCHEDULES[name], args, (name,), name))
+
+
+def _parse_warmups(value) -> WarmupParams | dict[str, WarmupParams]:
+    """One warmup (``{steps: 100, start_factor: 0.01}``), or a mapping of model names to warmups: a mapping whose
+    keys are all warmup arguments is the first form."""
+    if isinstance(value, dict) and value and not value.keys() <= WarmupParams.model_fields.keys():
+        parsed = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not LAYER_NAME.match(key) or not isinstance(item, dict):
+                raise choice_error(f"warmup takes {', '.join(WarmupParams.model_fields)} ({{steps: 100}}), or a "
+                                   f"warmup per model name; '{key}' is neither", (key,), True)
+            parsed[key] = validate_params(WarmupParams, item, (key,), "warmup")
+        return parsed
+    if not isinstance(value, dict):
+        raise choice_error(f"warmup is a mapping ({{steps: 100, start_factor: 0.01}}); got {value!r}")
+    return validate_params(WarmupParams, value, (), "warmup")
 
 
 def _parse_objective(value) -> ChoiceSpec:
@@ -173,6 +195,10 @@ Losses = Annotated[ChoiceSpec | dict, PlainValidator(_per_name(_parse_loss, LOSS
                    WithJsonSchema({**_PLACEHOLDER, "title": "loss"})]
 Optimizers = Annotated[ChoiceSpec | dict, PlainValidator(_per_name(_parse_optimizer, OPTIMIZERS, "optimizers")),
                        WithJsonSchema({**_PLACEHOLDER, "title": "optimizer"})]
+Schedules = Annotated[ChoiceSpec | dict, PlainValidator(_per_name(_parse_schedule, SCHEDULES, "schedules")),
+                      WithJsonSchema({**_PLACEHOLDER, "title": "schedule"})]
+Warmups = Annotated[WarmupParams | dict, PlainValidator(_parse_warmups),
+                    WithJsonSchema({**_PLACEHOLDER, "title": "warmup"})]
 Objective = Annotated[ChoiceSpec, PlainValidator(_parse_objective),
                       WithJsonSchema({**_PLACEHOLDER, "title": "objective"})]
 Augmentation = Annotated[ChoiceSpec, PlainValidator(_parse_augmentation),
@@ -313,6 +339,35 @@ class TrainSpec(Params):
     replica's shard (DDP's default, which the JAX target reproduces)."""
     early_stopping: EarlyStoppingParams | None = None
     """Stop when a validation metric stops improving (Keras's EarlyStopping); needs a validation split."""
+    schedule: Schedules | None = None
+    """The learning rate's schedule (``dsl/schedules.py``), or one per model, as ``optimizer``."""
+    warmup: Warmups | None = None
+    """A linear warmup composed in front of the schedule (or alone), or one per model."""
+    clip_grad_norm: PositiveFloat | None = None
+    """Each optimizer's gradients scaled to this global L2 norm at most (torch's ``clip_grad_norm_``)."""
+    clip_grad_value: PositiveFloat | None = None
+    """Each gradient clamped to [-v, v] (torch's ``clip_grad_value_``)."""
+
+    @model_validator(mode="after")
+    def _one_clipping(self) -> TrainSpec:
+        if self.clip_grad_norm is not None and self.clip_grad_value is not None:
+            raise choice_error("give clip_grad_norm or clip_grad_value, not both: which comes first changes the "
+                               "step", ("clip_grad_value",), True)
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_counts_the_schedules_interval(self) -> TrainSpec:
+        for model in _keys(self.schedule) | _keys(self.warmup):
+            schedule, warmup = self.schedule_for(model), self.warmup_for(model)
+            if schedule is None or warmup is None or warmup.interval == schedule.params.interval:
+                continue
+            count, other = ("steps", "epochs") if warmup.interval == "step" else ("epochs", "steps")
+            raise choice_error(f"the warmup counts {count}, and schedule {schedule.name} steps once per "
+                               f"{schedule.params.interval} (interval: {schedule.params.interval}): they step "
+                               f"together, as torch's SequentialLR; give warmup: {{{other}: N}}, or interval: "
+                               f"{warmup.interval} in {schedule.name}",
+                               ("warmup",) + ((model,) if isinstance(self.warmup, dict) else ()) + (count,), True)
+        return self
 
     def loss_for(self, output: str) -> ChoiceSpec | None:
         return self.loss.get(output) if isinstance(self.loss, dict) else self.loss
@@ -322,6 +377,18 @@ class TrainSpec(Params):
 
     def metrics_for(self, output: str) -> tuple[str, ...]:
         return tuple(self.metrics.get(output, ()) if isinstance(self.metrics, dict) else self.metrics)
+
+    def schedule_for(self, model: str) -> ChoiceSpec | None:
+        """The model's schedule; None where it has none (a mapping by model may leave a model out)."""
+        return self.schedule.get(model) if isinstance(self.schedule, dict) else self.schedule
+
+    def warmup_for(self, model: str) -> WarmupParams | None:
+        return self.warmup.get(model) if isinstance(self.warmup, dict) else self.warmup
+
+
+def _keys(value) -> set[str]:
+    """The model names of a per-model mapping; ``{''}`` for one value for every model, ``set()`` for none."""
+    return set(value) if isinstance(value, dict) else set() if value is None else {""}
 
 
 class BlockSpec(Params):
@@ -468,12 +535,20 @@ def json_schema() -> dict:
         "layer": _choice_schema(layer_args, defs, {n: op.doc for n, op in OPS.items()}),
         "loss": _choice_schema({n: d.params for n, d in LOSSES.items()}, defs, {n: d.doc for n, d in LOSSES.items()}),
         "optimizer": _choice_schema(dict(OPTIMIZERS), defs, {}),
+        "schedule": _per_model_schema(_choice_schema(dict(SCHEDULES), defs,
+                                                     {n: " ".join(p.__doc__.split()) for n, p in SCHEDULES.items()})),
+        "warmup": _per_model_schema(WarmupParams.model_json_schema()),
         "objective": _choice_schema({n: d.params for n, d in OBJECTIVES.items()}, defs,
                                     {n: d.doc for n, d in OBJECTIVES.items()}),
         "augmentation": _choice_schema(dict(AUGMENTATIONS), defs,
                                        {n: " ".join(p.__doc__.split()) for n, p in AUGMENTATIONS.items()}),
     }
     return _fill_placeholders(schema, choices)
+
+
+def _per_model_schema(choice: dict) -> dict:
+    """A choice, or a mapping of model names to it (``train.schedule`` by model)."""
+    return {"anyOf": [choice, {"type": "object", "additionalProperties": choice}]}
 
 
 def _layer_fields(op: str) -> dict:

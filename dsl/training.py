@@ -18,6 +18,9 @@ from .types import Bool, Int, NonNegativeFloat, NonNegativeInt, Pair, Params, Po
 
 Beta = Annotated[float, Strict(), Field(ge=0, lt=1)]
 ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+NoDecay = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+"""Weights a weight decay skips: fnmatch patterns over canonical (torch state_dict) names, and the shortcut
+``bias_and_norm`` (``dsl/decay.py``)."""
 
 
 def _class_axis(value: int) -> int:
@@ -68,11 +71,24 @@ class CtcParams(Params):
     input_lengths: ColumnName | None = None
 
 
-class SgdParams(Params):
+class _Decaying(Params):
+    """An optimizer with a weight decay, and the weights it skips (``no_decay``: a second torch param group with
+    weight_decay 0, an optax mask; ``dsl/decay.py``)."""
+
+    @model_validator(mode="after")
+    def _no_decay_needs_decay(self):
+        if self.no_decay and self.weight_decay == 0:
+            raise ValueError("no_decay exempts weights from weight_decay, which is 0 here: give weight_decay > 0, "
+                             "or drop no_decay")
+        return self
+
+
+class SgdParams(_Decaying):
     lr: PositiveFloat = 1e-3
     momentum: NonNegativeFloat = 0.0
     nesterov: Bool = False
     weight_decay: NonNegativeFloat = 0.0
+    no_decay: NoDecay | None = None
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
@@ -81,11 +97,12 @@ class SgdParams(Params):
         return self
 
 
-class AdamParams(Params):
+class AdamParams(_Decaying):
     lr: PositiveFloat = 1e-3
     betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: PositiveFloat = 1e-8
     weight_decay: NonNegativeFloat = 0.0
+    no_decay: NoDecay | None = None
 
 
 class AdamWParams(AdamParams):

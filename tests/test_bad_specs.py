@@ -298,6 +298,26 @@ CASES = [
                                                        "momentum cannot take its sparse gradient"),
     ("sparse_adam_without_sparse_embedding.yaml", 10, 14, "optimizer sparse_adam updates the looked-up rows of sparse "
                                                           "embedding tables, and this model has none"),
+    # --- schedules, warmup, clipping, no_decay ---
+    ("schedule_unknown_key.yaml", 10, 23, "unknown key 'Tmax' for cosine; did you mean 'T_max'?"),
+    ("schedule_missing_step_size.yaml", 10, 20, "missing required key 'step_size' in step"),
+    ("schedule_bad_interval.yaml", 10, 44, "cosine interval should be 'step' or 'epoch' (got 'batch')"),
+    ("schedule_milestones_decreasing.yaml", 10, 25, "milestones must be increasing (torch's MultiStepLR), got "
+                                                    "[30, 10]"),
+    ("warmup_counts_other_interval.yaml", 11, 12, "the warmup counts steps, and schedule cosine steps once per epoch "
+                                                  "(interval: epoch): they step together, as torch's SequentialLR; "
+                                                  "give warmup: {epochs: N}, or interval: step in cosine"),
+    ("warmup_without_length.yaml", 10, 11, "give the warmup's length as steps: N (optimizer steps) or epochs: N"),
+    ("warmup_start_factor_zero.yaml", 10, 37, "warmup start_factor should be greater than 0 (got 0)"),
+    ("one_cycle_with_lr.yaml", 9, 23, "one_cycle sets the learning rate from max_lr (torch's OneCycleLR overwrites "
+                                      "the optimizer's lr with max_lr / div_factor); drop lr from adamw"),
+    ("no_decay_matches_nothing.yaml", 9, 64, "no_decay pattern '*.LayerNorm.*' matches none of the weights of the "
+                                             "model (linear_1.weight, linear_1.bias, layer_norm_1.weight"),
+    ("no_decay_without_weight_decay.yaml", 9, 21, "no_decay exempts weights from weight_decay, which is 0 here"),
+    ("clip_norm_and_value.yaml", 11, 3, "give clip_grad_norm or clip_grad_value, not both"),
+    ("clip_grad_norm_zero.yaml", 10, 19, "train.clip_grad_norm should be greater than 0 (got 0)"),
+    ("clip_value_sparse_embedding.yaml", 11, 3, "clip_grad_value clamps every gradient, and user_table has sparse: "
+                                                "true: torch's clip_grad_value_ cannot clamp a sparse gradient"),
     ("objective_reconstruction_shape.yaml", 8, 14, "objective reconstruction: the output [N, 8] must have the "
                                                    "input's shape [N, 16]"),
     ("objective_reconstruction_cross_entropy.yaml", 9, 9, "objective reconstruction compares the output with the "

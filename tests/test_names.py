@@ -24,7 +24,7 @@ model:
   - flatten
   - linear: {out_features: 10, init: {bias: zeros}}
 data: {dataset: digits, augment: [horizontal_flip]}
-train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy], objective: supervised}
+train: {loss: cross_entropy, optimizer: adam, metrics: [accuracy], objective: supervised, schedule: cosine}
 """
 
 # Where each kind's name sits in SPEC, as (line, text replaced).
@@ -37,6 +37,7 @@ PLACES = {
     "objective": (7, "supervised"),
     "augmentation": (6, "horizontal_flip"),
     "initializer": (5, "zeros"),
+    "schedule": (7, "cosine"),
 }
 
 LINEAR = ": that is the Keras and Flax name; dslc's is 'linear' (linear: {out_features: N})"
@@ -234,6 +235,22 @@ CASES = [
     ("objective", "autoencoder", "; did you mean 'reconstruction'?"),
     ("objective", "dcgan", "; did you mean 'gan'?; the DCGAN paper's non-saturating loss"),
     ("objective", "classification", "; did you mean 'supervised'?"),
+    # schedules: torch.optim.lr_scheduler's and optax's names
+    ("schedule", "CosineAnnealingLR", TORCH_NAME + "'cosine'"),
+    ("schedule", "torch.optim.lr_scheduler.OneCycleLR", TORCH_NAME + "'one_cycle'"),
+    ("schedule", "lr_scheduler.StepLR", TORCH_NAME + "'step'"),
+    ("schedule", "MultiStepLR", TORCH_NAME + "'multistep'"),
+    ("schedule", "ExponentialLR", TORCH_NAME + "'exponential'"),
+    ("schedule", "optax.exponential_decay", ": that is the optax name; dslc's is 'exponential'; torch's ExponentialLR: "
+                                            "gamma per interval, no staircase (step: {step_size: N} is the staircase)"),
+    ("schedule", "cosine_decay_schedule", ": that is the optax name; dslc's is 'cosine'; T_max intervals from the "
+                                          "optimizer's lr to eta_min (optax's alpha times lr)"),
+    ("schedule", "cosine_onecycle_schedule", ": that is the optax name; dslc's is 'one_cycle'; torch's OneCycleLR, "
+                                             "whose steps differ from optax's by one"),
+    ("schedule", "ReduceLROnPlateau", ": that is the Keras and torch name for reduce_on_plateau, not supported yet"),
+    ("schedule", "CosineAnnealingWarmRestarts", ": that is the torch name for cosine_restarts, not supported yet"),
+    ("schedule", "PolynomialLR", ": that is the torch name for polynomial, not supported yet"),
+    ("schedule", "cosin", "; did you mean 'cosine'?"),
 ]
 
 

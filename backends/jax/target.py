@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from dsl import Graph, WeightsError
+from dsl.decay import no_decay_names
 from dsl.objectives import Objective
 from dsl.schema import TrainSpec
 
@@ -45,12 +46,14 @@ from ..optimizer_state import (
     trainable_names,
 )
 from ..precision import check_precision
+from ..schedules import StepSchedule, check_scheduled, constant_hyperparameters
 from ..weights import StateDict
 from ..world import World
 from .device import bf16_nodes, device_name, mixed_apply, mixed_model_apply, resolve_device
 from .mesh import DataMesh, mesh_devices
 from .model import FlaxModel, state_from_variables, variables_from_state
 from .objectives import JAX_OBJECTIVES
+from .schedule import decay_mask, step_rule
 from .training import TrainState, make_apply, make_optimizer, make_steps, put_sub, sub
 
 LOOP_MAX_STEP_SECONDS = 0.005
@@ -62,11 +65,14 @@ class JaxTarget:
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
                  full_precision: bool = False, objective: Objective | None = None, device: str | None = "auto",
-                 precision: str | None = None, devices: int | None = 1, world: World = World()):
+                 precision: str | None = None, devices: int | None = 1, world: World = World(),
+                 schedules: dict[str, StepSchedule] | None = None):
         """``devices``: the data mesh's local devices per process, None for all of them (what ``dslc train``
         passes unless ``--devices`` says otherwise); 1, the default, for check, eval, predict and the bench, which
         on a multi-GPU host must not spread a probe over every GPU. ``world``: a multi-host run's process;
-        unused here, as the mesh spans every process's devices (``mesh.py``), and the driver decides who writes."""
+        unused here, as the mesh spans every process's devices (``mesh.py``), and the driver decides who writes.
+        ``schedules``: each scheduled model's lr (and momentum) per step (``backends/schedules.py``), which a spec
+        with a schedule or warmup needs to train."""
         self.device = resolve_device(device)  # before anything is traced: --device cuda without a GPU is refused
         self.precision = check_precision(precision or (train.precision if train else "float32"), dtype)
         if dtype == "float64" and not jax.config.jax_enable_x64:
@@ -83,17 +89,41 @@ class JaxTarget:
             nodes = bf16_nodes(graph)
             self.apply, self._model_apply = mixed_apply(self.apply, nodes), mixed_model_apply(self.model.apply, nodes)
         self.phases, self._evaluate = JAX_OBJECTIVES[objective.name](objective, self.apply) if objective else ([], None)
-        self.txs = {m: make_optimizer(train.optimizer_for(m)) for m in dict.fromkeys(m for m, _ in self.phases)}
+        self.schedules = schedules or {}
+        self.txs = {m: self._optimizer(m) for m in dict.fromkeys(m for m, _ in self.phases)}
+        self.rules = {m: step_rule(train, self.schedules.get(m), self.dtype) for m in self.txs}
         self.state: TrainState | None = None
         self._compiled: dict = {}
         self._probes: dict = {}  # forward and loss_and_grads, jit-compiled on first use
         if objective:
-            train_step, train_loop, eval_step = make_steps(self.phases, self._evaluate, self.txs)
+            train_step, train_loop, eval_step = make_steps(self.phases, self._evaluate, self.txs, self.rules)
             placed = {"out_shardings": self.mesh.replicated} if self.mesh else {}  # the state stays replicated
             self._train_step = jax.jit(train_step, donate_argnums=0, **placed)
             self._train_loop = jax.jit(train_loop, donate_argnums=0, **placed)
             self._eval_step = jax.jit(eval_step, **placed)
         self._apply = jax.jit(lambda variables, x: self._model_apply(variables, *as_tuple(x)))
+
+    def _optimizer(self, model: str):
+        """The model's optax optimizer: scaled by the step's lr where it has a schedule, masked by ``no_decay``."""
+        optimizer, schedule = self.train.optimizer_for(model), self.schedules.get(model)
+        exempt = no_decay_names(self.graph.submodel(model), optimizer.params)
+        return make_optimizer(optimizer, scheduled=schedule is not None,
+                              cycled=schedule is not None and schedule.momentum is not None,
+                              decay_mask=decay_mask(self.graph, model, exempt) if exempt else None)
+
+    def hyperparameters(self, steps: range) -> dict[str, dict[str, np.ndarray]]:
+        """The lr (and one_cycle's momentum) each model's optimizer steps ``steps`` use, read from the arrays the
+        compiled step indexes by its step count (in the model's dtype)."""
+        index = np.asarray(steps, np.int32)
+        values = {}
+        for model, rule in self.rules.items():
+            if rule.lr is None:
+                values[model] = {k: np.full(len(index), v) for k, v in
+                                 constant_hyperparameters(self.train.optimizer_for(model)).items()}
+                continue
+            values[model] = {"lr": np.asarray(rule.lr[index]),
+                             **({"momentum": np.asarray(rule.momentum[index])} if rule.momentum is not None else {})}
+        return values
 
     # weights -------------------------------------------------------------
     def load_state(self, state: StateDict) -> None:
@@ -226,6 +256,7 @@ class JaxTarget:
     def compile(self, train_data, test_data, batch_sizes: list[int], eval_batch_size: int) -> float:
         """Compiles the steps ahead of time: for in-memory data, over the whole split gathered by index;
         for a ``Stream``, over one batch of each size (keyed ``('stream', size)``)."""
+        check_scheduled(self.train, self.txs, self.schedules)
         start = time.perf_counter()
         for size in sorted(set(batch_sizes)):
             data, key = _shaped(self, train_data, size)
@@ -262,6 +293,7 @@ class JaxTarget:
             self._compiled["loop", batch_size] = loop
 
     def train_steps(self, data, batches: list[np.ndarray]) -> dict:
+        check_scheduled(self.train, self.txs, self.schedules)
         if isinstance(data, Stream):
             sums = {}
             for batch in data.iterate(batches):

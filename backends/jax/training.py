@@ -21,6 +21,7 @@ from dsl.schema import ChoiceSpec
 
 from ..optimizer_state import sparse_names
 from .ops.base import TOUCHED
+from .schedule import StepRule, per_step
 
 
 def _per_example(losses):
@@ -110,11 +111,12 @@ their count, or the example's loss and None (then the batch's loss is the rows' 
 columns the loss reads besides ``y`` (``Term.columns``)."""
 
 
-def _with_l2(p, transform):
-    return optax.chain(optax.add_decayed_weights(p.weight_decay), transform) if p.weight_decay else transform
+def _with_l2(p, transform, mask=None):
+    """torch's coupled weight decay: ``wd·p`` added to the gradient first (not to the weights ``mask`` exempts)."""
+    return optax.chain(optax.add_decayed_weights(p.weight_decay, mask), transform) if p.weight_decay else transform
 
 
-def sparse_adam(p) -> optax.GradientTransformationExtraArgs:
+def sparse_adam(p, mask=None) -> optax.GradientTransformationExtraArgs:
     """torch's ``SparseAdam`` on the tables whose looked-up rows the step passes, optax's Adam on the other weights.
 
     ``update(grads, state, params, touched_rows=...)`` takes the ``TOUCHED`` tree: a
@@ -159,18 +161,40 @@ def lazy_adam(p, g, m, v, rows, count):
 
 
 JAX_OPTIMIZERS = {
-    "sgd": lambda p: _with_l2(p, optax.sgd(p.lr, momentum=p.momentum or None, nesterov=p.nesterov)),
-    "adam": lambda p: _with_l2(p, optax.adam(p.lr, b1=p.betas[0], b2=p.betas[1], eps=p.eps)),
-    "adamw": lambda p: optax.adamw(p.lr, b1=p.betas[0], b2=p.betas[1], eps=p.eps, weight_decay=p.weight_decay),
+    "sgd": lambda p, mask: _with_l2(p, optax.sgd(p.lr, momentum=p.momentum or None, nesterov=p.nesterov), mask),
+    "adam": lambda p, mask: _with_l2(p, optax.adam(p.lr, b1=p.betas[0], b2=p.betas[1], eps=p.eps), mask),
+    "adamw": lambda p, mask: optax.adamw(p.lr, b1=p.betas[0], b2=p.betas[1], eps=p.eps, weight_decay=p.weight_decay,
+                                         mask=mask),
     "sparse_adam": sparse_adam,
 }
-"""Optimizer name -> (params -> transformation). Plain sgd needs nothing for a sparse table: its step on a row
-whose gradient is zero is zero, as torch's on a row its sparse gradient lacks."""
+"""Optimizer name -> (params, decay mask or None -> transformation). Plain sgd needs nothing for a sparse table:
+its step on a row whose gradient is zero is zero, as torch's on a row its sparse gradient lacks."""
 
 
-def make_optimizer(optimizer: ChoiceSpec) -> optax.GradientTransformationExtraArgs:
-    """The optimizer, taking the step's ``touched_rows`` (only ``sparse_adam`` reads them)."""
-    return optax.with_extra_args_support(JAX_OPTIMIZERS[optimizer.name](optimizer.params))
+def _adam_cycled(p):
+    """optax's ``scale_by_adam`` with beta1 given per update (one_cycle's cycled momentum)."""
+    return per_step(lambda b1: optax.scale_by_adam(b1, p.betas[1], p.eps))
+
+
+CYCLED_OPTIMIZERS = {
+    "sgd": lambda p, mask: _with_l2(p, optax.chain(per_step(lambda m: optax.trace(m, p.nesterov)),
+                                                   optax.scale_by_learning_rate(p.lr)), mask),
+    "adam": lambda p, mask: _with_l2(p, optax.chain(_adam_cycled(p), optax.scale_by_learning_rate(p.lr)), mask),
+    "adamw": lambda p, mask: optax.chain(_adam_cycled(p), optax.add_decayed_weights(p.weight_decay, mask),
+                                         optax.scale_by_learning_rate(p.lr)),
+}
+"""``JAX_OPTIMIZERS``' chains with the momentum (SGD's trace decay, Adam's beta1) taken per update: sgd always
+keeps a trace, as torch's SGD keeps a buffer once OneCycleLR gives it a momentum, even from ``momentum: 0``."""
+
+
+def make_optimizer(optimizer: ChoiceSpec, *, scheduled: bool = False, cycled: bool = False,
+                   decay_mask=None) -> optax.GradientTransformationExtraArgs:
+    """The optimizer, taking the step's ``touched_rows`` (only ``sparse_adam`` reads them). ``scheduled``: built
+    with lr 1, the step scales its updates (``schedule.py``); ``cycled``: it takes a ``momentum`` per update;
+    ``decay_mask``: the weights its weight decay applies to (``no_decay``), None for all."""
+    params = optimizer.params.model_copy(update={"lr": 1.0}) if scheduled else optimizer.params
+    table = CYCLED_OPTIMIZERS if cycled else JAX_OPTIMIZERS
+    return optax.with_extra_args_support(table[optimizer.name](params, decay_mask))
 
 
 def _predicted(loss: ChoiceSpec, out, y):
@@ -270,8 +294,10 @@ def take_touched(model_state: dict, model: str) -> tuple[dict, dict]:
     return {c: v for c, v in model_state.items() if c != TOUCHED}, touched.get(model, {}) if model else touched
 
 
-def make_steps(phases, evaluate, txs: dict):
-    """The pure train step (every phase of the objective on one batch), a loop of them, the eval step."""
+def make_steps(phases, evaluate, txs: dict, rules: dict[str, StepRule] | None = None):
+    """The pure train step (every phase of the objective on one batch), a loop of them, the eval step; ``rules``
+    are what each model's step does around its optimizer (clipping, scheduled lr and momentum)."""
+    rules = rules or {}
 
     def train_step(state: TrainState, data, index):
         """Each phase's optimizer gets the rows its sparse tables looked up in that phase (``take_touched``)."""
@@ -285,8 +311,10 @@ def make_steps(phases, evaluate, txs: dict):
             part = sub(params, model)
             (_, (sums, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(part)
             model_state, touched = take_touched(model_state, model)
-            updates, opt_state[model] = txs[model].update(grads, opt_state[model], part, touched_rows=touched)
-            params = put_sub(params, model, optax.apply_updates(part, updates))
+            rule = rules.get(model, StepRule())
+            updates, opt_state[model] = txs[model].update(rule.clip(grads), opt_state[model], part,
+                                                          touched_rows=touched, **rule.extra_args(state.step))
+            params = put_sub(params, model, optax.apply_updates(part, rule.scale(updates, state.step)))
             metrics.update(sums)
         return state._replace(params=params, model_state=model_state, opt_state=opt_state,
                               step=state.step + 1), metrics

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from dsl import Graph
+from dsl.decay import no_decay_names
 from dsl.objectives import Objective
 from dsl.schema import TrainSpec
 
@@ -60,12 +61,13 @@ from ..optimizer_state import (
     step_array,
 )
 from ..precision import check_precision
+from ..schedules import StepSchedule, check_scheduled, constant_hyperparameters
 from ..weights import StateDict
 from ..world import World
 from .device import as_float, autocast, device_name, float_outputs, resolve_device
 from .module import DTYPES, build_models, build_module, export_state, load_state
 from .objectives import TORCH_OBJECTIVES
-from .training import entry_array, load_entries, make_optimizer
+from .training import clip_gradients, entry_array, load_entries, make_optimizer, set_hyperparameters
 
 
 class TorchTarget:
@@ -73,7 +75,10 @@ class TorchTarget:
 
     def __init__(self, graph: Graph, train: TrainSpec | None, *, seed: int = 0, dtype: str = "float32",
                  compile: bool = False, device: str | None = "auto", full_precision: bool = False,
-                 objective: Objective | None = None, precision: str | None = None, world: World = World()):
+                 objective: Objective | None = None, precision: str | None = None, world: World = World(),
+                 schedules: dict[str, StepSchedule] | None = None):
+        """``schedules``: each scheduled model's lr (and momentum) per step (``backends/schedules.py``), which a
+        spec with a schedule or warmup needs to train."""
         self.device = resolve_device(device)  # first: --device cuda without a GPU is refused before any work
         self.bf16 = check_precision(precision or (train.precision if train else "float32"), dtype) == "bf16"
         torch.manual_seed(seed)
@@ -96,6 +101,7 @@ class TorchTarget:
         self.phases, self._evaluate = TORCH_OBJECTIVES[objective.name](objective, models, self.dtype) \
             if objective else ([], None)
         self.optimizers: dict[str, torch.optim.Optimizer] | None = None
+        self.schedules = schedules or {}
 
     @property
     def device_name(self) -> str:
@@ -122,9 +128,33 @@ class TorchTarget:
         return {k: p for k, p in self.module.named_parameters() if not model or k.startswith(model + ".")}
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        sparse = sparse_names(self.graph)
-        return {m: make_optimizer(self.train.optimizer_for(m), self._parameters(m), sparse)
-                for m in dict.fromkeys(m for m, _ in self.phases)}
+        sparse, models = sparse_names(self.graph), list(dict.fromkeys(m for m, _ in self.phases))
+        check_scheduled(self.train, models, self.schedules)
+        self._stepped = {m: list(self._parameters(m).values()) for m in models}
+        return {m: make_optimizer(self.train.optimizer_for(m), self._parameters(m), sparse,
+                                  no_decay_names(self.graph.submodel(m), self.train.optimizer_for(m).params))
+                for m in models}
+
+    def hyperparameters(self, steps: range) -> dict[str, dict[str, np.ndarray]]:
+        """The lr (and one_cycle's momentum) each model's optimizer steps ``steps`` use: what ``_set_step`` sets."""
+        models = dict.fromkeys(m for m, _ in self.phases)
+        return {m: {k: np.array([v[k] for v in values]) for k in values[0]}
+                for m in models if (values := [self._hyperparameters(m, step) for step in steps])}
+
+    def _hyperparameters(self, model: str, step: int) -> dict[str, float]:
+        """One step's lr and cycled momentum: the schedule's table at ``step``, or the optimizer's constant lr."""
+        if model not in self.schedules:
+            return constant_hyperparameters(self.train.optimizer_for(model))
+        schedule = self.schedules[model]
+        return {"lr": float(schedule.lr[step]),
+                **({"momentum": float(schedule.momentum[step])} if schedule.momentum is not None else {})}
+
+    def _before_step(self, model: str, optimizer, step: int) -> None:
+        """Clips the model's gradients and, where it has a schedule, sets the step's lr (and momentum)."""
+        clip_gradients(self._stepped[model], self.train)
+        if model in self.schedules:
+            values = self._hyperparameters(model, step)
+            set_hyperparameters(optimizer, values["lr"], values.get("momentum"))
 
     def export_optimizer_state(self) -> OptimizerState:
         """torch's ``optimizer.state_dict()['state']``, keyed by weight name (``optimizer_state.py``)."""
@@ -200,6 +230,7 @@ class TorchTarget:
                     loss, metrics = self._weighted(loss, metrics, len(shard), rows)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                self._before_step(model, optimizer, self.steps - 1)
                 optimizer.step()
                 _accumulate(sums, metrics)
         return sums

@@ -88,17 +88,28 @@ TORCH_LOSSES = {
 
 
 def _adam(cls):
-    def make(parameters, sparse, p):
-        return cls(parameters.values(), lr=p.lr, betas=p.betas, eps=p.eps, weight_decay=p.weight_decay, fused=True)
+    def make(parameters, sparse, p, no_decay=frozenset()):
+        return cls(param_groups(parameters, no_decay), lr=p.lr, betas=p.betas, eps=p.eps,
+                   weight_decay=p.weight_decay, fused=True)
 
     return make
 
 
-def _sgd(parameters, sparse, p):
+def _sgd(parameters, sparse, p, no_decay=frozenset()):
     """torch's SGD; unfused where a table has sparse gradients, which the fused kernel refuses (plain SGD's step
     is the same either way: p - lr·g)."""
-    return torch.optim.SGD(parameters.values(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov,
+    return torch.optim.SGD(param_groups(parameters, no_decay), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov,
                            weight_decay=p.weight_decay, fused=not sparse & parameters.keys())
+
+
+def param_groups(parameters: dict[str, torch.nn.Parameter], no_decay: set[str]) -> list:
+    """The parameters, or with ``no_decay`` two param groups as torch users write them: the decayed weights, then
+    the others with weight_decay 0 (a group left empty is left out: torch refuses one)."""
+    if not no_decay:
+        return list(parameters.values())
+    decayed = [p for k, p in parameters.items() if k not in no_decay]
+    kept = [p for k, p in parameters.items() if k in no_decay]
+    return [g for g in ({"params": decayed}, {"params": kept, "weight_decay": 0.0}) if g["params"]]
 
 
 class SparseAdam:
@@ -109,12 +120,17 @@ class SparseAdam:
     ``zero_grad``, ``step``, and ``parts`` for loading state (``load_entries``).
     """
 
-    def __init__(self, parameters: dict, sparse: set[str], p):
+    def __init__(self, parameters: dict, sparse: set[str], p, no_decay=frozenset()):
         tables = [w for k, w in parameters.items() if k in sparse]
         rest = [w for k, w in parameters.items() if k not in sparse]
         self.parts = [torch.optim.SparseAdam(tables, lr=p.lr, betas=p.betas, eps=p.eps)]
         if rest:
             self.parts.append(torch.optim.Adam(rest, lr=p.lr, betas=p.betas, eps=p.eps, fused=True))
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """Every part's param groups: where a schedule sets the lr of all of them."""
+        return [group for part in self.parts for group in part.param_groups]
 
     @property
     def state(self) -> dict:
@@ -142,9 +158,31 @@ torch's fastest implementation, one kernel for all parameters (on CPU too), with
 default one."""
 
 
-def make_optimizer(optimizer: ChoiceSpec, parameters: dict[str, torch.nn.Parameter], sparse: set[str]):
-    """``sparse``: the weights whose gradients are sparse (``Weight.sparse``: embeddings with ``sparse: true``)."""
-    return TORCH_OPTIMIZERS[optimizer.name](parameters, sparse, optimizer.params)
+def make_optimizer(optimizer: ChoiceSpec, parameters: dict[str, torch.nn.Parameter], sparse: set[str],
+                   no_decay: set[str] = frozenset()):
+    """``sparse``: the weights whose gradients are sparse (``Weight.sparse``: embeddings with ``sparse: true``);
+    ``no_decay``: the weights in a second param group without weight decay (``dsl/decay.py``)."""
+    return TORCH_OPTIMIZERS[optimizer.name](parameters, sparse, optimizer.params, no_decay)
+
+
+def clip_gradients(parameters, train) -> None:
+    """torch's own clipping of one optimizer's gradients, before its step: ``clip_grad_norm_`` (global L2 norm,
+    its 1e-6 epsilon) or ``clip_grad_value_``, with the foreach kernels; nothing when the spec asks for neither."""
+    if train.clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, train.clip_grad_norm, foreach=True)
+    elif train.clip_grad_value is not None:
+        torch.nn.utils.clip_grad_value_(parameters, train.clip_grad_value, foreach=True)
+
+
+def set_hyperparameters(optimizer, lr: float, momentum: float | None) -> None:
+    """Sets every param group's lr (and one_cycle's momentum: Adam's beta1, or SGD's momentum) for the next step,
+    as a torch scheduler does between steps."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if momentum is not None and "betas" in group:
+            group["betas"] = (momentum, *group["betas"][1:])
+        elif momentum is not None:
+            group["momentum"] = momentum
 
 
 def load_entries(optimizer, entries: dict[torch.nn.Parameter, dict[str, torch.Tensor]]) -> None:
@@ -152,7 +190,7 @@ def load_entries(optimizer, entries: dict[torch.nn.Parameter, dict[str, torch.Te
     parameter's dtype and device and puts a fused kernel's ``step`` where it reads it (float32, on the device)."""
     for part in getattr(optimizer, "parts", (optimizer,)):
         saved = part.state_dict()
-        ids = {id(p): i for i, p in enumerate(part.param_groups[0]["params"])}
+        ids = {id(p): i for i, p in enumerate(p for group in part.param_groups for p in group["params"])}
         saved["state"] = {ids[id(p)]: e for p, e in entries.items() if id(p) in ids}
         part.load_state_dict(saved)
         if isinstance(part, torch.optim.SparseAdam):
