@@ -12,6 +12,7 @@ from pathlib import Path
 EXIT_USAGE = 2
 DEVICES = ("cpu", "cuda", "auto")  # backends/precision.py's, here without importing the backends
 PRECISIONS = ("float32", "bf16")
+EXPORT_FORMATS = ("onnx", "stablehlo", "torch-export")  # backends/export.py's FORMATS, without importing it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,6 +256,16 @@ def _sample(args) -> None:
     print(f"wrote {args.out}: {len(images)} images {list(images.shape[1:])} in a grid of {args.nrow} per row")
 
 
+def _export(args) -> int:
+    import dsl
+    from backends.export import export_model
+
+    spec, graph = dsl.load(args.spec)
+    result = export_model(spec, graph, args.format, args.out, weights=args.weights, model=args.model, seed=args.seed)
+    print(result.summary() if result.ok else f"error: {result.failure()}", file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
 _COMPUTE_VERBS = ("train", "eval", "predict", "decode", "check", "sample")
 
 
@@ -363,6 +374,24 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--count", type=_positive, default=64, help="images in the grid (default 64)")
     sample.add_argument("--nrow", type=_positive, default=8, help="images per row (default 8)")
     sample.add_argument("--seed", type=int, default=0, help="the noise (default 0)")
+
+    export = verb("export", _export, "write the model as an ONNX file, a StableHLO module or a torch.export "
+                  "program, verified by running it", "Write the model as a file another runtime runs: ONNX (from "
+                  "the torch target, through torch.onnx's dynamo exporter), StableHLO (from the JAX target, through "
+                  "jax.export, serialized) or a torch.export program (.pt2). The batch axis stays dynamic. The file "
+                  "is run after writing (onnxruntime, jax.export.deserialize, torch.export.load) on seeded batches "
+                  "and compared with the target's own outputs; exit 1 when they differ by more than 1e-5 (of the "
+                  "largest output value where that exceeds 1), and then nothing is written.")
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="onnx (pip install 'dslc[export]'), "
+                        "stablehlo or torch-export")
+    export.add_argument("--out", type=Path, required=True, help="the file to write (model.onnx, model.stablehlo, "
+                        "model.pt2)")
+    export.add_argument("--weights", type=Path, help="safetensors file (torch state_dict names; default: the "
+                        "initial weights of --seed, with a warning)")
+    export.add_argument("--model", help="which model to export, for a spec with several (models:, a GAN's "
+                        "generator or discriminator)")
+    export.add_argument("--seed", type=int, default=0, help="initial weights without --weights, and the "
+                        "verification batches (default 0)")
 
     check = verb("check", _check, "prove the torch and JAX models equal: outputs, gradients, K training steps; "
                  "exit 1 on a mismatch")

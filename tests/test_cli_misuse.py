@@ -54,6 +54,13 @@ model:
   - embedding: {num_embeddings: 2, embedding_dim: 4, inputs: [attention_mask], name: padding}
   - add: {inputs: [tokens, padding]}
 """
+POOL = """
+name: pool
+input: {shape: [2, 8, 8]}
+model:
+  - conv2d: {out_channels: 2, kernel_size: 1}
+  - avg_pool2d: {kernel_size: 3, stride: 2, padding: 1, divisor_override: 4}
+"""
 
 # (id, command line with {tmp} and {w} placeholders, message fragment, refused before a framework loads)
 CASES = [
@@ -129,6 +136,25 @@ CASES = [
     ("decode_missing_input", D + "{tmp}/pairs_missing.npz", "has no array 'source_mask'", True),
     ("decode_output_suffix", D + "{tmp}/pairs.npz --output {tmp}/out.txt", "--output {tmp}/out.txt: give a .npy "
      "file", True),
+    # --- what export is given ---
+    ("export_unknown_format", "export " + CNN + " --format tflite --out {tmp}/m.tflite",
+     "argument --format: invalid choice: 'tflite' (choose from 'onnx', 'stablehlo', 'torch-export')", True),
+    ("export_without_out", "export " + CNN + " --format onnx", "the following arguments are required: --out", True),
+    ("export_weights_missing", "export " + CNN + " --format onnx --out {tmp}/m.onnx --weights {tmp}/none.safetensors",
+     "cannot read weights", True),
+    ("export_weights_of_another_model", "export " + CNN + " --format stablehlo --out {tmp}/m.stablehlo --weights "
+     "{tmp}/mlp.safetensors", "names do not match model 'digits_cnn'", True),
+    ("export_gan_without_model", "export specs/gan_digits.yaml --format onnx --out {tmp}/g.onnx",
+     "this spec has 2 models (generator, discriminator); choose the one to run with --model", True),
+    ("export_unknown_model", "export specs/gan_digits.yaml --format onnx --out {tmp}/g.onnx --model gen",
+     "--model gen: the spec has no model of that name; its models are generator, discriminator", True),
+    ("export_out_folder_missing", "export " + CNN + " --format onnx --out {tmp}/no/such/m.onnx",
+     "the folder {tmp}/no/such does not exist", True),
+    ("export_out_is_a_folder", "export " + CNN + " --format torch-export --out {tmp}",
+     "--out {tmp} is a folder; give a file name such as {tmp}/model.pt2", True),
+    ("export_layer_onnx_cannot_hold", "export {tmp}/pool.yaml --format onnx --out {tmp}/pool.onnx",
+     "pool.yaml:6:57: layer 'avg_pool2d_1' (avg_pool2d) cannot be exported to onnx: torch's ONNX exporter drops "
+     "divisor_override", False),
     # --- data, losses and labels ---
     ("unknown_dataset", "train " + CNN + " --dataset cifar100", "unknown dataset 'cifar100'", True),
     ("dataset_shape", "train " + CNN + " --dataset mnist", "dataset mnist has examples of shape [N, 1, 28, 28]",
@@ -172,6 +198,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         np.save(tmp / f"{name}.npy", array)
     np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.savez(tmp / "x.npz", images=raw, labels=np.zeros(4))
+    (tmp / "pool.yaml").write_text(POOL)
     _tagger(tmp)
     _pairs(tmp)
     _checkpoints(tmp)
