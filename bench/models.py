@@ -111,8 +111,17 @@ def _define(key: str, entry: Entry) -> ModelDef:
     if entry.reference not in HF_MODELS:
         listed["skipped"] = MappingProxyType({"hf-torch": "no Hugging Face model", **entry.skipped})
     return ModelDef(**listed, key=key, batch_size=spec.train.batch_size,
-                    optimizer=Optimizer(optimizer.name, MappingProxyType(optimizer.params.model_dump())),
+                    optimizer=Optimizer(optimizer.name, _reference_params(optimizer.params)),
                     shape=tuple(input_type.shape), classes=_classes(graph), vocab=_vocab(graph), fields=_fields(graph))
+
+
+def _reference_params(params) -> MappingProxyType:
+    """The optimizer's arguments as the hand-written references pass them to torch.optim and optax: without
+    ``no_decay`` (dslc's parameter groups, which the references do not write; a bench spec that sets it is
+    refused rather than compared with references that decay every weight)."""
+    if getattr(params, "no_decay", None):
+        raise SystemExit("bench: the hand-written references decay every weight; drop no_decay from the spec")
+    return MappingProxyType(params.model_dump(exclude={"no_decay"}))
 
 
 def _classes(graph) -> int:
