@@ -95,6 +95,7 @@ CASES = [
     ("pool_on_flat_input.yaml", 4, 17, "expects input of shape [N, C, H, W], got [N, 784]; is a flatten misplaced?"),
     ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
     ("embedding_float_input.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got float32"),
+    ("embedding_bool_ids.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got bool"),
     ("linear_on_scalar.yaml", 4, 13, "linear_1 (linear): expects input of shape [N, ..., features], got [N] (one "
                                      "value per example); give it a features axis first"),
     ("padding_idx_outside_table.yaml", 4, 69, "padding_idx 100 is outside the table of 100 rows (valid: -100..99)"),
