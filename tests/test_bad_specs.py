@@ -116,6 +116,8 @@ CASES = [
                                                        "vocab for field 1 (20)"),
     ("field_embedding_no_sizes.yaml", 5, 22, "field_embedding_1 (field_embedding): needs vocab_sizes, one table size "
                                              "per field, or a vocab: declared on its integer input"),
+    ("table_reads_computed_ids.yaml", 7, 16, "embedding_1 (embedding) reads ids computed by pair (add), whose range "
+                                             "is unknown: torch raises on an id outside the table and JAX clamps it"),
     ("bias_smaller_than_vocab.yaml", 5, 28, "bias_1 (bias): num_embeddings is 1000, smaller than its input's "
                                             "declared vocab 1682"),
     ("squeeze_not_size_one.yaml", 5, 20, "squeeze_1 (squeeze): dim 1 of [N, 2] has size 2, not 1"),

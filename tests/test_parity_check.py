@@ -115,3 +115,25 @@ def test_float32_check_still_catches_a_default_that_differs_slightly(monkeypatch
     assert any(r.quantity.startswith("grad") for r in check(spec, graph, dtype="float64", steps=1).rows if not r.ok)
     monkeypatch.undo()
     assert check(spec, graph, steps=2).ok
+
+
+MOVED_IDS = """
+name: moved_ids
+input: {shape: [2, 3], dtype: int64}
+model:
+  - select: {dim: 1, index: 0}
+  - embedding: {num_embeddings: 4, embedding_dim: 3}
+  - flatten
+  - linear: {out_features: 2}
+train: {loss: cross_entropy, optimizer: adam, batch_size: 8}
+"""
+
+
+def test_check_draws_ids_within_a_table_that_reads_them_through_a_select():
+    """Ids reach the table through a layer that only moves them: check draws them below its 4 rows (it drew
+    0..9, and torch raised IndexError, where JAX clamped)."""
+    from dsl.columns import id_bound
+
+    spec, graph = dsl.loads(MOVED_IDS)
+    assert id_bound(graph, "input", 10) == 4
+    assert check(spec, graph, dtype="float64", steps=1).ok

@@ -73,6 +73,7 @@ OPS = (
         name="identity",
         params=IdentityParams,
         infer=_infer_identity,
+        moves_values=True,
         doc="Returns its input unchanged (torch.nn.Identity).",
         examples=(Example((3, 4, 4)),),
     ),
