@@ -195,10 +195,11 @@ class Graph:
         raise KeyError(name)
 
     def unused(self) -> tuple[Node, ...]:
-        """The nodes no output depends on: nothing reads them, directly or through other nodes."""
+        """The nodes no output's values depend on: nothing reads them, directly or through other nodes, or only
+        ops that read their shape (``OpDef.shape_only``)."""
         needed = {split_index(value)[0] for _, value in self.outputs}
         for node in reversed(self.nodes):
-            if node.name in needed:
+            if node.name in needed and not OPS[node.op].shape_only:
                 needed |= {split_index(value)[0] for value in node.inputs}
         return tuple(node for node in self.nodes if node.name not in needed)
 

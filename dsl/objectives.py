@@ -324,9 +324,9 @@ def _check_trainable(spec: Spec, graph: Graph, model: str) -> None:
     unused = [node for node in graph.unused() if node.num_parameters]
     if unused:
         node = unused[0]
-        raise SpecSchemaError(f"{node.name} ({node.op}) has weights, but no output depends on it, so they would "
-                              f"never train (torch gives them no gradient); read it with inputs: [...], make it an "
-                              f"output, or remove it", spec.source.locate(node.path, key=True))
+        raise SpecSchemaError(f"{node.name} ({node.op}) has weights, but no output depends on its values, so they "
+                              f"would never train (torch gives them no gradient); read it with inputs: [...], make "
+                              f"it an output, or remove it", spec.source.locate(node.path, key=True))
     if not graph.num_parameters:
         what = f"model {model}" if model else "the model"
         raise SpecSchemaError(f"{what} has no trainable weights, so the optimizer has nothing to train (torch "

@@ -301,8 +301,10 @@ CASES = [
                                                "sparse gradient (torch raises); use optimizer sparse_adam"),
     ("sparse_embedding_with_sgd_momentum.yaml", 6, 25, "embedding_1 has sparse: true, and optimizer sgd with "
                                                        "momentum cannot take its sparse gradient"),
-    ("unused_layer_weights.yaml", 4, 5, "aux (linear) has weights, but no output depends on it, so they would "
-                                        "never train (torch gives them no gradient)"),
+    ("unused_layer_weights.yaml", 4, 5, "aux (linear) has weights, but no output depends on its values, so they "
+                                        "would never train (torch gives them no gradient)"),
+    ("weights_before_position_embedding.yaml", 4, 5, "lstm_1 (lstm) has weights, but no output depends on its "
+                                                     "values"),  # position_embedding reads its input's T only
     ("no_trainable_weights.yaml", 7, 3, "the model has no trainable weights, so the optimizer has nothing to train"),
     ("sparse_adam_without_sparse_embedding.yaml", 10, 14, "optimizer sparse_adam updates the looked-up rows of sparse "
                                                           "embedding tables, and this model has none"),

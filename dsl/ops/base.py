@@ -178,6 +178,8 @@ class OpDef:
         moves_values: its outputs hold only values of its inputs, moved (reshape, select,
             concat): integer ids keep their range through it, so a table may read them
             (ids computed by ``add`` may lie outside it, where torch raises and JAX clamps).
+        shape_only: its outputs depend on its input's shape, not on its values
+            (``position_embedding`` reads T): no gradient flows back through it.
     """
 
     name: str
@@ -191,6 +193,7 @@ class OpDef:
     id_bound: Callable[[Params], int | tuple[int, ...]] | None = None
     outputs: tuple[str, ...] = ()
     moves_values: bool = False
+    shape_only: bool = False
 
     @property
     def stochastic(self) -> bool:
