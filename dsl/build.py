@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from .choice import validate_params
 from .errors import SpecError, SpecSchemaError, SpecShapeError, did_you_mean
 from .expr import ExprError, evaluate, is_expression
-from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_ref
+from .graph import MAX_ELEMENTS, MAX_PARAMETERS, Graph, Group, Node, split_index, split_ref
 from .layers import SEQUENTIAL, LayerSpec
 from .ops import OPS, ShapeError
 from .schema import BlockSpec, ModelSpec, Spec
@@ -215,6 +215,8 @@ class _Builder:
             raise SpecSchemaError(f"{name} ({layer.op}): {problem} ({_listing(reads)}); name them with inputs: [...]",
                                   self.locate(key + ("inputs",) if layer.inputs else key))
         types = [self.types[r] for r in reads]
+        if op.id_bound:
+            self._check_ids(layer, key, name, reads)
         try:
             params, output = op.infer(params, *types)
             output, *more = output if isinstance(output, tuple) else (output,)
@@ -225,6 +227,25 @@ class _Builder:
             raise SpecShapeError(f"{name} ({layer.op}): {err}{context}", self.locate(at)) from None
         init = self._inits(scope, layer, key, name, params)
         return (self._add(Node(name, layer.op, params, reads, output, path=key, more=tuple(more), init=init), key),)
+
+    def _check_ids(self, layer: LayerSpec, key: tuple, name: str, reads: tuple[str, ...]) -> None:
+        """A table reads ids from the model's inputs, moved at most: ids computed by ``add`` or ``multiply`` have a
+        range dslc cannot bound, and outside the table torch raises where JAX clamps them to its last row."""
+        computed = next(filter(None, map(self._computing, reads)), None)
+        if computed is not None:
+            raise SpecShapeError(f"{name} ({layer.op}) reads ids computed by {computed.name} ({computed.op}), whose "
+                                 f"range is unknown: torch raises on an id outside the table and JAX clamps it; "
+                                 f"read ids from an input (layers that only move them, as reshape, select or "
+                                 f"concat, keep them)", self.locate(key))
+
+    def _computing(self, value: str) -> Node | None:
+        """The node upstream of integer ``value`` (through value-moving nodes) that computed it, or None."""
+        if self.types[value].is_float:
+            return None
+        node = next((n for n in self.nodes if n.name == split_index(value)[0]), None)
+        if node is None or not OPS[node.op].moves_values:
+            return node
+        return next(filter(None, map(self._computing, node.inputs)), None)
 
     def _params(self, scope: Scope, layer: LayerSpec, key: tuple):
         args = self._substitute(dict(layer.args), scope, key)

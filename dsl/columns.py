@@ -42,12 +42,29 @@ Bound = int | float | tuple[int, ...]
 
 
 def _table_bounds(graph: Graph, name: str) -> list[Bound]:
-    return [OPS[n.op].id_bound(n.params) for n in graph.nodes if name in n.inputs and OPS[n.op].id_bound]
+    """The id bound of every table reading input ``name``: directly (per field where the table is), or through
+    layers that move its ids (``OpDef.moves_values``: a reshape, a select), where fields may have moved, so the
+    smallest field's bound holds for all."""
+    bounds, moved = [], set()
+    for node in graph.nodes:
+        op, direct = OPS[node.op], name in node.inputs
+        if not direct and not moved & set(node.inputs):
+            continue
+        if op.id_bound:
+            bound = op.id_bound(node.params)
+            bounds.append(bound if direct and not moved & set(node.inputs) else min(_fields(bound)))
+        elif op.moves_values:
+            moved |= set(node.value_names)
+    return bounds
+
+
+def _fields(bound: Bound) -> tuple[int, ...]:
+    return bound if isinstance(bound, tuple) else (bound,)
 
 
 def table_size(graph: Graph, name: str) -> int | None:
-    """The smallest table (``num_embeddings``; a field's size) reading input ``name`` directly; None where none
-    does."""
+    """The smallest table (``num_embeddings``; a field's size) reading input ``name``, directly or through layers
+    that move its ids; None where none does."""
     return min((min(b) if isinstance(b, tuple) else b for b in _table_bounds(graph, name)), default=None)
 
 

@@ -194,6 +194,15 @@ class Graph:
                 return node
         raise KeyError(name)
 
+    def unused(self) -> tuple[Node, ...]:
+        """The nodes no output's values depend on: nothing reads them, directly or through other nodes, or only
+        ops that read their shape (``OpDef.shape_only``)."""
+        needed = {split_index(value)[0] for _, value in self.outputs}
+        for node in reversed(self.nodes):
+            if node.name in needed and not OPS[node.op].shape_only:
+                needed |= {split_index(value)[0] for value in node.inputs}
+        return tuple(node for node in self.nodes if node.name not in needed)
+
     def state_dict_spec(self) -> dict[str, Weight]:
         """Every canonical tensor (torch ``state_dict`` key -> shape and init), in order."""
         return {f"{n.name}.{suffix}": w for n in self.nodes for suffix, w in n.weights.items()}

@@ -116,6 +116,7 @@ def resolve_objective(spec: Spec, graph: Graph) -> Objective:
     objective = resolve(spec, graph)
     _check_optimizers(spec, graph, objective)
     for model in dict.fromkeys(objective.phases):
+        _check_trainable(spec, graph.submodel(model), model)
         _check_sparse(spec, graph.submodel(model), model)
     check_recipe(spec, graph, list(dict.fromkeys(objective.phases)))
     return objective
@@ -315,6 +316,24 @@ def _check_optimizers(spec: Spec, graph: Graph, objective: Objective) -> None:
         if model not in given:
             raise SpecSchemaError(f"train.optimizer has no entry for model '{model}'; give one per model "
                                   f"({', '.join(trained)}) or one for all", _where(spec, "optimizer", key=True))
+
+
+def _check_trainable(spec: Spec, graph: Graph, model: str) -> None:
+    """Every weight a model trains gets a gradient, and there is one at least. torch steps only the weights the
+    loss reaches: one in a layer no output depends on has no gradient, so torch leaves it out of every step
+    (no weight decay, no optimizer state: the canonical state has an entry for every weight), where optax would
+    decay it; and torch refuses an optimizer with no weights at all."""
+    unused = [node for node in graph.unused() if node.num_parameters]
+    if unused:
+        node = unused[0]
+        raise SpecSchemaError(f"{node.name} ({node.op}) has weights, but no output depends on its values, so they "
+                              f"would never train (torch gives them no gradient); read it with inputs: [...], make "
+                              f"it an output, or remove it", spec.source.locate(node.path, key=True))
+    if not graph.num_parameters:
+        what = f"model {model}" if model else "the model"
+        raise SpecSchemaError(f"{what} has no trainable weights, so the optimizer has nothing to train (torch "
+                              f"refuses an empty parameter list); add a layer with weights (linear, conv2d, ...) "
+                              f"or leave out train:", _where(spec, *_optimizer_path(spec, model), key=True))
 
 
 def _check_sparse(spec: Spec, graph: Graph, model: str) -> None:

@@ -95,6 +95,9 @@ CASES = [
     ("pool_on_flat_input.yaml", 4, 17, "expects input of shape [N, C, H, W], got [N, 784]; is a flatten misplaced?"),
     ("int_input_to_linear.yaml", 4, 13, "expects a floating-point input, got int64"),
     ("embedding_float_input.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got float32"),
+    ("embedding_bool_ids.yaml", 4, 16, "embedding_1 (embedding): takes integer ids (int32 or int64), got bool"),
+    ("linear_on_scalar.yaml", 4, 13, "linear_1 (linear): expects input of shape [N, ..., features], got [N] (one "
+                                     "value per example); give it a features axis first"),
     ("padding_idx_outside_table.yaml", 4, 69, "padding_idx 100 is outside the table of 100 rows (valid: -100..99)"),
     # --- tabular inputs: declared vocabularies, recommender ops ---
     ("vocab_float_input.yaml", 3, 22, "vocab declares the ids of an integer input (dtype: int64); this input is "
@@ -113,6 +116,8 @@ CASES = [
                                                        "vocab for field 1 (20)"),
     ("field_embedding_no_sizes.yaml", 5, 22, "field_embedding_1 (field_embedding): needs vocab_sizes, one table size "
                                              "per field, or a vocab: declared on its integer input"),
+    ("table_reads_computed_ids.yaml", 7, 16, "embedding_1 (embedding) reads ids computed by pair (add), whose range "
+                                             "is unknown: torch raises on an id outside the table and JAX clamps it"),
     ("bias_smaller_than_vocab.yaml", 5, 28, "bias_1 (bias): num_embeddings is 1000, smaller than its input's "
                                             "declared vocab 1682"),
     ("squeeze_not_size_one.yaml", 5, 20, "squeeze_1 (squeeze): dim 1 of [N, 2] has size 2, not 1"),
@@ -296,6 +301,11 @@ CASES = [
                                                "sparse gradient (torch raises); use optimizer sparse_adam"),
     ("sparse_embedding_with_sgd_momentum.yaml", 6, 25, "embedding_1 has sparse: true, and optimizer sgd with "
                                                        "momentum cannot take its sparse gradient"),
+    ("unused_layer_weights.yaml", 4, 5, "aux (linear) has weights, but no output depends on its values, so they "
+                                        "would never train (torch gives them no gradient)"),
+    ("weights_before_position_embedding.yaml", 4, 5, "lstm_1 (lstm) has weights, but no output depends on its "
+                                                     "values"),  # position_embedding reads its input's T only
+    ("no_trainable_weights.yaml", 7, 3, "the model has no trainable weights, so the optimizer has nothing to train"),
     ("sparse_adam_without_sparse_embedding.yaml", 10, 14, "optimizer sparse_adam updates the looked-up rows of sparse "
                                                           "embedding tables, and this model has none"),
     # --- schedules, warmup, clipping, no_decay ---

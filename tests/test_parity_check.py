@@ -115,3 +115,51 @@ def test_float32_check_still_catches_a_default_that_differs_slightly(monkeypatch
     assert any(r.quantity.startswith("grad") for r in check(spec, graph, dtype="float64", steps=1).rows if not r.ok)
     monkeypatch.undo()
     assert check(spec, graph, steps=2).ok
+
+
+MOVED_IDS = """
+name: moved_ids
+input: {shape: [2, 3], dtype: int64}
+model:
+  - select: {dim: 1, index: 0}
+  - embedding: {num_embeddings: 4, embedding_dim: 3}
+  - flatten
+  - linear: {out_features: 2}
+train: {loss: cross_entropy, optimizer: adam, batch_size: 8}
+"""
+
+
+def test_check_draws_ids_within_a_table_that_reads_them_through_a_select():
+    """Ids reach the table through a layer that only moves them: check draws them below its 4 rows (it drew
+    0..9, and torch raised IndexError, where JAX clamped)."""
+    from dsl.columns import id_bound
+
+    spec, graph = dsl.loads(MOVED_IDS)
+    assert id_bound(graph, "input", 10) == 4
+    assert check(spec, graph, dtype="float64", steps=1).ok
+
+
+SHIFT = """
+name: shift
+input: {shape: [4]}
+model:
+  - MORE
+  - add_bias: {name: shift}
+train: {loss: cross_entropy, optimizer: {adam: {lr: 0.01}}, batch_size: 4}
+"""
+
+
+@pytest.mark.parametrize("more", ["linear: {out_features: 3}", "identity"], ids=["with-other-weights", "alone"])
+def test_check_does_not_judge_steps_driven_by_rounding_noise(more):
+    """A bias added to every logit has a gradient that is zero in exact arithmetic (a softmax ignores the shift):
+    both targets hold rounding noise there, which Adam scales by lr/eps into steps that differ (the spec fuzzer
+    met 7e-6 of the floor). Its gradient is judged at the floor (the loss's, where every gradient is noise),
+    and its steps are shown, not judged; the other weights still are."""
+    spec, graph = dsl.loads(SHIFT.replace("MORE", more))
+    report = check(spec, graph, dtype="float64", steps=2)
+    assert report.ok, report.failures
+    grad, step = [r for r in report.rows if r.quantity.endswith("shift.bias")]
+    assert grad.quantity == "grad shift.bias" and grad.judged and grad.scale < 1e-15
+    assert step.quantity.startswith("step ") and not step.judged
+    others = [r for r in report.rows if r.quantity.startswith("step") and "weight" in r.quantity]
+    assert all(r.judged for r in others) and len(others) == 2 * (more != "identity")  # all weights, linear_1.weight

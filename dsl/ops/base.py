@@ -175,6 +175,11 @@ class OpDef:
             them (``lstm``: output, h_n, c_n), so a spec may write ``lstm_1[h_n]`` for
             ``lstm_1[1]``; empty for one output, or for outputs known by index only
             (``chunk``'s parts).
+        moves_values: its outputs hold only values of its inputs, moved (reshape, select,
+            concat): integer ids keep their range through it, so a table may read them
+            (ids computed by ``add`` may lie outside it, where torch raises and JAX clamps).
+        shape_only: its outputs depend on its input's shape, not on its values
+            (``position_embedding`` reads T): no gradient flows back through it.
     """
 
     name: str
@@ -187,6 +192,8 @@ class OpDef:
     arity: tuple[int, int | None] = (1, 1)
     id_bound: Callable[[Params], int | tuple[int, ...]] | None = None
     outputs: tuple[str, ...] = ()
+    moves_values: bool = False
+    shape_only: bool = False
 
     @property
     def stochastic(self) -> bool:

@@ -29,7 +29,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..tensors import TensorType, format_shape
+from ..tensors import INT_DTYPES, TensorType, format_shape
 from ..types import Bool, Int, Params, PositiveInt
 from .base import Constant, Example, Normal, OpDef, ShapeError, Weight
 
@@ -44,7 +44,8 @@ class EmbeddingParams(Params):
 
 
 def _require_ids(ids: TensorType) -> None:
-    if ids.is_float:
+    """int32 or int64: torch's embedding refuses floats and bools (JAX would read a bool as ids 0 and 1)."""
+    if ids.dtype not in INT_DTYPES:
         raise ShapeError(f"takes integer ids (int32 or int64), got {ids.dtype} input {format_shape(ids.shape)}; "
                          f"declare the input's dtype: int64")
 

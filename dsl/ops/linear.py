@@ -22,6 +22,9 @@ class LinearParams(Params):
 
 def _infer_linear(p: LinearParams, x: TensorType) -> tuple[LinearParams, TensorType]:
     require_float(x)
+    if x.rank == 0:
+        raise ShapeError(f"expects input of shape [N, ..., features], got {format_shape(x.shape)} (one value per "
+                         "example); give it a features axis first (reshape: {shape: [1]})")
     features = x.shape[-1]
     if p.in_features is not None and p.in_features != features:
         raise ShapeError(
@@ -70,6 +73,7 @@ OPS = (
         name="identity",
         params=IdentityParams,
         infer=_infer_identity,
+        moves_values=True,
         doc="Returns its input unchanged (torch.nn.Identity).",
         examples=(Example((3, 4, 4)),),
     ),

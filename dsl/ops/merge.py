@@ -74,6 +74,7 @@ OPS = (
         name="concat",
         params=ConcatParams,
         infer=_infer_concat,
+        moves_values=True,
         doc="Joins two or more inputs along dim (default 1, channels; counted on the batched tensor as in torch).",
         arity=(2, None),
         examples=(

@@ -190,6 +190,7 @@ OPS = (
         name="flatten",
         params=FlattenParams,
         infer=_infer_flatten,
+        moves_values=True,
         doc="Flattens dims start_dim..end_dim (default 1..-1) in (C, H, W) order (torch.nn.Flatten).",
         examples=(Example((3, 4, 5)), Example((3, 4, 5), {"start_dim": 2}), Example((2, 3, 4), {"end_dim": 2})),
     ),
@@ -197,6 +198,7 @@ OPS = (
         name="unflatten",
         params=UnflattenParams,
         infer=_infer_unflatten,
+        moves_values=True,
         doc="Splits one dim into several, in (C, H, W) order (torch.nn.Unflatten): a generator's features to an "
             "image.",
         examples=(Example((64,), {"unflattened_size": [4, 4, 4]}),
@@ -207,6 +209,7 @@ OPS = (
         name="chunk",
         params=ChunkParams,
         infer=_infer_chunk,
+        moves_values=True,
         doc="Splits dim into equal parts, one output each (torch.chunk): name[0], name[1], ...",
         examples=(Example((8,), {"chunks": 2}), Example((6, 4, 4), {"chunks": 3}),
                   Example((2, 6), {"chunks": 2, "dim": -1})),
@@ -215,6 +218,7 @@ OPS = (
         name="reshape",
         params=ReshapeParams,
         infer=_infer_reshape,
+        moves_values=True,
         doc="Reshapes each example to shape (the batch stays and is not written; one entry may be -1), in (C, H, W) "
             "order (torch.reshape).",
         examples=(Example((3, 4, 5), {"shape": [12, 5]}), Example((3, 4, 5), {"shape": [5, -1, 2]}),
@@ -224,6 +228,7 @@ OPS = (
         name="permute",
         params=PermuteParams,
         infer=_infer_permute,
+        moves_values=True,
         doc="Reorders the batched tensor's dims as torch.permute (dims: [0, 2, 3, 1] for [N, H, W, C]); dim 0 stays "
             "first.",
         examples=(Example((3, 4, 5), {"dims": [0, 2, 3, 1]}), Example((3, 4, 5), {"dims": [0, -1, 1, 2]}),
@@ -233,6 +238,7 @@ OPS = (
         name="select",
         params=SelectParams,
         infer=_infer_select,
+        moves_values=True,
         doc="One index along dim, which is dropped (torch.select; dim counted on the batched tensor, never 0; "
             "a negative index counts from the end): [N, T, E] with dim 1, index 0 gives [N, E].",
         examples=(Example((5, 3), {"dim": 1, "index": 0}), Example((5, 3), {"dim": -1, "index": -1}),
@@ -242,6 +248,7 @@ OPS = (
         name="slice",
         params=SliceParams,
         infer=_infer_slice,
+        moves_values=True,
         doc="x[..., start:end:step] along dim (Python's rules: negative bounds count from the end, end null is "
             "the end; step >= 1); an empty result is an error.",
         examples=(Example((6, 3), {"dim": 1, "start": 1, "end": 4}),
@@ -253,6 +260,7 @@ OPS = (
         name="squeeze",
         params=SqueezeParams,
         infer=_infer_squeeze,
+        moves_values=True,
         doc="Drops dim, which must have size 1 (torch.squeeze(x, dim); counted on the batched tensor, never 0): "
             "a one-logit head's [N, 1] to [N].",
         examples=(Example((1,), {"dim": 1}), Example((3, 1), {"dim": -1}), Example((1, 4, 2), {"dim": 1})),

@@ -113,6 +113,7 @@ OPS = (
         name="position_embedding",
         params=PositionEmbeddingParams,
         infer=_infer_position_embedding,
+        shape_only=True,
         weights=lambda p: {"weight": Weight((p.num_embeddings, p.embedding_dim), Normal(1.0))},
         doc="Learned positions: rows 0..T-1 of a (num_embeddings, embedding_dim) table (torch.nn.Embedding at "
             "arange(T), Hugging Face's position_embeddings), [N, T, embedding_dim] for an input whose dim 1 is T.",
