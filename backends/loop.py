@@ -273,14 +273,17 @@ class _Checkpoints:
             return step % self.every == 0
         return time.perf_counter() - self.last >= CHECKPOINT_SECONDS
 
-    def write(self, target: Target, position: Position) -> float:
-        """Writes the checkpoint; returns the seconds it took."""
+    def write(self, target: Target, position: Position, state: tuple[dict, dict] | None = None) -> float:
+        """Writes the checkpoint; returns the seconds it took. ``state``: the weights and optimizer state the
+        caller exported and checked already (an epoch's end); else they are exported and checked here."""
         if not self.writes:
             return 0.0
         start = time.perf_counter()
-        weights, optimizer = target.export_state(), target.export_optimizer_state()
-        if self.guard:
-            self.guard.check_state(weights, optimizer, position.step)
+        if state is None:
+            state = target.export_state(), target.export_optimizer_state()
+            if self.guard:
+                self.guard.check_state(*state, position.step)
+        weights, optimizer = state
         if position.batch:
             self.log_running(position)
         save_checkpoint(self.out, weights, optimizer, self.run, position, self.spec_text,
@@ -347,8 +350,8 @@ class _Session:
         progress.start_epoch(epoch, len(batches))
         progress.advance(position.batch, position.seen)
         position = self.steps(batches, position, progress)
-        self.guard.check_state(  # before anything is evaluated or written from the state
-            self.target.export_state(), self.target.export_optimizer_state(), position.step)
+        state = self.target.export_state(), self.target.export_optimizer_state()  # once for every file below
+        self.guard.check_state(*state, position.step)  # before anything is evaluated or written from the state
         held_out = {k: v for held in self.held_out for k, v in _evaluate(self.target, self.objective, held,
                                                                           self.eval_size).items()}
         seen = position.seen
@@ -358,15 +361,14 @@ class _Session:
                   "train_samples_per_sec": self.timing.rate, "seconds": self.seconds()}
         self.log.epoch(record)
         if self.writes:
-            save_weights(self.out / "weights.safetensors", self.target.export_state(),
-                         {"spec": self.spec_name, "epoch": str(epoch)})
-        self.watch(epoch, record)
+            save_weights(self.out / "weights.safetensors", state[0], {"spec": self.spec_name, "epoch": str(epoch)})
+        self.watch(epoch, record, state[0])
         position = Position(position.step, epoch, seconds=self.seconds())
-        self.checkpoints.write(self.target, position)
+        self.checkpoints.write(self.target, position, state)
         progress.epoch_done(record)
         return record, position
 
-    def watch(self, epoch: int, record: dict) -> None:
+    def watch(self, epoch: int, record: dict, weights: dict) -> None:
         """Gives the epoch's monitored metric to early stopping; a new best's weights go to ``best.safetensors``
         (before the checkpoint that records it: a run killed between the two redoes the epoch and writes it again)."""
         if self.stopping is None:
@@ -374,7 +376,7 @@ class _Session:
         monitor = self.stopping.watch.monitor
         value = record[monitor]
         if self.stopping.update(epoch, value) and self.writes:
-            save_weights(self.out / BEST, self.target.export_state(),
+            save_weights(self.out / BEST, weights,
                          {"spec": self.spec_name, "epoch": str(epoch), "monitor": monitor, "value": repr(value)})
 
     def epoch_data(self, epoch: int):

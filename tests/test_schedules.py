@@ -315,8 +315,8 @@ def test_a_scheduled_run_resumed_mid_epoch_ends_where_the_uninterrupted_one_does
     loop.train(spec, graph, options(whole))
     write = loop._Checkpoints.write
 
-    def write_then_stop(self, trainer, position):
-        seconds = write(self, trainer, position)
+    def write_then_stop(self, trainer, position, state=None):
+        seconds = write(self, trainer, position, state)
         if position.step >= 10 and position.batch > 0:
             raise Interrupted
         return seconds

@@ -269,8 +269,8 @@ def test_a_run_resumed_mid_epoch_stops_at_the_same_epoch_with_the_same_best(runs
     kill_step = (summary["best_epoch"] + 1) * STEPS_PER_EPOCH + 4  # mid-epoch best + 2
     write = _Checkpoints.write
 
-    def write_then_die(self, target_, position):
-        seconds = write(self, target_, position)
+    def write_then_die(self, target_, position, state=None):
+        seconds = write(self, target_, position, state)
         if position.step == kill_step:
             raise _Killed
         return seconds
